@@ -1,0 +1,129 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp_apigami import setup_aiohttp_apispec, validation_middleware
+
+from api.auth_service import AuthService
+from api.authn import Authenticator
+from api.keys import (
+    AUTH_SERVICE,
+    AUTHENTICATOR,
+    DB_POOL,
+    ENQUEUER,
+    HTTP_CLIENT,
+    REDIS,
+    SETTINGS,
+    STORAGE,
+)
+from api.login_throttle import LoginThrottle
+from api.middlewares import request_context_middleware
+from api.oidc import OidcVerifier
+from api.routes import auth, legacy, system
+from api.validation import raise_validation_error
+from db.pool import create_pool
+from pipeline.workers.broker import build_broker
+from t2m.enqueue import Enqueuer
+from t2m.redis_client import create_redis
+from t2m.settings import Settings
+from t2m.storage import build_storage
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[DB_POOL] = await create_pool(
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    yield
+    await app[DB_POOL].close()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    app[REDIS] = create_redis(app[SETTINGS])
+    yield
+    await app[REDIS].aclose()
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    app[STORAGE] = build_storage(app[SETTINGS])
+    yield
+    await app[STORAGE].aclose()
+
+
+async def _broker(app: web.Application) -> AsyncIterator[None]:
+    broker = build_broker(app[SETTINGS])
+    app[ENQUEUER] = Enqueuer(broker)
+    yield
+    broker.close()
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    app[HTTP_CLIENT] = ClientSession(timeout=ClientTimeout(total=10, connect=3))
+    yield
+    await app[HTTP_CLIENT].close()
+
+
+async def _auth(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    oidc = None
+    if settings.oidc_jwks_url and settings.oidc_issuer:
+        oidc = OidcVerifier(
+            app[HTTP_CLIENT],
+            jwks_url=settings.oidc_jwks_url,
+            issuer=settings.oidc_issuer,
+            audience=settings.oidc_audience,
+        )
+    app[AUTHENTICATOR] = Authenticator(settings, app[DB_POOL], oidc)
+    app[AUTH_SERVICE] = AuthService(settings, app[DB_POOL], LoginThrottle(settings, app[REDIS]))
+    yield
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_request_body,
+        middlewares=[request_context_middleware, validation_middleware],
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_database, _redis, _storage, _broker, _http_client, _auth])
+
+    for table in (auth.routes, system.routes):
+        _add_prefixed(app, API_PREFIX, table)
+    app.add_routes(legacy.routes)
+
+    setup_aiohttp_apispec(
+        app,
+        title="T2M API",
+        version="1.1.0",
+        url=f"{API_PREFIX}/openapi.json",
+        swagger_path="/api/docs",
+        static_path="/api/docs/static",
+        openapi_version="3.0.2",
+        error_callback=raise_validation_error,
+        in_place=True,
+        info={"description": "Text-to-media: uploads, script-to-video, streaming, webhooks."},
+        components={
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+        },
+    )
+    app.router.add_get("/docs", _docs_redirect)
+    return app
+
+
+async def _docs_redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/api/docs")
+
+
+def _add_prefixed(app: web.Application, prefix: str, table: web.RouteTableDef) -> None:
+    for route in table:
+        assert isinstance(route, web.RouteDef)
+        app.router.add_route(route.method, prefix + route.path, route.handler, **route.kwargs)

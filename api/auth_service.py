@@ -1,0 +1,182 @@
+"""Sign-in, registration, token refresh and revocation, shared by both API surfaces."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from api.authn import Principal
+from api.login_throttle import LoginThrottle
+from db import tokens as token_rows
+from db import users as user_rows
+from t2m.errors import AuthInvalid, Conflict
+from t2m.passwords import hash_password, verify_password
+from t2m.settings import Settings
+from t2m.tokens import decode_token, issue_token
+
+USER_PERMISSIONS = [
+    "read_files",
+    "upload_files",
+    "generate_videos",
+    "manage_webhooks",
+    "submit_feedback",
+]
+ADMIN_PERMISSIONS = [
+    *USER_PERMISSIONS,
+    "read_all_files",
+    "manage_storage",
+    "view_logs",
+    "run_maintenance",
+]
+
+
+def profile(principal_or_row: Principal | asyncpg.Record) -> dict[str, Any]:
+    if isinstance(principal_or_row, Principal):
+        p = principal_or_row
+        return {
+            "id": p.user_id,
+            "username": p.username,
+            "full_name": p.full_name,
+            "email": p.email,
+            "image_url": p.image_url,
+            "email_verified": p.email_verified,
+            "role": p.role,
+            "created_at": p.created_at,
+            "last_sign_in_at": p.last_sign_in_at,
+        }
+    row = principal_or_row
+    return {
+        "id": row["id"],
+        "username": row["username"],
+        "full_name": row["full_name"],
+        "email": row["email"],
+        "image_url": row["image_url"],
+        "email_verified": row["email_verified"],
+        "role": row["role"],
+        "created_at": row["created_at"],
+        "last_sign_in_at": row["last_sign_in_at"],
+    }
+
+
+def permissions_of(principal: Principal) -> dict[str, Any]:
+    admin = principal.is_admin
+    return {
+        "user_id": principal.user_id,
+        "role": principal.role,
+        "permissions": ADMIN_PERMISSIONS if admin else USER_PERMISSIONS,
+        "access_level": "admin" if admin else "standard",
+    }
+
+
+class AuthService:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, throttle: LoginThrottle) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.throttle = throttle
+
+    def _token_pair(self, user_id: str, role: str) -> dict[str, Any]:
+        access = issue_token(
+            secret=self.settings.jwt_secret,
+            issuer=self.settings.jwt_issuer,
+            subject=user_id,
+            role=role,
+            kind="access",
+            ttl_s=self.settings.access_token_ttl_s,
+        )
+        refresh = issue_token(
+            secret=self.settings.jwt_secret,
+            issuer=self.settings.jwt_issuer,
+            subject=user_id,
+            role=role,
+            kind="refresh",
+            ttl_s=self.settings.refresh_token_ttl_s,
+        )
+        return {
+            "access_token": access.token,
+            "refresh_token": refresh.token,
+            "token_type": "bearer",
+            "expires_in": self.settings.access_token_ttl_s,
+        }
+
+    async def login(self, username: str, password: str, address: str) -> dict[str, Any]:
+        await self.throttle.check(username, address)
+        async with self.pool.acquire() as conn:
+            row = await user_rows.user_by_login(conn, username)
+        stored = row["password_hash"] if row is not None and row["is_active"] else None
+        # scrypt is CPU work: keep it off the event loop.
+        if not await asyncio.to_thread(verify_password, password, stored):
+            await self.throttle.record_failure(username, address)
+            # One message for "no such user" and "wrong password".
+            raise AuthInvalid("Invalid username or password")
+        assert row is not None
+        await self.throttle.record_success(username)
+        async with self.pool.acquire() as conn:
+            await user_rows.touch_sign_in(conn, row["id"])
+            row = await user_rows.user_by_id(conn, row["id"])
+        assert row is not None
+        return {**self._token_pair(row["id"], row["role"]), "user": profile(row)}
+
+    async def register(
+        self, *, username: str, email: str, password: str, full_name: str | None
+    ) -> dict[str, Any]:
+        password_hash = await asyncio.to_thread(hash_password, password)
+        async with self.pool.acquire() as conn:
+            taken = await user_rows.username_or_email_taken(conn, username, email)
+            if any(taken.values()):
+                raise Conflict(
+                    "Username or e-mail already registered",
+                    {name: ["Already registered"] for name, used in taken.items() if used},
+                )
+            try:
+                row = await user_rows.insert_user(
+                    conn,
+                    username=username,
+                    email=email,
+                    password_hash=password_hash,
+                    full_name=full_name,
+                )
+            except asyncpg.UniqueViolationError as exc:  # a concurrent registration won
+                raise Conflict("Username or e-mail already registered") from exc
+        return profile(row)
+
+    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+        claims = decode_token(
+            refresh_token,
+            secret=self.settings.jwt_secret,
+            issuer=self.settings.jwt_issuer,
+            kind="refresh",
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Rotation: a refresh token works once; replaying it fails.
+            if not await token_rows.revoke_token(
+                conn, jti=claims["jti"], user_id=claims["sub"], expires_at=claims["exp"]
+            ):
+                raise AuthInvalid("Refresh token has already been used or revoked")
+            row = await user_rows.user_by_id(conn, claims["sub"])
+        if row is None or not row["is_active"]:
+            raise AuthInvalid("Token subject no longer exists")
+        return self._token_pair(row["id"], row["role"])
+
+    async def logout(self, principal: Principal, refresh_token: str | None) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if principal.token_jti and principal.token_expires_at:
+                await token_rows.revoke_token(
+                    conn,
+                    jti=principal.token_jti,
+                    user_id=principal.user_id,
+                    expires_at=principal.token_expires_at,
+                )
+            if refresh_token:
+                claims = decode_token(
+                    refresh_token,
+                    secret=self.settings.jwt_secret,
+                    issuer=self.settings.jwt_issuer,
+                    kind="refresh",
+                )
+                if claims["sub"] != principal.user_id:
+                    raise AuthInvalid("Refresh token belongs to another user")
+                await token_rows.revoke_token(
+                    conn, jti=claims["jti"], user_id=claims["sub"], expires_at=claims["exp"]
+                )

@@ -1,0 +1,186 @@
+"""Who is calling: bearer tokens (ours or an external OpenID provider's).
+
+Handlers ask for what they need — ``await require_user(request)``,
+``require_admin``, ``require_verified`` — and the principal is resolved once per
+request.  A token that is present but bad is always an error, even on an
+endpoint that would accept an anonymous caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import asyncpg
+import jwt
+from aiohttp import web
+
+from api.keys import AUTHENTICATOR, DB_POOL, SETTINGS
+from api.oidc import OidcVerifier
+from db import tokens as token_rows
+from db import users as user_rows
+from t2m.errors import AuthInvalid, AuthRequired, PermissionDenied
+from t2m.settings import Settings
+from t2m.tokens import decode_token
+
+GUEST_USERNAME = "guest"
+_PRINCIPAL: web.RequestKey["Principal | None"] = web.RequestKey("principal")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    username: str
+    email: str
+    role: str
+    email_verified: bool
+    full_name: str | None
+    image_url: str | None
+    created_at: datetime | None
+    last_sign_in_at: datetime | None
+    source: Literal["local", "oidc", "guest"]
+    token_jti: str | None = None
+    token_expires_at: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "ADMIN"
+
+    @classmethod
+    def from_row(
+        cls,
+        row: asyncpg.Record,
+        source: Literal["local", "oidc", "guest"],
+        claims: dict[str, Any] | None = None,
+    ) -> "Principal":
+        return cls(
+            user_id=row["id"],
+            username=row["username"],
+            email=row["email"],
+            role=row["role"],
+            email_verified=row["email_verified"],
+            full_name=row["full_name"],
+            image_url=row["image_url"],
+            created_at=row["created_at"],
+            last_sign_in_at=row["last_sign_in_at"],
+            source=source,
+            token_jti=(claims or {}).get("jti"),
+            token_expires_at=(claims or {}).get("exp"),
+        )
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, oidc: OidcVerifier | None) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.oidc = oidc
+
+    async def authenticate(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise AuthInvalid("Token is invalid or malformed") from exc
+        algorithm = header.get("alg")
+        if algorithm == "HS256":
+            return await self._local(token)
+        if self.oidc is not None and algorithm not in (None, "none"):
+            return await self._external(token, header)
+        raise AuthInvalid("Token algorithm is not accepted")
+
+    async def _local(self, token: str) -> Principal:
+        claims = decode_token(
+            token, secret=self.settings.jwt_secret, issuer=self.settings.jwt_issuer, kind="access"
+        )
+        async with self.pool.acquire() as conn:
+            if await token_rows.is_token_revoked(conn, claims["jti"]):
+                raise AuthInvalid("Token has been revoked")
+            row = await user_rows.user_by_id(conn, claims["sub"])
+        if row is None or not row["is_active"]:
+            raise AuthInvalid("Token subject no longer exists")
+        return Principal.from_row(row, "local", claims)
+
+    async def _external(self, token: str, header: dict[str, Any]) -> Principal:
+        assert self.oidc is not None
+        claims = await self.oidc.verify(token, header)
+        subject = f"{claims['iss']}|{claims['sub']}"
+        async with self.pool.acquire() as conn:
+            row = await user_rows.user_by_external_subject(conn, subject)
+            if row is None:
+                host = urlsplit(str(claims["iss"])).hostname or "external"
+                row = await user_rows.upsert_external_user(
+                    conn,
+                    subject=subject,
+                    # Prefixed so an external identity can never take over a
+                    # local account's username.
+                    username=f"ext-{claims.get('preferred_username') or claims.get('username') or claims['sub']}",
+                    email=str(claims.get("email") or f"{claims['sub']}@{host}"),
+                    email_verified=bool(claims.get("email_verified", False)),
+                    full_name=claims.get("name"),
+                    image_url=claims.get("picture") or claims.get("image_url"),
+                )
+        if not row["is_active"]:
+            raise AuthInvalid("Account is disabled")
+        return Principal.from_row(row, "oidc", claims)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthInvalid("Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+async def optional_user(request: web.Request) -> Principal | None:
+    if _PRINCIPAL in request:
+        cached: Principal | None = request[_PRINCIPAL]
+        return cached
+    token = bearer_token(request)
+    principal = None if token is None else await request.config_dict[AUTHENTICATOR].authenticate(token)
+    request[_PRINCIPAL] = principal
+    return principal
+
+
+async def require_user(request: web.Request, *, allow_guest: bool = False) -> Principal:
+    """The caller; with ``allow_guest`` (root-path aliases) anonymous callers act
+    as the shared guest user when ``ALLOW_ANONYMOUS`` is on."""
+    principal = await optional_user(request)
+    if principal is not None:
+        return principal
+    if allow_guest and request.config_dict[SETTINGS].allow_anonymous:
+        guest = await _guest(request)
+        request[_PRINCIPAL] = guest
+        return guest
+    raise AuthRequired("Authentication required: send 'Authorization: Bearer <token>'")
+
+
+async def require_admin(request: web.Request) -> Principal:
+    principal = await require_user(request)
+    if not principal.is_admin:
+        raise PermissionDenied("This endpoint is for administrators")
+    return principal
+
+
+async def require_verified(request: web.Request) -> Principal:
+    principal = await require_user(request)
+    if not principal.email_verified:
+        raise PermissionDenied("Verify your e-mail address to use this endpoint")
+    return principal
+
+
+async def _guest(request: web.Request) -> Principal:
+    async with request.config_dict[DB_POOL].acquire() as conn:
+        row = await user_rows.user_by_login(conn, GUEST_USERNAME)
+        if row is None:
+            try:
+                row = await user_rows.insert_user(
+                    conn, username=GUEST_USERNAME, email="guest@localhost", password_hash=None
+                )
+            except asyncpg.UniqueViolationError:
+                row = await user_rows.user_by_login(conn, GUEST_USERNAME)
+    assert row is not None
+    return Principal.from_row(row, "guest")

@@ -1,0 +1,89 @@
+"""Component health: database, Redis, storage (required) and workers.
+
+Every check runs concurrently with its own time limit and reports its
+latency; a required component that is down makes the service ``unhealthy``
+(HTTP 503), missing workers make it ``degraded`` (jobs wait, nothing fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from api.keys import DB_POOL, REDIS, SETTINGS, STORAGE
+from t2m.queues import QUEUES
+from t2m.redis_client import worker_heartbeat_pattern
+
+CHECK_TIMEOUT_S = 2.0
+VERSION = "0.1.0"
+
+
+async def _timed(check: Callable[[], Awaitable[dict[str, Any] | None]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        extra = await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        result: dict[str, Any] = {"status": "healthy", **(extra or {})}
+    except TimeoutError:
+        result = {"status": "unhealthy", "error": f"no answer within {CHECK_TIMEOUT_S:.0f} s"}
+    except Exception as exc:  # any failure of a dependency is a health finding
+        result = {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return result
+
+
+async def system_health(app: web.Application) -> dict[str, Any]:
+    async def database() -> None:
+        async with app[DB_POOL].acquire(timeout=CHECK_TIMEOUT_S) as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def redis() -> None:
+        await app[REDIS].ping()
+
+    async def storage() -> dict[str, Any]:
+        store = app[STORAGE]
+        await store.health()
+        return {"backend": store.describe().get("backend")}
+
+    async def workers() -> dict[str, Any]:
+        client = app[REDIS]
+        keys = [key async for key in client.scan_iter(worker_heartbeat_pattern(app[SETTINGS]))]
+        beats = [json.loads(raw) for raw in await client.mget(keys) if raw] if keys else []
+        served = {queue for beat in beats for queue in beat.get("queues", [])}
+        missing = [queue for queue in QUEUES if queue not in served]
+        return {
+            "alive": len(beats),
+            "queues_without_workers": missing,
+            "workers": [
+                {"host": b.get("host"), "pid": b.get("pid"), "queues": b.get("queues", [])}
+                for b in beats
+            ],
+        }
+
+    checks = await asyncio.gather(
+        _timed(database), _timed(redis), _timed(storage), _timed(workers)
+    )
+    components = dict(zip(("database", "redis", "storage", "workers"), checks, strict=True))
+    worker_info = components["workers"]
+    if worker_info["status"] == "healthy" and (
+        worker_info["alive"] == 0 or worker_info["queues_without_workers"]
+    ):
+        worker_info["status"] = "degraded"
+    required_down = any(components[name]["status"] != "healthy" for name in ("database", "redis", "storage"))
+    if required_down:
+        overall = "unhealthy"
+    elif worker_info["status"] != "healthy":
+        overall = "degraded"
+    else:
+        overall = "healthy"
+    return {
+        "status": overall,
+        "timestamp": datetime.now(UTC),
+        "version": VERSION,
+        "components": components,
+    }

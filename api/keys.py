@@ -1,0 +1,28 @@
+"""Typed application keys for the resources a running app holds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import ClientSession, web
+
+from t2m.enqueue import Enqueuer
+from t2m.settings import Settings
+
+if TYPE_CHECKING:
+    from api.authn import Authenticator
+    from t2m.storage.base import Storage
+
+SETTINGS = web.AppKey("settings", Settings)
+DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
+REDIS = web.AppKey("redis", aioredis.Redis)
+ENQUEUER = web.AppKey("enqueuer", Enqueuer)
+HTTP_CLIENT = web.AppKey("http_client", ClientSession)
+AUTHENTICATOR: web.AppKey["Authenticator"] = web.AppKey("authenticator")
+STORAGE: web.AppKey["Storage"] = web.AppKey("storage")
+
+if TYPE_CHECKING:
+    from api.auth_service import AuthService
+AUTH_SERVICE: web.AppKey["AuthService"] = web.AppKey("auth_service")

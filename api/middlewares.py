@@ -1,0 +1,119 @@
+"""The outermost middlewares: request id, access log, and the error envelope.
+
+Every failure leaves the API as the envelope of the spec: domain exceptions
+keep their code; aiohttp's own HTTP errors (unknown route, wrong method, body
+too large, malformed JSON) are translated; anything unexpected is logged with
+the request id and answered as a bare ``SERVER_ERROR``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+import asyncpg
+import redis.exceptions
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api.responses import error_response
+from t2m import errors
+from t2m.logs import request_id_var
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("t2m.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID = web.RequestKey("request_id", str)
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+_HTTP_ERRORS: dict[int, type[errors.T2MError]] = {
+    400: errors.ValidationFailed,
+    401: errors.AuthRequired,
+    403: errors.PermissionDenied,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    409: errors.Conflict,
+    413: errors.PayloadTooLarge,
+    415: errors.UnsupportedMediaType,
+    416: errors.RangeNotSatisfiable,
+    429: errors.RateLimited,
+    503: errors.ServiceUnavailable,
+}
+
+
+def _translate_http_error(exc: web.HTTPException) -> errors.T2MError:
+    kind = _HTTP_ERRORS.get(exc.status)
+    if kind is None:
+        kind = errors.ValidationFailed if 400 <= exc.status < 500 else errors.T2MError
+    details: Any = None
+    if exc.status == 400 and exc.text:
+        try:
+            details = json.loads(exc.text)
+        except ValueError:
+            details = exc.text
+    message = {
+        404: "No such endpoint",
+        405: f"Method not allowed; allowed: {', '.join(sorted(getattr(exc, 'allowed_methods', ()) or ()))}",
+        413: "Request body too large",
+        400: "Malformed request",
+    }.get(exc.status)
+    translated = kind(message, details)
+    translated.status = exc.status
+    if exc.status == 405:
+        translated.headers = {"Allow": exc.headers.get("Allow", "")}
+    return translated
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
+    token = request_id_var.set(request_id)
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await _answer(request, handler, request_id)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        access_log.info(
+            "%s %s %s %.1fms", request.method, request.rel_url.raw_path, status, elapsed_ms
+        )
+        request_id_var.reset(token)
+
+
+async def _answer(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.T2MError as exc:
+        if exc.status >= 500:
+            log.warning("%s: %s", exc.code, exc.message, exc_info=exc.__cause__ is not None)
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and 304s are answers, not errors
+        return error_response(_translate_http_error(exc))
+    except (
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.TooManyConnectionsError,
+        asyncpg.InterfaceError,
+        ConnectionError,
+        TimeoutError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+    ) as exc:
+        # A dependency is down: tell the client to come back, do not hang.
+        log.warning("dependency unavailable: %r", exc)
+        return error_response(errors.ServiceUnavailable())
+    except Exception:
+        log.exception("unhandled error")
+        return error_response(errors.T2MError(), request_id=request_id)

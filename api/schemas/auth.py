@@ -1,0 +1,102 @@
+"""Request and response schemas of the authentication endpoints."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+USERNAME = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$",
+    error="3–64 characters: letters, digits, '_', '.', '-'; starting with a letter or digit",
+)
+
+
+class RegisterSchema(Schema):
+    username = fields.Str(required=True, validate=USERNAME)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.Str(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=8, max=256, error="Password must be 8–256 characters"),
+    )
+    full_name = fields.Str(validate=validate.Length(max=200), load_default=None)
+
+
+class LoginSchema(Schema):
+    username = fields.Str(
+        required=True,
+        validate=validate.Length(min=1, max=254),
+        metadata={"description": "Username or e-mail address"},
+    )
+    password = fields.Str(required=True, load_only=True, validate=validate.Length(min=1, max=256))
+
+
+class RefreshSchema(Schema):
+    refresh_token = fields.Str(required=True, validate=validate.Length(min=1, max=4096))
+
+
+class LogoutSchema(Schema):
+    refresh_token = fields.Str(validate=validate.Length(min=1, max=4096))
+
+
+class UserProfileSchema(Schema):
+    id = fields.Str(required=True)
+    username = fields.Str(required=True)
+    full_name = fields.Str(allow_none=True)
+    email = fields.Str(required=True)
+    image_url = fields.Str(allow_none=True)
+    email_verified = fields.Bool(required=True)
+    role = fields.Str(required=True)
+    created_at = fields.DateTime(allow_none=True)
+    last_sign_in_at = fields.DateTime(allow_none=True)
+
+
+class TokenPairSchema(Schema):
+    access_token = fields.Str(required=True)
+    refresh_token = fields.Str(required=True)
+    token_type = fields.Str(required=True, metadata={"example": "bearer"})
+    expires_in = fields.Int(required=True, metadata={"description": "Access token lifetime, s"})
+    user = fields.Nested(UserProfileSchema)
+
+
+class RequestContextSchema(Schema):
+    path = fields.Str()
+    method = fields.Str()
+    client_ip = fields.Str(allow_none=True)
+
+
+class AuthStatusSchema(Schema):
+    authenticated = fields.Bool(required=True)
+    user_id = fields.Str()
+    email = fields.Str()
+    email_verified = fields.Bool()
+    message = fields.Str()
+    request_context = fields.Nested(RequestContextSchema)
+
+
+class PermissionsSchema(Schema):
+    user_id = fields.Str(required=True)
+    role = fields.Str(required=True)
+    permissions = fields.List(fields.Str(), required=True)
+    access_level = fields.Str(required=True)
+
+
+class ProtectedTestSchema(Schema):
+    message = fields.Str(required=True)
+    user_id = fields.Str(required=True)
+    email = fields.Str()
+    email_verified = fields.Bool()
+    timestamp = fields.DateTime(required=True)
+
+
+class VerifySchema(Schema):
+    verified = fields.Bool(required=True)
+    user_id = fields.Str(required=True)
+    email = fields.Str()
+    email_verified = fields.Bool()
+    message = fields.Str()
+
+
+class AuthHealthSchema(Schema):
+    status = fields.Str(required=True)
+    provider = fields.Dict()
+    message = fields.Str()

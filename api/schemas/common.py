@@ -1,0 +1,57 @@
+"""Schemas shared by every resource: envelopes, errors, pagination."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+
+class ErrorBodySchema(Schema):
+    code = fields.Str(required=True, metadata={"example": "VALIDATION_ERROR"})
+    message = fields.Str(required=True)
+    details = fields.Raw(allow_none=True)
+    request_id = fields.Str()
+
+
+class ErrorEnvelopeSchema(Schema):
+    success = fields.Bool(required=True, metadata={"example": False})
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class PaginationSchema(Schema):
+    page = fields.Int(required=True)
+    items_per_page = fields.Int(required=True)
+    total_items = fields.Int(required=True)
+    total_pages = fields.Int(required=True)
+    has_next = fields.Bool(required=True)
+    has_previous = fields.Bool(required=True)
+    next_page = fields.Int(allow_none=True)
+    previous_page = fields.Int(allow_none=True)
+
+
+class PageQuerySchema(Schema):
+    page = fields.Int(
+        load_default=1,
+        validate=validate.Range(min=1, error="Page must be greater than 0"),
+    )
+    items_per_page = fields.Int(
+        load_default=20,
+        validate=validate.Range(min=1, max=100, error="Items per page must be between 1 and 100"),
+    )
+
+
+def envelope(data_schema: type[Schema] | Schema, name: str) -> type[Schema]:
+    """A ``{"success", "data", "message"}`` schema around ``data_schema``."""
+    return Schema.from_dict(
+        {
+            "success": fields.Bool(required=True, metadata={"example": True}),
+            "data": fields.Nested(data_schema, required=True),
+            "message": fields.Str(),
+        },
+        name=name,
+    )
+
+
+ERROR_RESPONSES = {
+    400: {"description": "Validation failed", "schema": ErrorEnvelopeSchema},
+    401: {"description": "Authentication required or token invalid", "schema": ErrorEnvelopeSchema},
+}

@@ -1,0 +1,22 @@
+"""Schemas of the system endpoints."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+
+class ComponentHealthSchema(Schema):
+    status = fields.Str(required=True, metadata={"enum": ["healthy", "degraded", "unhealthy"]})
+    latency_ms = fields.Float(required=True)
+    error = fields.Str()
+    backend = fields.Str()
+    alive = fields.Int()
+    queues_without_workers = fields.List(fields.Str())
+    workers = fields.List(fields.Dict())
+
+
+class HealthSchema(Schema):
+    status = fields.Str(required=True, metadata={"enum": ["healthy", "degraded", "unhealthy"]})
+    timestamp = fields.DateTime(required=True)
+    version = fields.Str(required=True)
+    components = fields.Dict(keys=fields.Str(), values=fields.Nested(ComponentHealthSchema))

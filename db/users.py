@@ -1,0 +1,139 @@
+"""Queries on users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from t2m.ids import new_id
+
+_COLUMNS = (
+    "id, username, email, full_name, image_url, password_hash, role, email_verified,"
+    " external_subject, is_active, created_at, updated_at, last_sign_in_at"
+)
+
+
+async def insert_user(
+    conn: asyncpg.Connection,
+    *,
+    username: str,
+    email: str,
+    password_hash: str | None,
+    role: str = "USER",
+    email_verified: bool = False,
+    full_name: str | None = None,
+    external_subject: str | None = None,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO users (id, username, email, password_hash, role, email_verified,
+                           full_name, external_subject)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        RETURNING {_COLUMNS}
+        """,
+        new_id("usr"),
+        username,
+        email,
+        password_hash,
+        role,
+        email_verified,
+        full_name,
+        external_subject,
+    )
+    assert row is not None
+    return row
+
+
+async def user_by_id(conn: asyncpg.Connection, user_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
+
+
+async def user_by_login(conn: asyncpg.Connection, login: str) -> asyncpg.Record | None:
+    """Find a user by username or e-mail, case-insensitively."""
+    return await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($1)",
+        login,
+    )
+
+
+async def user_by_external_subject(conn: asyncpg.Connection, subject: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM users WHERE external_subject = $1", subject
+    )
+
+
+async def upsert_external_user(
+    conn: asyncpg.Connection,
+    *,
+    subject: str,
+    username: str,
+    email: str,
+    email_verified: bool,
+    full_name: str | None,
+    image_url: str | None,
+) -> asyncpg.Record:
+    """Provision (or refresh) a user signed in through the external provider."""
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO users (id, username, email, password_hash, role, email_verified,
+                           full_name, image_url, external_subject, last_sign_in_at)
+        VALUES ($1, $2, $3, NULL, 'USER', $4, $5, $6, $7, now())
+        ON CONFLICT (external_subject) DO UPDATE
+            SET email_verified = EXCLUDED.email_verified,
+                full_name = COALESCE(EXCLUDED.full_name, users.full_name),
+                image_url = COALESCE(EXCLUDED.image_url, users.image_url),
+                last_sign_in_at = now(),
+                updated_at = now()
+        RETURNING {_COLUMNS}
+        """,
+        new_id("usr"),
+        username,
+        email,
+        email_verified,
+        full_name,
+        image_url,
+        subject,
+    )
+    assert row is not None
+    return row
+
+
+async def username_or_email_taken(
+    conn: asyncpg.Connection, username: str, email: str
+) -> dict[str, bool]:
+    row = await conn.fetchrow(
+        """
+        SELECT bool_or(lower(username) = lower($1)) AS username,
+               bool_or(lower(email) = lower($2)) AS email
+        FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($2)
+        """,
+        username,
+        email,
+    )
+    return {"username": bool(row and row["username"]), "email": bool(row and row["email"])}
+
+
+async def touch_sign_in(conn: asyncpg.Connection, user_id: str) -> None:
+    await conn.execute("UPDATE users SET last_sign_in_at = now() WHERE id = $1", user_id)
+
+
+async def set_password(conn: asyncpg.Connection, user_id: str, password_hash: str) -> None:
+    await conn.execute(
+        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        password_hash,
+    )
+
+
+async def set_email_verified(conn: asyncpg.Connection, user_id: str, verified: bool) -> None:
+    await conn.execute(
+        "UPDATE users SET email_verified = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        verified,
+    )
+
+
+async def count_users(conn: asyncpg.Connection) -> int:
+    value: Any = await conn.fetchval("SELECT count(*) FROM users")
+    return int(value)

@@ -1,0 +1,69 @@
+"""Worker liveness: each worker process publishes a heartbeat key in Redis.
+
+The key (``<ns>:workers:<host>:<pid>``) holds the queues it consumes and
+expires after three missed beats, so health checks and the stuck-job reaper
+see a dead worker disappear on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import dramatiq
+import redis
+
+from t2m.redis_client import redis_key
+from t2m.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class WorkerHeartbeat(dramatiq.Middleware):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.key = redis_key(settings, "workers", f"{socket.gethostname()}:{os.getpid()}")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        queues = sorted(worker.consumer_whitelist or broker.get_declared_queues())
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._beat, args=(queues,), name="t2m-heartbeat", daemon=True
+        )
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        try:
+            client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
+            client.delete(self.key)
+        except redis.RedisError:
+            log.warning("could not remove heartbeat key %s", self.key)
+
+    def _beat(self, queues: list[str]) -> None:
+        interval = self.settings.worker_heartbeat_s
+        client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
+        started = time.time()
+        while not self._stop.is_set():
+            payload: dict[str, Any] = {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "queues": queues,
+                "started_at": started,
+                "beat_at": time.time(),
+            }
+            try:
+                client.set(self.key, json.dumps(payload), px=int(interval * 3000))
+            except redis.RedisError:
+                # Redis down: keep trying; liveness simply lapses meanwhile.
+                log.warning("heartbeat to Redis failed", exc_info=True)
+            self._stop.wait(interval)

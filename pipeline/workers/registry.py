@@ -1,0 +1,30 @@
+"""Which actor modules serve which queue.
+
+``t2m worker --queues render`` imports only the modules its queues need, so a
+webhook worker never loads ffmpeg helpers and only the updater loads torch.
+"""
+
+from __future__ import annotations
+
+from t2m.queues import QUEUES
+
+QUEUE_MODULES: dict[str, tuple[str, ...]] = {
+    "maintenance": ("pipeline.workers.system",),
+}
+
+
+def modules_for(queues: list[str]) -> list[str]:
+    unknown = [q for q in queues if q not in QUEUES]
+    if unknown:
+        raise ValueError(f"unknown queue(s): {', '.join(unknown)}; known: {', '.join(QUEUES)}")
+    without = [q for q in queues if q not in QUEUE_MODULES]
+    if without:
+        raise ValueError(f"no actors serve queue(s) {', '.join(without)} in this version")
+    modules: list[str] = ["pipeline.workers.runtime"]
+    for queue in queues:
+        modules.extend(m for m in QUEUE_MODULES[queue] if m not in modules)
+    return modules
+
+
+def served_queues() -> list[str]:
+    return [q for q in QUEUES if q in QUEUE_MODULES]

@@ -1,0 +1,26 @@
+"""Per-process resources of a worker, created on first use.
+
+Async actors run on Dramatiq's single event-loop thread, so one asyncpg pool
+per process, created lazily on that loop, serves them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from db.pool import create_pool
+from pipeline.workers import runtime
+
+_pool: asyncpg.Pool | None = None
+_lock = asyncio.Lock()
+
+
+async def db_pool() -> asyncpg.Pool:
+    global _pool
+    if _pool is None:
+        async with _lock:
+            if _pool is None:
+                _pool = await create_pool(runtime.settings.database_url, min_size=1, max_size=4)
+    return _pool

@@ -1,0 +1,20 @@
+"""Every scheduled job, in one list.
+
+A job only enqueues a maintenance actor, so the work runs (and is retried)
+on the workers, and several scheduler copies never do it twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    name: str
+    interval_s: int
+
+
+SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
+    ScheduledJob("expire_revoked_tokens", 3600),
+)

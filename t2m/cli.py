@@ -1,0 +1,164 @@
+"""The ``t2m`` command line: servers, workers, maintenance and admin tasks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from t2m.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from api.app import create_app
+    from t2m.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    web.run_app(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        access_log=None,  # the request middleware logs each request with its id
+        print=None,
+        shutdown_timeout=10,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from pipeline.workers.registry import modules_for, served_queues
+
+    queues = args.queues or served_queues()
+    try:
+        modules = modules_for(queues)
+    except ValueError as exc:
+        print(f"t2m worker: {exc}", file=sys.stderr)
+        return 2
+    argv = [
+        sys.executable, "-m", "dramatiq", *modules,
+        "--queues", *queues,
+        "--processes", str(args.processes),
+        "--threads", str(args.threads),
+    ]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from scheduler.main import run_scheduler
+    from t2m.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    asyncio.run(run_scheduler(settings))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from db.migrate import migrate_dsn
+
+    applied = asyncio.run(migrate_dsn(_settings().database_url))
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from db.bootstrap import ensure_admin
+
+    settings = _settings()
+
+    async def run() -> str | None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await ensure_admin(
+                conn, username=args.username or settings.admin_username, email=settings.admin_email
+            )
+        finally:
+            await conn.close()
+
+    password = asyncio.run(run())
+    if password is None:
+        print("admin user already exists")
+    else:
+        print(f"admin user created; password: {password}")
+    return 0
+
+
+def cmd_maintenance(args: argparse.Namespace) -> int:
+    import json
+
+    from db.pool import create_pool
+    from pipeline.stages.maintenance import MAINTENANCE_TASKS
+
+    async def run() -> dict[str, object]:
+        pool = await create_pool(_settings().database_url, min_size=1, max_size=2)
+        try:
+            return await MAINTENANCE_TASKS[args.task](pool)
+        finally:
+            await pool.close()
+
+    print(json.dumps(asyncio.run(run())))
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from t2m.dev import run_dev
+
+    return run_dev(Path(args.procfile))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pipeline.stages.maintenance import MAINTENANCE_TASKS
+
+    parser = argparse.ArgumentParser(prog="t2m", description="T2M text-to-media service")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a Dramatiq worker for some queues")
+    worker.add_argument("--queues", nargs="+", help="queues to consume (default: all)")
+    worker.add_argument("--processes", type=int, default=1)
+    worker.add_argument("--threads", type=int, default=2)
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("scheduler", help="run the maintenance scheduler").set_defaults(
+        func=cmd_scheduler
+    )
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    admin = sub.add_parser("create-admin", help="create the admin user if missing")
+    admin.add_argument("--username")
+    admin.set_defaults(func=cmd_create_admin)
+
+    maintenance = sub.add_parser("maintenance", help="run one maintenance task now")
+    maintenance.add_argument("task", choices=sorted(MAINTENANCE_TASKS))
+    maintenance.set_defaults(func=cmd_maintenance)
+
+    dev = sub.add_parser("dev", help="run everything locally (embedded PostgreSQL/Redis)")
+    dev.add_argument("--procfile", default="Procfile")
+    dev.set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

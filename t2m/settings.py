@@ -1,0 +1,197 @@
+"""Service configuration, built once from the environment.
+
+Every tunable of T2M is a field of :class:`Settings`; nothing else reads
+``os.environ``.  Infrastructure is given as URLs.  Secrets have no baked-in
+production default: in dev mode (``T2M_ENV=dev``, the default) missing secrets
+are generated once and persisted under the var directory so restarts keep
+sessions and signed links valid.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from t2m.errors import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(raw: str, name: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be a boolean, got {raw!r}")
+
+
+def _int(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(raw: str, name: str) -> float:
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "dev"
+    var_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    database_url: str = ""
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    redis_url: str = ""
+    # Dramatiq broker; defaults to REDIS_URL.  amqp:// selects RabbitMQ.
+    broker_url: str = ""
+    # Prefix of every Redis key T2M writes, so several deployments (or a test
+    # run) can share one Redis without touching each other's keys.
+    redis_namespace: str = "t2m"
+    # How long a silent worker keeps its unacknowledged messages before the
+    # broker hands them to another worker (kill -9 recovery time).
+    broker_heartbeat_timeout_ms: int = 60_000
+
+    jwt_secret: str = ""
+    signing_secret: str = ""
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 14 * 24 * 3600
+    jwt_issuer: str = "t2m"
+    oidc_jwks_url: str = ""
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    login_max_failures: int = 5
+    login_failure_window_s: int = 900
+
+    allow_anonymous: bool = False
+    admin_username: str = "admin"
+    admin_email: str = "admin@localhost"
+
+    max_request_body: int = 1024 * 1024
+    max_upload_bytes: int = 2 * 1024**3
+
+    storage_backend: str = "local"
+    storage_root: Path = Path("var/storage")
+    s3_bucket: str = "t2m"
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    # Serve S3 downloads by redirecting to a presigned URL instead of
+    # streaming the bytes through the API process.
+    s3_presign_downloads: bool = False
+
+    worker_heartbeat_s: float = 5.0
+    log_level: str = "INFO"
+    log_json: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env in ("dev", "test")
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        get = env.get
+        mode = get("T2M_ENV", "dev")
+        var_dir = Path(get("T2M_VAR_DIR", "var"))
+        settings = cls(
+            env=mode,
+            var_dir=var_dir,
+            host=get("HOST", "127.0.0.1"),
+            port=_int(get("PORT", "8000"), "PORT"),
+            public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/")
+            or f"http://{get('HOST', '127.0.0.1')}:{get('PORT', '8000')}",
+            database_url=get("DATABASE_URL", ""),
+            db_pool_min=_int(get("DB_POOL_MIN", "1"), "DB_POOL_MIN"),
+            db_pool_max=_int(get("DB_POOL_MAX", "10"), "DB_POOL_MAX"),
+            redis_url=get("REDIS_URL", ""),
+            broker_url=get("BROKER_URL", ""),
+            redis_namespace=get("REDIS_NAMESPACE", "t2m"),
+            broker_heartbeat_timeout_ms=_int(
+                get("BROKER_HEARTBEAT_TIMEOUT_MS", "60000"), "BROKER_HEARTBEAT_TIMEOUT_MS"
+            ),
+            jwt_secret=get("JWT_SECRET", ""),
+            signing_secret=get("SIGNING_SECRET", ""),
+            access_token_ttl_s=_int(get("ACCESS_TOKEN_TTL", "900"), "ACCESS_TOKEN_TTL"),
+            refresh_token_ttl_s=_int(
+                get("REFRESH_TOKEN_TTL", str(14 * 24 * 3600)), "REFRESH_TOKEN_TTL"
+            ),
+            oidc_jwks_url=get("OIDC_JWKS_URL", ""),
+            oidc_issuer=get("OIDC_ISSUER", ""),
+            oidc_audience=get("OIDC_AUDIENCE", ""),
+            login_max_failures=_int(get("LOGIN_MAX_FAILURES", "5"), "LOGIN_MAX_FAILURES"),
+            login_failure_window_s=_int(
+                get("LOGIN_FAILURE_WINDOW", "900"), "LOGIN_FAILURE_WINDOW"
+            ),
+            allow_anonymous=_bool(get("ALLOW_ANONYMOUS", "false"), "ALLOW_ANONYMOUS"),
+            admin_username=get("ADMIN_USERNAME", "admin"),
+            admin_email=get("ADMIN_EMAIL", "admin@localhost"),
+            max_request_body=_int(get("MAX_REQUEST_BODY", str(1024 * 1024)), "MAX_REQUEST_BODY"),
+            max_upload_bytes=_int(get("MAX_UPLOAD_BYTES", str(2 * 1024**3)), "MAX_UPLOAD_BYTES"),
+            storage_backend=get("STORAGE_BACKEND", "local"),
+            storage_root=Path(get("STORAGE_ROOT", str(var_dir / "storage"))),
+            s3_bucket=get("S3_BUCKET", "t2m"),
+            s3_endpoint_url=get("S3_ENDPOINT_URL", ""),
+            s3_region=get("S3_REGION", "us-east-1"),
+            s3_access_key_id=get("S3_ACCESS_KEY_ID", get("AWS_ACCESS_KEY_ID", "")),
+            s3_secret_access_key=get("S3_SECRET_ACCESS_KEY", get("AWS_SECRET_ACCESS_KEY", "")),
+            s3_presign_downloads=_bool(get("S3_PRESIGN_DOWNLOADS", "false"), "S3_PRESIGN_DOWNLOADS"),
+            worker_heartbeat_s=_float(get("WORKER_HEARTBEAT", "5"), "WORKER_HEARTBEAT"),
+            log_level=get("LOG_LEVEL", "INFO").upper(),
+            log_json=_bool(get("LOG_JSON", "false" if mode != "production" else "true"), "LOG_JSON"),
+        )
+        return settings.with_secrets()
+
+    def with_secrets(self) -> "Settings":
+        """Fill missing secrets: generated and persisted in dev, an error in production."""
+        missing = {
+            name: getattr(self, name) for name in ("jwt_secret", "signing_secret")
+        }
+        if all(missing.values()):
+            return self
+        if not self.is_dev:
+            names = ", ".join(n.upper() for n, v in missing.items() if not v)
+            raise ConfigError(f"{names} must be set when T2M_ENV={self.env}")
+        return replace(
+            self,
+            **{name: value or _dev_secret(self.var_dir, name) for name, value in missing.items()},
+        )
+
+
+def _dev_secret(var_dir: Path, name: str) -> str:
+    """Read or create a persisted dev secret (file mode 600)."""
+    path = var_dir / "secrets" / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value

@@ -1,0 +1,278 @@
+"""The authentication endpoints, each success and each failure code."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from t2m.tokens import issue_token
+
+
+async def _error(response, status: int, code: str) -> dict:
+    assert response.status == status, await response.text()
+    body = await response.json()
+    assert body["success"] is False
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    return body
+
+
+async def test_register_then_login_and_me(client):
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"username": "alice", "email": "alice@example.test", "password": "s3cret-pass"},
+    )
+    assert response.status == 201, await response.text()
+    body = await response.json()
+    assert body["success"] is True
+    assert body["data"]["username"] == "alice"
+    assert body["data"]["email_verified"] is False
+    assert "password" not in body["data"] and "password_hash" not in body["data"]
+
+    response = await client.post(
+        "/api/v1/auth/login", json={"username": "ALICE", "password": "s3cret-pass"}
+    )
+    assert response.status == 200
+    tokens = (await response.json())["data"]
+    assert tokens["token_type"] == "bearer"
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert {"exp", "iat", "sub", "role", "jti"} <= claims.keys()
+    assert claims["role"] == "USER"
+
+    response = await client.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert response.status == 200
+    me = await response.json()
+    assert me["username"] == "alice"
+    assert me["last_sign_in_at"] is not None
+
+
+async def test_register_duplicate_is_conflict(client):
+    payload = {"username": "bob", "email": "bob@example.test", "password": "s3cret-pass"}
+    assert (await client.post("/api/v1/auth/register", json=payload)).status == 201
+    payload["email"] = "other@example.test"
+    body = await _error(await client.post("/api/v1/auth/register", json=payload), 409, "CONFLICT")
+    assert body["error"]["details"] == {"username": ["Already registered"]}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"email": "x@example.test", "password": "s3cret-pass"}, "username"),
+        ({"username": "ok_name", "email": "not-an-email", "password": "s3cret-pass"}, "email"),
+        ({"username": "ok_name", "email": "x@example.test", "password": "short"}, "password"),
+        ({"username": "../etc", "email": "x@example.test", "password": "s3cret-pass"}, "username"),
+    ],
+)
+async def test_register_validation_names_the_field(client, payload, field):
+    body = await _error(
+        await client.post("/api/v1/auth/register", json=payload), 400, "VALIDATION_ERROR"
+    )
+    assert field in body["error"]["details"]
+
+
+async def test_malformed_json_and_wrong_content_type(client):
+    body = await _error(
+        await client.post(
+            "/api/v1/auth/login", data=b"{not json", headers={"Content-Type": "application/json"}
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["error"]["details"]
+    await _error(
+        await client.post("/api/v1/auth/login", data={"username": "a", "password": "b"}),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
+
+
+async def test_login_failure_does_not_reveal_whether_user_exists(client, make_user):
+    user = await make_user(login=False)
+    wrong_password = await _error(
+        await client.post("/api/v1/auth/login", json={"username": user.username, "password": "nope"}),
+        401,
+        "AUTH_INVALID",
+    )
+    no_user = await _error(
+        await client.post("/api/v1/auth/login", json={"username": "ghost", "password": "nope"}),
+        401,
+        "AUTH_INVALID",
+    )
+    assert wrong_password["error"]["message"] == no_user["error"]["message"]
+
+
+async def test_repeated_login_failures_are_throttled(client, make_user):
+    user = await make_user(login=False)
+    for _ in range(5):
+        response = await client.post(
+            "/api/v1/auth/login", json={"username": user.username, "password": "wrong"}
+        )
+        assert response.status == 401
+    # Even the right password is refused until the window lapses.
+    response = await client.post(
+        "/api/v1/auth/login", json={"username": user.username, "password": user.password}
+    )
+    await _error(response, 429, "RATE_LIMIT_EXCEEDED")
+    assert int(response.headers["Retry-After"]) > 0
+
+
+async def test_root_login_with_form_fields(client, make_user):
+    user = await make_user(login=False)
+    response = await client.post("/login", data={"username": user.username, "password": user.password})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["token_type"] == "bearer" and body["access_token"]
+    response = await client.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    assert response.status == 200
+
+
+async def test_protected_endpoints_need_a_token(client):
+    for path in ("/api/v1/auth/me", "/api/v1/auth/permissions", "/api/v1/auth/test-protected"):
+        await _error(await client.get(path), 401, "AUTH_REQUIRED")
+    await _error(await client.post("/api/v1/auth/verify"), 401, "AUTH_REQUIRED")
+
+
+async def test_status_and_permissions(client, make_user):
+    response = await client.get("/api/v1/auth/status")
+    body = await response.json()
+    assert body["authenticated"] is False
+    assert body["request_context"]["path"] == "/api/v1/auth/status"
+
+    user = await make_user()
+    body = await (await client.get("/api/v1/auth/status", headers=user.headers)).json()
+    assert body == {**body, "authenticated": True, "user_id": user.id}
+
+    body = await (await client.get("/api/v1/auth/permissions", headers=user.headers)).json()
+    assert body["role"] == "USER" and body["access_level"] == "standard"
+    assert "manage_storage" not in body["permissions"]
+
+    admin = await make_user("ADMIN", verified=True)
+    body = await (await client.get("/api/v1/auth/permissions", headers=admin.headers)).json()
+    assert body["access_level"] == "admin" and "manage_storage" in body["permissions"]
+
+
+async def test_verify_and_test_endpoints(client, make_user):
+    user = await make_user()
+    response = await client.post("/api/v1/auth/verify", headers=user.headers)
+    assert (await response.json())["verified"] is True
+    response = await client.get("/api/v1/auth/test-protected", headers=user.headers)
+    assert (await response.json())["user_id"] == user.id
+    await _error(
+        await client.get("/api/v1/auth/test-verified", headers=user.headers),
+        403,
+        "PERMISSION_DENIED",
+    )
+    verified = await make_user(verified=True)
+    response = await client.get("/api/v1/auth/test-verified", headers=verified.headers)
+    assert response.status == 200
+    assert (await response.json())["email_verified"] is True
+
+
+async def test_auth_health_is_public(client):
+    response = await client.get("/api/v1/auth/health")
+    assert response.status == 200
+    assert (await response.json())["status"] == "healthy"
+
+
+async def test_bad_tokens(client, settings, make_user):
+    user = await make_user()
+    claims = jwt.decode(user.token, options={"verify_signature": False})
+
+    unsigned = jwt.encode({**claims}, key=None, algorithm="none")
+    await _error(
+        await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {unsigned}"}),
+        401,
+        "AUTH_INVALID",
+    )
+    forged = jwt.encode(claims, "some-other-secret-of-enough-length!!", algorithm="HS256")
+    await _error(
+        await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"}),
+        401,
+        "AUTH_INVALID",
+    )
+    tampered = user.token[:-2] + ("A" if user.token[-2] != "A" else "B") + user.token[-1]
+    await _error(
+        await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {tampered}"}),
+        401,
+        "AUTH_INVALID",
+    )
+    expired = issue_token(
+        secret=settings.jwt_secret, issuer=settings.jwt_issuer, subject=user.id, role="USER",
+        kind="access", ttl_s=60, now=time.time() - 3600,
+    ).token
+    await _error(
+        await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"}),
+        401,
+        "AUTH_EXPIRED",
+    )
+    other_issuer = issue_token(
+        secret=settings.jwt_secret, issuer="someone-else", subject=user.id, role="USER",
+        kind="access", ttl_s=60,
+    ).token
+    await _error(
+        await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {other_issuer}"}),
+        401,
+        "AUTH_INVALID",
+    )
+    await _error(
+        await client.get("/api/v1/auth/me", headers={"Authorization": "Basic abc"}),
+        401,
+        "AUTH_INVALID",
+    )
+    await _error(
+        await client.get("/api/v1/auth/me", headers={"Authorization": "Bearer not.a.jwt"}),
+        401,
+        "AUTH_INVALID",
+    )
+
+
+async def test_refresh_rotates_and_logout_revokes(client, make_user):
+    user = await make_user(login=False)
+    tokens = (
+        await (
+            await client.post(
+                "/api/v1/auth/login", json={"username": user.username, "password": user.password}
+            )
+        ).json()
+    )["data"]
+
+    # A refresh token is not an access token.
+    await _error(
+        await client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}
+        ),
+        401,
+        "AUTH_INVALID",
+    )
+    response = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert response.status == 200, await response.text()
+    fresh = (await response.json())["data"]
+    assert fresh["access_token"] != tokens["access_token"]
+    # Replaying the used refresh token fails.
+    await _error(
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
+        401,
+        "AUTH_INVALID",
+    )
+
+    headers = {"Authorization": f"Bearer {fresh['access_token']}"}
+    assert (await client.get("/api/v1/auth/me", headers=headers)).status == 200
+    response = await client.post(
+        "/api/v1/auth/logout", headers=headers, json={"refresh_token": fresh["refresh_token"]}
+    )
+    assert response.status == 200, await response.text()
+    body = await _error(await client.get("/api/v1/auth/me", headers=headers), 401, "AUTH_INVALID")
+    assert "revoked" in body["error"]["message"]
+    await _error(
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": fresh["refresh_token"]}),
+        401,
+        "AUTH_INVALID",
+    )

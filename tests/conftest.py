@@ -1,0 +1,109 @@
+"""Shared fixtures: real PostgreSQL and Redis, the app, users and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from api.app import create_app
+from db.migrate import migrate_dsn
+from db.pool import create_pool
+from t2m.passwords import hash_password
+from t2m.settings import Settings
+from tests.infra import Infra, delete_namespace, provide_infra
+
+# scrypt at full cost would dominate the suite; tests create users directly
+# with one precomputed hash.
+TEST_PASSWORD = "correct horse battery"
+_TEST_PASSWORD_HASH = hash_password(TEST_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    with provide_infra(tmp_path_factory.mktemp("infra")) as found:
+        asyncio.run(migrate_dsn(found.database_url))
+        yield found
+
+
+@pytest.fixture
+def settings(infra: Infra, tmp_path: Path) -> Settings:
+    return Settings(
+        env="test",
+        var_dir=tmp_path / "var",
+        database_url=infra.database_url,
+        redis_url=infra.redis_url,
+        redis_namespace=infra.namespace,
+        jwt_secret="test-jwt-secret-" + "x" * 32,
+        signing_secret="test-signing-secret-" + "y" * 32,
+        storage_root=tmp_path / "storage",
+        db_pool_max=5,
+    )
+
+
+@pytest.fixture
+async def db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(infra.database_url, min_size=1, max_size=3)
+    yield pool
+    async with pool.acquire() as conn:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename <> 'schema_migrations'"
+        )
+        if tables:
+            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+            await conn.execute(f"TRUNCATE {names} CASCADE")
+    await pool.close()
+    delete_namespace(infra.redis_url, infra.namespace)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings, db: asyncpg.Pool) -> TestClient:
+    return await aiohttp_client(create_app(settings))
+
+
+@dataclass
+class TestUser:
+    id: str
+    username: str
+    password: str
+    role: str
+    token: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def make_user(db: asyncpg.Pool, client: TestClient) -> Any:
+    async def factory(role: str = "USER", *, verified: bool = False, login: bool = True) -> TestUser:
+        from db.users import insert_user
+
+        username = f"user{secrets.token_hex(4)}"
+        async with db.acquire() as conn:
+            row = await insert_user(
+                conn,
+                username=username,
+                email=f"{username}@example.test",
+                password_hash=_TEST_PASSWORD_HASH,
+                role=role,
+                email_verified=verified,
+            )
+        user = TestUser(row["id"], username, TEST_PASSWORD, role)
+        if login:
+            response = await client.post(
+                "/api/v1/auth/login", json={"username": username, "password": TEST_PASSWORD}
+            )
+            assert response.status == 200, await response.text()
+            user.token = (await response.json())["data"]["access_token"]
+        return user
+
+    return factory
