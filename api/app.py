@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import ClientSession, ClientTimeout, web
-from aiohttp_apigami import setup_aiohttp_apispec, validation_middleware
+from aiohttp_apigami import validation_middleware
 
 from api.auth_service import AuthService
 from api.authn import Authenticator
@@ -23,8 +23,8 @@ from api.keys import (
 from api.login_throttle import LoginThrottle
 from api.middlewares import request_context_middleware
 from api.oidc import OidcVerifier
+from api.openapi import setup_openapi
 from api.routes import auth, legacy, system
-from api.validation import raise_validation_error
 from db.pool import create_pool
 from pipeline.workers.broker import build_broker
 from t2m.enqueue import Enqueuer
@@ -98,29 +98,8 @@ def create_app(settings: Settings) -> web.Application:
         _add_prefixed(app, API_PREFIX, table)
     app.add_routes(legacy.routes)
 
-    setup_aiohttp_apispec(
-        app,
-        title="T2M API",
-        version="1.1.0",
-        url=f"{API_PREFIX}/openapi.json",
-        swagger_path="/api/docs",
-        static_path="/api/docs/static",
-        openapi_version="3.0.2",
-        error_callback=raise_validation_error,
-        in_place=True,
-        info={"description": "Text-to-media: uploads, script-to-video, streaming, webhooks."},
-        components={
-            "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-            }
-        },
-    )
-    app.router.add_get("/docs", _docs_redirect)
+    setup_openapi(app)
     return app
-
-
-async def _docs_redirect(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/api/docs")
 
 
 def _add_prefixed(app: web.Application, prefix: str, table: web.RouteTableDef) -> None:

@@ -26,7 +26,7 @@ from t2m.settings import Settings
 from t2m.tokens import decode_token
 
 GUEST_USERNAME = "guest"
-_PRINCIPAL: web.RequestKey["Principal | None"] = web.RequestKey("principal")
+_PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Principal:
         row: asyncpg.Record,
         source: Literal["local", "oidc", "guest"],
         claims: dict[str, Any] | None = None,
-    ) -> "Principal":
+    ) -> Principal:
         return cls(
             user_id=row["id"],
             username=row["username"],
@@ -114,7 +114,9 @@ class Authenticator:
                     subject=subject,
                     # Prefixed so an external identity can never take over a
                     # local account's username.
-                    username=f"ext-{claims.get('preferred_username') or claims.get('username') or claims['sub']}",
+                    username="ext-" + str(
+                        claims.get("preferred_username") or claims.get("username") or claims["sub"]
+                    ),
                     email=str(claims.get("email") or f"{claims['sub']}@{host}"),
                     email_verified=bool(claims.get("email_verified", False)),
                     full_name=claims.get("name"),
@@ -140,7 +142,9 @@ async def optional_user(request: web.Request) -> Principal | None:
         cached: Principal | None = request[_PRINCIPAL]
         return cached
     token = bearer_token(request)
-    principal = None if token is None else await request.config_dict[AUTHENTICATOR].authenticate(token)
+    principal = (
+        None if token is None else await request.config_dict[AUTHENTICATOR].authenticate(token)
+    )
     request[_PRINCIPAL] = principal
     return principal
 

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from api.keys import DB_POOL, REDIS, SETTINGS, STORAGE
-from t2m.queues import QUEUES
+from pipeline.workers.registry import served_queues
 from t2m.redis_client import worker_heartbeat_pattern
 
 CHECK_TIMEOUT_S = 2.0
@@ -55,7 +55,7 @@ async def system_health(app: web.Application) -> dict[str, Any]:
         keys = [key async for key in client.scan_iter(worker_heartbeat_pattern(app[SETTINGS]))]
         beats = [json.loads(raw) for raw in await client.mget(keys) if raw] if keys else []
         served = {queue for beat in beats for queue in beat.get("queues", [])}
-        missing = [queue for queue in QUEUES if queue not in served]
+        missing = [queue for queue in served_queues() if queue not in served]
         return {
             "alive": len(beats),
             "queues_without_workers": missing,
@@ -65,16 +65,16 @@ async def system_health(app: web.Application) -> dict[str, Any]:
             ],
         }
 
-    checks = await asyncio.gather(
-        _timed(database), _timed(redis), _timed(storage), _timed(workers)
-    )
+    checks = await asyncio.gather(_timed(database), _timed(redis), _timed(storage), _timed(workers))
     components = dict(zip(("database", "redis", "storage", "workers"), checks, strict=True))
     worker_info = components["workers"]
     if worker_info["status"] == "healthy" and (
         worker_info["alive"] == 0 or worker_info["queues_without_workers"]
     ):
         worker_info["status"] = "degraded"
-    required_down = any(components[name]["status"] != "healthy" for name in ("database", "redis", "storage"))
+    required_down = any(
+        components[name]["status"] != "healthy" for name in ("database", "redis", "storage")
+    )
     if required_down:
         overall = "unhealthy"
     elif worker_info["status"] != "healthy":

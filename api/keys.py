@@ -20,9 +20,9 @@ DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", aioredis.Redis)
 ENQUEUER = web.AppKey("enqueuer", Enqueuer)
 HTTP_CLIENT = web.AppKey("http_client", ClientSession)
-AUTHENTICATOR: web.AppKey["Authenticator"] = web.AppKey("authenticator")
-STORAGE: web.AppKey["Storage"] = web.AppKey("storage")
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 
 if TYPE_CHECKING:
     from api.auth_service import AuthService
-AUTH_SERVICE: web.AppKey["AuthService"] = web.AppKey("auth_service")
+AUTH_SERVICE: web.AppKey[AuthService] = web.AppKey("auth_service")

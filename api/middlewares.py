@@ -58,7 +58,8 @@ def _translate_http_error(exc: web.HTTPException) -> errors.T2MError:
             details = exc.text
     message = {
         404: "No such endpoint",
-        405: f"Method not allowed; allowed: {', '.join(sorted(getattr(exc, 'allowed_methods', ()) or ()))}",
+        405: "Method not allowed; allowed: "
+        + ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ())),
         413: "Request body too large",
         400: "Malformed request",
     }.get(exc.status)

@@ -86,7 +86,10 @@ class OidcVerifier:
                 algorithms=[algorithm],
                 issuer=self.issuer,
                 audience=self.audience or None,
-                options={"require": ["exp", "iat", "sub", "iss"], "verify_aud": bool(self.audience)},
+                options={
+                    "require": ["exp", "iat", "sub", "iss"],
+                    "verify_aud": bool(self.audience),
+                },
             )
         except jwt.ExpiredSignatureError as exc:
             raise AuthExpired("Token has expired") from exc

@@ -16,7 +16,7 @@ def _flatten(messages: Any) -> Any:
     # webargs nests messages under the location ({"json": {...}}); the spec's
     # details are per field, so the location level is dropped.
     if isinstance(messages, dict) and len(messages) == 1:
-        (location, inner), = messages.items()
+        ((location, inner),) = messages.items()
         if location in ("json", "form", "querystring", "query", "match_info", "headers", "files"):
             return inner
     return messages

@@ -52,15 +52,14 @@ async def user_by_id(conn: asyncpg.Connection, user_id: str) -> asyncpg.Record |
 async def user_by_login(conn: asyncpg.Connection, login: str) -> asyncpg.Record | None:
     """Find a user by username or e-mail, case-insensitively."""
     return await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($1)",
+        f"SELECT {_COLUMNS} FROM users"
+        " WHERE lower(username) = lower($1) OR lower(email) = lower($1)",
         login,
     )
 
 
 async def user_by_external_subject(conn: asyncpg.Connection, subject: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM users WHERE external_subject = $1", subject
-    )
+    return await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE external_subject = $1", subject)
 
 
 async def upsert_external_user(

@@ -15,6 +15,4 @@ class ScheduledJob:
     interval_s: int
 
 
-SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
-    ScheduledJob("expire_revoked_tokens", 3600),
-)
+SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (ScheduledJob("expire_revoked_tokens", 3600),)

@@ -44,12 +44,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"t2m worker: {exc}", file=sys.stderr)
         return 2
     argv = [
-        sys.executable, "-m", "dramatiq", *modules,
-        "--queues", *queues,
-        "--processes", str(args.processes),
-        "--threads", str(args.threads),
+        sys.executable,
+        "-m",
+        "dramatiq",
+        *modules,
+        "--queues",
+        *queues,
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
     ]
-    os.execv(sys.executable, argv)
+    # Replace this process so signals reach Dramatiq's supervisor directly.
+    os.execv(sys.executable, argv)  # noqa: S606
     return 0  # not reached
 
 

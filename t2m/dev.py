@@ -38,7 +38,9 @@ async def _prepare(settings: Settings) -> str | None:
     await migrate_dsn(settings.database_url)
     conn = await asyncpg.connect(settings.database_url)
     try:
-        return await ensure_admin(conn, username=settings.admin_username, email=settings.admin_email)
+        return await ensure_admin(
+            conn, username=settings.admin_username, email=settings.admin_email
+        )
     finally:
         await conn.close()
 
@@ -69,7 +71,8 @@ def run_dev(procfile: Path) -> int:
                 flush=True,
             )
         base = settings.public_base_url
-        print(f"  API:          {base}/api/v1\n  Swagger UI:   {base}/docs\n  Health:       {base}/health\n", flush=True)
+        for label, path in (("API", "/api/v1"), ("Swagger UI", "/docs"), ("Health", "/health")):
+            print(f"  {label + ':':<13} {base}{path}", flush=True)
         honcho = subprocess.Popen(
             [sys.executable, "-m", "honcho", "start", "-f", str(procfile)], env=env
         )

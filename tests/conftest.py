@@ -84,7 +84,9 @@ class TestUser:
 
 @pytest.fixture
 def make_user(db: asyncpg.Pool, client: TestClient) -> Any:
-    async def factory(role: str = "USER", *, verified: bool = False, login: bool = True) -> TestUser:
+    async def factory(
+        role: str = "USER", *, verified: bool = False, login: bool = True
+    ) -> TestUser:
         from db.users import insert_user
 
         username = f"user{secrets.token_hex(4)}"

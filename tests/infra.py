@@ -70,8 +70,13 @@ def _with_database(url: str, name: str) -> str:
 def provide_infra(scratch: Path) -> Iterator[Infra]:
     with contextlib.ExitStack() as stack:
         server_url = next(
-            (u for u in _candidates("T2M_TEST_DATABASE_URL", "DATABASE_URL", default=LOCAL_POSTGRES)
-             if _postgres_answers(u)),
+            (
+                u
+                for u in _candidates(
+                    "T2M_TEST_DATABASE_URL", "DATABASE_URL", default=LOCAL_POSTGRES
+                )
+                if _postgres_answers(u)
+            ),
             None,
         )
         if server_url is None:
@@ -79,8 +84,11 @@ def provide_infra(scratch: Path) -> Iterator[Infra]:
             stack.callback(postgres.stop)
             server_url = postgres.uri()
         redis_url = next(
-            (u for u in _candidates("T2M_TEST_REDIS_URL", "REDIS_URL", default=LOCAL_REDIS)
-             if _redis_answers(u)),
+            (
+                u
+                for u in _candidates("T2M_TEST_REDIS_URL", "REDIS_URL", default=LOCAL_REDIS)
+                if _redis_answers(u)
+            ),
             None,
         )
         if redis_url is None:
@@ -94,7 +102,9 @@ def provide_infra(scratch: Path) -> Iterator[Infra]:
         stack.callback(lambda: asyncio.run(_drop_database(server_url, database)))
         namespace = f"t2mtest-{suffix}"
         stack.callback(delete_namespace, redis_url, namespace)
-        yield Infra(_with_database(server_url, database), server_url, database, redis_url, namespace)
+        yield Infra(
+            _with_database(server_url, database), server_url, database, redis_url, namespace
+        )
 
 
 async def _create_database(server_url: str, name: str) -> None:

@@ -25,11 +25,10 @@ from api.schemas.auth import (
     UserProfileSchema,
     VerifySchema,
 )
-from api.schemas.common import ErrorEnvelopeSchema, envelope
+from api.schemas.common import INVALID, RATE_LIMITED, UNAUTHORIZED, envelope, error_doc
 
 routes = web.RouteTableDef()
-BEARER = [{"bearerAuth": []}]
-_ERR = {"schema": ErrorEnvelopeSchema}
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def _context(request: web.Request) -> dict[str, Any]:
@@ -63,7 +62,7 @@ async def auth_health(request: web.Request) -> web.Response:
     tags=["auth"],
     summary="Authentication status of the caller",
     security=BEARER,
-    responses={200: {"schema": AuthStatusSchema, "description": "Status"}, 401: _ERR},
+    responses={200: {"schema": AuthStatusSchema, "description": "Status"}, 401: UNAUTHORIZED},
 )
 async def auth_status(request: web.Request) -> web.Response:
     principal = await optional_user(request)
@@ -91,7 +90,7 @@ async def auth_status(request: web.Request) -> web.Response:
     tags=["auth"],
     summary="Profile of the signed-in user",
     security=BEARER,
-    responses={200: {"schema": UserProfileSchema, "description": "Profile"}, 401: _ERR},
+    responses={200: {"schema": UserProfileSchema, "description": "Profile"}, 401: UNAUTHORIZED},
 )
 async def me(request: web.Request) -> web.Response:
     return plain(profile(await require_user(request)))
@@ -102,7 +101,7 @@ async def me(request: web.Request) -> web.Response:
     tags=["auth"],
     summary="Role and permissions of the signed-in user",
     security=BEARER,
-    responses={200: {"schema": PermissionsSchema, "description": "Permissions"}, 401: _ERR},
+    responses={200: {"schema": PermissionsSchema, "description": "Permissions"}, 401: UNAUTHORIZED},
 )
 async def permissions(request: web.Request) -> web.Response:
     return plain(permissions_of(await require_user(request)))
@@ -113,7 +112,7 @@ async def permissions(request: web.Request) -> web.Response:
     tags=["auth"],
     summary="Test endpoint for authenticated users",
     security=BEARER,
-    responses={200: {"schema": ProtectedTestSchema, "description": "OK"}, 401: _ERR},
+    responses={200: {"schema": ProtectedTestSchema, "description": "OK"}, 401: UNAUTHORIZED},
 )
 async def test_protected(request: web.Request) -> web.Response:
     principal = await require_user(request)
@@ -133,8 +132,8 @@ async def test_protected(request: web.Request) -> web.Response:
     security=BEARER,
     responses={
         200: {"schema": ProtectedTestSchema, "description": "OK"},
-        401: _ERR,
-        403: {"schema": ErrorEnvelopeSchema, "description": "E-mail not verified"},
+        401: UNAUTHORIZED,
+        403: error_doc("E-mail address not verified"),
     },
 )
 async def test_verified(request: web.Request) -> web.Response:
@@ -155,7 +154,7 @@ async def test_verified(request: web.Request) -> web.Response:
     tags=["auth"],
     summary="Verify the bearer token",
     security=BEARER,
-    responses={200: {"schema": VerifySchema, "description": "Valid"}, 401: _ERR},
+    responses={200: {"schema": VerifySchema, "description": "Valid"}, 401: UNAUTHORIZED},
 )
 async def verify(request: web.Request) -> web.Response:
     principal = await require_user(request)
@@ -176,8 +175,8 @@ async def verify(request: web.Request) -> web.Response:
     summary="Create an account",
     responses={
         201: {"schema": envelope(UserProfileSchema, "RegisteredUser"), "description": "Created"},
-        400: _ERR,
-        409: {"schema": ErrorEnvelopeSchema, "description": "Username or e-mail taken"},
+        400: INVALID,
+        409: error_doc("Username or e-mail already registered"),
     },
 )
 @request_schema(RegisterSchema)
@@ -198,8 +197,8 @@ async def register(request: web.Request) -> web.Response:
     summary="Sign in with username (or e-mail) and password",
     responses={
         200: {"schema": envelope(TokenPairSchema, "LoginResult"), "description": "Tokens"},
-        401: _ERR,
-        429: {"schema": ErrorEnvelopeSchema, "description": "Too many failed attempts"},
+        401: UNAUTHORIZED,
+        429: RATE_LIMITED,
     },
 )
 @request_schema(LoginSchema)
@@ -215,7 +214,10 @@ async def login(request: web.Request) -> web.Response:
 @docs(
     tags=["auth"],
     summary="Exchange a refresh token for a new token pair (the old one stops working)",
-    responses={200: {"schema": envelope(TokenPairSchema, "RefreshResult")}, 401: _ERR},
+    responses={
+        200: {"schema": envelope(TokenPairSchema, "RefreshResult"), "description": "New tokens"},
+        401: UNAUTHORIZED,
+    },
 )
 @request_schema(RefreshSchema)
 async def refresh(request: web.Request) -> web.Response:
@@ -228,7 +230,7 @@ async def refresh(request: web.Request) -> web.Response:
     tags=["auth"],
     summary="Revoke the bearer token (and optionally a refresh token)",
     security=BEARER,
-    responses={200: {"description": "Signed out"}, 401: _ERR},
+    responses={200: {"description": "Signed out"}, 401: UNAUTHORIZED},
 )
 @request_schema(LogoutSchema)
 async def logout(request: web.Request) -> web.Response:

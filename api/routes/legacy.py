@@ -9,7 +9,7 @@ from api.health import system_health
 from api.keys import AUTH_SERVICE
 from api.responses import plain
 from api.schemas.auth import LoginSchema
-from api.schemas.common import ErrorEnvelopeSchema
+from api.schemas.common import INVALID, RATE_LIMITED, UNAUTHORIZED
 from api.schemas.legacy import LegacyTokenSchema
 from api.schemas.system import HealthSchema
 
@@ -36,9 +36,9 @@ async def health(request: web.Request) -> web.Response:
     summary="Get a JWT for secure access (form fields username, password)",
     responses={
         200: {"schema": LegacyTokenSchema, "description": "Tokens"},
-        400: {"schema": ErrorEnvelopeSchema},
-        401: {"schema": ErrorEnvelopeSchema},
-        429: {"schema": ErrorEnvelopeSchema},
+        400: INVALID,
+        401: UNAUTHORIZED,
+        429: RATE_LIMITED,
     },
 )
 @request_schema(LoginSchema, location="form")

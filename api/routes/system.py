@@ -18,8 +18,14 @@ routes = web.RouteTableDef()
     tags=["system"],
     summary="Health of the database, Redis, storage and workers",
     responses={
-        200: {"schema": envelope(HealthSchema, "SystemHealth"), "description": "Healthy or degraded"},
-        503: {"schema": envelope(HealthSchema, "SystemHealthDown"), "description": "A required component is down"},
+        200: {
+            "schema": envelope(HealthSchema, "SystemHealth"),
+            "description": "Healthy or degraded",
+        },
+        503: {
+            "schema": envelope(HealthSchema, "SystemHealthDown"),
+            "description": "A required component is down",
+        },
     },
 )
 async def health(request: web.Request) -> web.Response:

@@ -51,7 +51,13 @@ def envelope(data_schema: type[Schema] | Schema, name: str) -> type[Schema]:
     )
 
 
-ERROR_RESPONSES = {
-    400: {"description": "Validation failed", "schema": ErrorEnvelopeSchema},
-    401: {"description": "Authentication required or token invalid", "schema": ErrorEnvelopeSchema},
-}
+def error_doc(description: str) -> dict[str, object]:
+    """An OpenAPI response entry for an error envelope."""
+    return {"schema": ErrorEnvelopeSchema, "description": description}
+
+
+INVALID = error_doc("Validation failed (VALIDATION_ERROR with per-field details)")
+UNAUTHORIZED = error_doc("Missing, invalid, expired or revoked token")
+FORBIDDEN = error_doc("Not allowed for this user (PERMISSION_DENIED)")
+NOT_FOUND = error_doc("No such resource, or not yours (RESOURCE_NOT_FOUND)")
+RATE_LIMITED = error_doc("Too many requests (RATE_LIMIT_EXCEEDED, see Retry-After)")

@@ -93,7 +93,9 @@ async def test_malformed_json_and_wrong_content_type(client):
 async def test_login_failure_does_not_reveal_whether_user_exists(client, make_user):
     user = await make_user(login=False)
     wrong_password = await _error(
-        await client.post("/api/v1/auth/login", json={"username": user.username, "password": "nope"}),
+        await client.post(
+            "/api/v1/auth/login", json={"username": user.username, "password": "nope"}
+        ),
         401,
         "AUTH_INVALID",
     )
@@ -122,7 +124,9 @@ async def test_repeated_login_failures_are_throttled(client, make_user):
 
 async def test_root_login_with_form_fields(client, make_user):
     user = await make_user(login=False)
-    response = await client.post("/login", data={"username": user.username, "password": user.password})
+    response = await client.post(
+        "/login", data={"username": user.username, "password": user.password}
+    )
     assert response.status == 200, await response.text()
     body = await response.json()
     assert body["token_type"] == "bearer" and body["access_token"]
@@ -203,8 +207,13 @@ async def test_bad_tokens(client, settings, make_user):
         "AUTH_INVALID",
     )
     expired = issue_token(
-        secret=settings.jwt_secret, issuer=settings.jwt_issuer, subject=user.id, role="USER",
-        kind="access", ttl_s=60, now=time.time() - 3600,
+        secret=settings.jwt_secret,
+        issuer=settings.jwt_issuer,
+        subject=user.id,
+        role="USER",
+        kind="access",
+        ttl_s=60,
+        now=time.time() - 3600,
     ).token
     await _error(
         await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"}),
@@ -212,8 +221,12 @@ async def test_bad_tokens(client, settings, make_user):
         "AUTH_EXPIRED",
     )
     other_issuer = issue_token(
-        secret=settings.jwt_secret, issuer="someone-else", subject=user.id, role="USER",
-        kind="access", ttl_s=60,
+        secret=settings.jwt_secret,
+        issuer="someone-else",
+        subject=user.id,
+        role="USER",
+        kind="access",
+        ttl_s=60,
     ).token
     await _error(
         await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {other_issuer}"}),

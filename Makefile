@@ -1,0 +1,43 @@
+# The two commands of the README:
+#   make dev   - install and run the whole service (embedded PostgreSQL/Redis if none is set)
+#   make test  - install and run the linters and the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: dev test lint typecheck pytest install bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): setup.cfg pyproject.toml system-packages.txt | $(BIN)/python
+	./scripts/install-system-packages.sh system-packages.txt
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	./scripts/install-torch-cpu.sh $(BIN)/pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(INSTALLED)
+
+dev: $(INSTALLED)
+	$(BIN)/t2m dev
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy
+
+pytest: $(INSTALLED)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(INSTALLED)
+	$(BIN)/pip install -q -e '.[test,bench]'
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

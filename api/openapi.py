@@ -1,0 +1,86 @@
+"""The OpenAPI 3 document and Swagger UI, generated from the handlers' schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp_apigami import setup_aiohttp_apispec
+from aiohttp_apigami.constants import SWAGGER_DICT
+
+from api.validation import raise_validation_error
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+SWAGGER_UI_PATH = "/api/docs"
+
+# Swagger 2.0 operation fields that aiohttp-apigami's @docs adds even when it
+# emits OpenAPI 3, where they are invalid.
+_SWAGGER2_ONLY = ("produces", "consumes")
+
+
+def setup_openapi(app: web.Application) -> None:
+    setup_aiohttp_apispec(
+        app,
+        title="T2M API",
+        version="1.1.0",
+        url=OPENAPI_PATH,
+        swagger_path=SWAGGER_UI_PATH,
+        static_path=f"{SWAGGER_UI_PATH}/static",
+        openapi_version="3.0.2",
+        error_callback=raise_validation_error,
+        in_place=True,  # every route is added before this call
+        info={"description": "Text-to-media: uploads, script-to-video, streaming, webhooks."},
+        components={
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+        },
+    )
+    _to_openapi3(app[SWAGGER_DICT])
+    app.router.add_get("/docs", _docs_redirect)
+
+
+def _to_openapi3(spec: dict[str, Any]) -> None:
+    """Rewrite the Swagger 2.0 leftovers aiohttp-apigami emits into OpenAPI 3."""
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for field in _SWAGGER2_ONLY:
+                operation.pop(field, None)
+            _form_parameters_to_request_body(operation)
+
+
+def _form_parameters_to_request_body(operation: dict[str, Any]) -> None:
+    parameters = operation.get("parameters", [])
+    form = [p for p in parameters if p.get("in") == "formData"]
+    if not form:
+        return
+    operation["parameters"] = [p for p in parameters if p.get("in") != "formData"]
+    properties: dict[str, Any] = {}
+    for param in form:
+        schema = dict(param.get("schema") or {"type": param.get("type", "string")})
+        if param.get("description"):
+            schema["description"] = param["description"]
+        properties[param["name"]] = schema
+    required = [p["name"] for p in form if p.get("required")]
+    body_schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        body_schema["required"] = required
+    has_files = any(s.get("format") == "binary" for s in properties.values())
+    media_types = (
+        ["multipart/form-data"]
+        if has_files
+        else [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ]
+    )
+    operation["requestBody"] = {
+        "required": bool(required),
+        "content": {media: {"schema": body_schema} for media in media_types},
+    }
+
+
+async def _docs_redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound(SWAGGER_UI_PATH)
