@@ -5,13 +5,20 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
+from api import file_service
+from api.authn import require_admin, require_user
+from api.file_delivery import send_original, send_stream
+from api.file_views import content_view
 from api.health import system_health
-from api.keys import AUTH_SERVICE
+from api.keys import AUTH_SERVICE, STORAGE
 from api.responses import plain
 from api.schemas.auth import LoginSchema
-from api.schemas.common import INVALID, RATE_LIMITED, UNAUTHORIZED
-from api.schemas.legacy import LegacyTokenSchema
+from api.schemas.common import FORBIDDEN, INVALID, NOT_FOUND, RATE_LIMITED, UNAUTHORIZED
+from api.schemas.files import UPLOAD_FIELDS, FileListQuerySchema, StreamQuerySchema, multipart_body
+from api.schemas.legacy import ContentListSchema, ContentSchema, LegacyTokenSchema
 from api.schemas.system import HealthSchema
+from t2m.errors import NotFound
+from t2m.storage import SEGMENTS
 
 routes = web.RouteTableDef()
 
@@ -49,3 +56,128 @@ async def login(request: web.Request) -> web.Response:
     )
     result.pop("user", None)
     return plain(result)
+
+
+BYTES = {"description": "The bytes (206 with Content-Range for a Range request)"}
+
+
+@routes.post("/upload")
+@docs(
+    tags=["workflow"],
+    summary="Upload a file (images, videos, audio, PDFs, text)",
+    requestBody=multipart_body("file", many=False, extra=UPLOAD_FIELDS),
+    responses={201: {"schema": ContentSchema, "description": "Stored"}, 400: INVALID, 401: UNAUTHORIZED},
+)
+async def upload(request: web.Request) -> web.Response:
+    principal = await require_user(request, allow_guest=True)
+    (row,) = await file_service.upload_files(request, principal, file_fields=("file",), max_files=1)
+    return plain({**content_view(row), "message": "Content uploaded"}, status=201)
+
+
+@routes.get("/contents")
+@docs(
+    tags=["workflow"],
+    summary="List uploaded and generated content",
+    responses={200: {"schema": ContentListSchema, "description": "A page"}, 400: INVALID, 401: UNAUTHORIZED},
+)
+@request_schema(FileListQuerySchema, location="querystring")
+async def contents(request: web.Request) -> web.Response:
+    principal = await require_user(request, allow_guest=True)
+    query = request["data"]
+    rows, total = await file_service.list_visible_files(
+        request,
+        principal,
+        file_type=query.get("file_type"),
+        page=query["page"],
+        items_per_page=query["items_per_page"],
+    )
+    return plain(
+        {
+            "contents": [content_view(r) for r in rows],
+            "total": total,
+            "page": query["page"],
+            "items_per_page": query["items_per_page"],
+        }
+    )
+
+
+@routes.get("/content/{content_id}")
+@docs(
+    tags=["workflow"],
+    summary="Content details and metadata",
+    responses={200: {"schema": ContentSchema, "description": "The content"}, 401: UNAUTHORIZED, 404: NOT_FOUND},
+)
+async def content(request: web.Request) -> web.Response:
+    principal = await require_user(request, allow_guest=True)
+    row = await file_service.get_visible_file(request, principal, request.match_info["content_id"])
+    return plain(content_view(row))
+
+
+@routes.get("/download/{content_id}")
+@docs(
+    tags=["workflow"],
+    summary="Download content",
+    responses={200: BYTES, 206: BYTES, 401: UNAUTHORIZED, 404: NOT_FOUND},
+)
+async def download(request: web.Request) -> web.StreamResponse:
+    principal = await require_user(request, allow_guest=True)
+    row = await file_service.get_visible_file(request, principal, request.match_info["content_id"])
+    return await send_original(request, row, inline=False, user_id=principal.user_id)
+
+
+@routes.get("/stream/{content_id}")
+@docs(
+    tags=["workflow"],
+    summary="Stream content with range requests",
+    responses={200: BYTES, 206: BYTES, 401: UNAUTHORIZED, 404: NOT_FOUND},
+)
+@request_schema(StreamQuerySchema, location="querystring")
+async def stream(request: web.Request) -> web.StreamResponse:
+    principal = await require_user(request, allow_guest=True)
+    row = await file_service.get_visible_file(request, principal, request.match_info["content_id"])
+    return await send_stream(
+        request, row, quality=request["data"]["quality"], user_id=principal.user_id
+    )
+
+
+@routes.get("/bucket/stats")
+@docs(
+    tags=["workflow"],
+    summary="Storage backend, its configuration and usage per segment (admin)",
+    security=[{"bearerAuth": []}],
+    responses={200: {"description": "Storage statistics"}, 401: UNAUTHORIZED, 403: FORBIDDEN},
+)
+async def bucket_stats(request: web.Request) -> web.Response:
+    await require_admin(request)
+    storage = request.config_dict[STORAGE]
+    usage = await storage.usage_by_segment()
+    return plain(
+        {
+            **storage.describe(),
+            "segments": usage,
+            "total_objects": sum(u["objects"] for u in usage.values()),
+            "total_bytes": sum(u["bytes"] for u in usage.values()),
+        }
+    )
+
+
+@routes.get("/bucket/list/{segment}")
+@docs(
+    tags=["workflow"],
+    summary="List objects in a storage segment (admin; at most 1000)",
+    security=[{"bearerAuth": []}],
+    responses={200: {"description": "Objects"}, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND},
+)
+async def bucket_list(request: web.Request) -> web.Response:
+    await require_admin(request)
+    segment = request.match_info["segment"]
+    if segment not in SEGMENTS:
+        raise NotFound("No such segment", f"Segments: {', '.join(SEGMENTS)}")
+    objects = []
+    truncated = False
+    async for info in request.config_dict[STORAGE].list(f"{segment}/"):
+        if len(objects) == 1000:
+            truncated = True
+            break
+        objects.append({"key": info.key, "size": info.size, "modified": info.modified})
+    return plain({"segment": segment, "objects": objects, "count": len(objects), "truncated": truncated})

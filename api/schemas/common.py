@@ -47,7 +47,7 @@ def envelope(data_schema: type[Schema] | Schema, name: str) -> type[Schema]:
             "data": fields.Nested(data_schema, required=True),
             "message": fields.Str(),
         },
-        name=name,
+        name=f"{name}Envelope",
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from t2m.queues import QUEUES
 
 QUEUE_MODULES: dict[str, tuple[str, ...]] = {
+    "media": ("pipeline.workers.media",),
     "maintenance": ("pipeline.workers.system",),
 }
 

@@ -12,6 +12,7 @@ import asyncpg
 
 from db.pool import create_pool
 from pipeline.workers import runtime
+from t2m.storage import Storage, build_storage
 
 _pool: asyncpg.Pool | None = None
 _lock = asyncio.Lock()
@@ -24,3 +25,14 @@ async def db_pool() -> asyncpg.Pool:
             if _pool is None:
                 _pool = await create_pool(runtime.settings.database_url, min_size=1, max_size=4)
     return _pool
+
+
+_storage: Storage | None = None
+
+
+def storage() -> Storage:
+    """The process's storage backend (built on first use, on the actor loop)."""
+    global _storage
+    if _storage is None:
+        _storage = build_storage(runtime.settings)
+    return _storage

@@ -1,0 +1,145 @@
+"""Schemas of the file endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, fields, validate
+
+from api.schemas.common import PageQuerySchema, PaginationSchema
+
+FILE_TYPES = ("document", "image", "video", "audio")
+FILE_TYPE = validate.OneOf(
+    FILE_TYPES, error="Invalid file type. Must be one of: document, image, video, audio"
+)
+
+
+class FileListQuerySchema(PageQuerySchema):
+    file_type = fields.Str(validate=FILE_TYPE)
+
+
+class DownloadQuerySchema(Schema):
+    inline = fields.Bool(load_default=False)
+
+
+class StreamQuerySchema(Schema):
+    quality = fields.Str(load_default="auto", metadata={"example": "720p"})
+
+
+class ThumbnailQuerySchema(Schema):
+    size = fields.Str(load_default="medium", validate=validate.OneOf(("small", "medium", "large")))
+
+
+class SignedUrlRequestSchema(Schema):
+    expires_in = fields.Int(
+        load_default=3600,
+        validate=validate.Range(min=10, max=7 * 24 * 3600, error="Between 10 s and 7 days"),
+    )
+    inline = fields.Bool(load_default=False)
+    size = fields.Str(validate=validate.OneOf(("small", "medium", "large")))
+    quality = fields.Str(validate=validate.Regexp(r"^(auto|original|\d{3,4}p)$"))
+
+
+class SecureQuerySchema(Schema):
+    """Documentation only: a signed link is judged by its signature, so a
+    missing or extra parameter is a 403 from the signature check, not a 400."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    user_id = fields.Str(metadata={"description": "Required; set by the link"})
+    expires = fields.Str(metadata={"description": "Required; set by the link"})
+    signature = fields.Str(metadata={"description": "Required; set by the link"})
+    file_type = fields.Str()
+    inline = fields.Str()
+    size = fields.Str()
+    quality = fields.Str()
+
+
+class CleanupRequestSchema(Schema):
+    older_than_days = fields.Float(validate=validate.Range(min=0))
+    file_type = fields.Str(validate=FILE_TYPE)
+    dry_run = fields.Bool(load_default=True)
+
+
+class FileSummarySchema(Schema):
+    id = fields.Str(required=True)
+    filename = fields.Str(required=True)
+    title = fields.Str(allow_none=True)
+    size = fields.Int(required=True)
+    content_type = fields.Str(required=True)
+    file_type = fields.Str(required=True)
+    processing_status = fields.Str(required=True)
+    has_thumbnail = fields.Bool()
+    created_at = fields.DateTime(required=True)
+
+
+class FileDetailSchema(FileSummarySchema):
+    description = fields.Str(allow_none=True)
+    subdirectory = fields.Str(allow_none=True)
+    source = fields.Str()
+    tags = fields.List(fields.Str())
+    checksum = fields.Str()
+    processing_error = fields.Str(allow_none=True)
+    updated_at = fields.DateTime()
+    download_count = fields.Int()
+    stream_count = fields.Int()
+    metadata = fields.Dict()
+    renditions = fields.List(fields.Str())
+    thumbnails = fields.List(fields.Str())
+    download_url = fields.Str()
+    stream_url = fields.Str()
+    thumbnail_url = fields.Str()
+    metadata_url = fields.Str()
+
+
+class FileListSchema(Schema):
+    items = fields.List(fields.Nested(FileSummarySchema), required=True)
+    pagination = fields.Nested(PaginationSchema, required=True)
+
+
+class BatchUploadSchema(Schema):
+    uploaded = fields.List(fields.Nested(FileDetailSchema), required=True)
+    count = fields.Int(required=True)
+
+
+class FileMetadataSchema(Schema):
+    content_type = fields.Str(required=True)
+    size = fields.Int(required=True)
+    checksum = fields.Str(required=True)
+    processing_status = fields.Str()
+    processing_error = fields.Str(allow_none=True)
+    metadata = fields.Dict()
+
+
+class SignedUrlSchema(Schema):
+    url = fields.Str(required=True)
+    expires_at = fields.DateTime(required=True)
+    expires_in = fields.Int(required=True)
+
+
+def multipart_body(file_field: str, *, many: bool, extra: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI requestBody for a streamed multipart upload (not parsed by the
+    validation middleware, which would read the whole body)."""
+    file_schema: dict[str, Any] = {"type": "string", "format": "binary"}
+    properties = {
+        file_field: {"type": "array", "items": file_schema} if many else file_schema,
+        **extra,
+    }
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": properties, "required": [file_field]}
+            }
+        },
+    }
+
+
+UPLOAD_FIELDS: dict[str, Any] = {
+    "file_type": {"type": "string", "enum": list(FILE_TYPES)},
+    "subdirectory": {"type": "string", "description": "Logical folder label"},
+    "title": {"type": "string"},
+    "description": {"type": "string"},
+    "tags": {"type": "string", "description": "Space- or comma-separated tags"},
+}

@@ -1,0 +1,62 @@
+"""The ``media`` queue: metadata and thumbnails for uploaded files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from pathlib import Path
+
+import dramatiq
+
+from db import files as file_rows
+from pipeline.stages.upload_processing import process_local_upload
+from pipeline.workers import runtime  # noqa: F401  (the broker before any actor)
+from pipeline.workers.resources import db_pool, storage
+from t2m.queues import PROCESS_UPLOAD
+
+log = logging.getLogger(__name__)
+
+
+@dramatiq.actor(
+    actor_name=PROCESS_UPLOAD.actor_name,
+    queue_name=PROCESS_UPLOAD.queue_name,
+    max_retries=5,
+    min_backoff=1000,
+    time_limit=15 * 60 * 1000,
+)
+async def process_upload(file_id: str) -> None:
+    """Idempotent: a redelivered message redoes the same work into the same keys."""
+    pool = await db_pool()
+    async with pool.acquire() as conn:
+        row = await file_rows.claim_for_processing(conn, file_id)
+    if row is None:
+        log.info("upload %s is gone; nothing to process", file_id)
+        return
+    store = storage()
+    with tempfile.TemporaryDirectory(prefix="t2m-media-") as scratch:
+        local = Path(scratch) / "original"
+        await store.download_to(row["storage_key"], local)
+        # Decoding media is CPU work: keep the actor loop free for other messages.
+        result = await asyncio.to_thread(
+            process_local_upload,
+            local,
+            file_type=row["file_type"],
+            mime=row["content_type"],
+            work_dir=Path(scratch) / "thumbs",
+        )
+        thumbnail_keys = {}
+        for size, path in result.thumbnails.items():
+            key = f"thumbnails/{file_id}/{size}{path.suffix}"
+            await store.put_file(key, path, content_type="image/jpeg")
+            thumbnail_keys[size] = key
+    async with pool.acquire() as conn:
+        await file_rows.finish_processing(
+            conn,
+            file_id,
+            status=result.status,
+            metadata=result.metadata,
+            thumbnails=thumbnail_keys,
+            error=result.error,
+        )
+    log.info("processed upload %s: %s", file_id, result.status)

@@ -1,0 +1,393 @@
+"""Numpy-only tag scoring and exploration for the API process.
+
+The training worker exports a ``TagScorer`` as npz bytes (``Agent.export_scorer``
+/ ``checkpoint.export_scorer``); the API loads it with ``TagScorer.from_bytes``
+and calls ``recommend``. Nothing in this module's import chain imports torch.
+
+Scoring (identical to ``recommender.agent.TagModel``)::
+
+    u(x)  = sum_i x_i E[i]                (content embedding, E: content table)
+    v(a)  = sum_j z_j F[j]                (tag embedding, F: tag table)
+    phi   = [u * v, word_match, gram_match, popularity, 1]      (d + 4 values)
+    score = phi . theta
+
+Exploration: Thompson sampling on the linear head. ``theta ~ N(mean, L L^T)``
+with ``L`` the Cholesky factor of the (scaled) posterior covariance exported
+by the agent; the k tags with the highest sampled scores are shown, ordered
+by sampled score. With probability ``epsilon`` k tags are drawn uniformly
+instead, which guarantees every candidate a propensity of at least
+``epsilon * k / n`` (support for off-policy evaluation).
+
+Propensities: the probability that a tag is among the k shown under that
+mixture, ``(1 - eps) * P_TS(tag in top-k) + eps * k / n``. ``P_TS`` has no
+closed form; it is estimated from the decision's own draw plus
+``mc_samples`` further posterior draws (so it is never below 1/(mc+1)).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from recommender.features import (
+    N_MATCH_FEATURES,
+    ContentFeatures,
+    FeatureConfig,
+    TagFeatures,
+    TagSet,
+    build_content_features,
+    build_tag_features,
+    normalize_tag,
+)
+
+__all__ = ["SCORER_FORMAT", "Decision", "TagScorer", "popularity_vector"]
+
+#: Format number of the npz export. Bump on any incompatible change.
+SCORER_FORMAT = 1
+#: Extra phi columns after the d product columns: word match, gram match, popularity, bias.
+N_EXTRA = N_MATCH_FEATURES + 2
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One recommendation: tags in display order with their scores and propensities."""
+
+    tags: tuple[str, ...]
+    scores: dict[str, float]
+    propensities: dict[str, float]
+    explored: bool
+    epsilon: float
+    n_candidates: int
+    model_events: int = 0
+    all_scores: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tags": list(self.tags),
+            "scores": self.scores,
+            "propensities": self.propensities,
+            "explored": self.explored,
+            "epsilon": self.epsilon,
+            "n_candidates": self.n_candidates,
+            "model_events": self.model_events,
+        }
+
+
+def popularity_vector(tags: Sequence[str], counts: dict[str, int]) -> npt.NDArray[np.float32]:
+    """log1p(count) / log1p(max count) for each tag (0 for unknown tags)."""
+    top = max(counts.values(), default=0)
+    if top <= 0:
+        return np.zeros(len(tags), dtype=np.float32)
+    raw = np.array([counts.get(t, 0) for t in tags], dtype=np.float64)
+    return (np.log1p(raw) / np.log1p(top)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _CandidateBlock:
+    """Per candidate list: tag vectors, flattened match hashes and popularity (cached)."""
+
+    vectors: npt.NDArray[np.float64]
+    tag_set: TagSet
+    popularity: npt.NDArray[np.float32]
+
+
+class _SparseTable:
+    """Rows of an embedding table stored sparsely (untouched rows are zero)."""
+
+    def __init__(self, rows: npt.NDArray[np.int64], table: npt.NDArray[np.float32], dim: int):
+        order = np.argsort(rows)
+        self.rows = rows[order]
+        self.table = table[order]
+        self.dim = dim
+
+    def embed(self, indices: npt.NDArray[np.int64], values: npt.NDArray[np.float32]) -> Any:
+        out = np.zeros(self.dim, dtype=np.float32)
+        if self.rows.shape[0] == 0 or indices.shape[0] == 0:
+            return out
+        pos = np.searchsorted(self.rows, indices)
+        pos = np.minimum(pos, self.rows.shape[0] - 1)
+        hit = self.rows[pos] == indices
+        if not hit.any():
+            return out
+        return (values[hit] @ self.table[pos[hit]]).astype(np.float32)
+
+
+class TagScorer:
+    """An exported policy: scores (content, tag) pairs and picks k tags with exploration."""
+
+    def __init__(
+        self,
+        *,
+        config: FeatureConfig,
+        content_rows: npt.NDArray[np.int64],
+        content_table: npt.NDArray[np.float32],
+        tag_rows: npt.NDArray[np.int64],
+        tag_table: npt.NDArray[np.float32],
+        head_mean: npt.NDArray[np.float64],
+        head_chol: npt.NDArray[np.float64],
+        vocabulary_counts: dict[str, int],
+        epsilon: float = 0.0,
+        exploration_scale: float = 1.0,
+        mc_samples: int = 32,
+        model_events: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        dim = int(content_table.shape[1]) if content_table.ndim == 2 else 0
+        self.embed_dim = dim
+        self.config = config
+        self._content = _SparseTable(content_rows, content_table.astype(np.float32), dim)
+        self._tag = _SparseTable(tag_rows, tag_table.astype(np.float32), dim)
+        self.head_mean = np.asarray(head_mean, dtype=np.float64)
+        self.head_chol = np.asarray(head_chol, dtype=np.float64)
+        if self.head_mean.shape != (dim + N_EXTRA,):
+            raise ValueError("head size does not match embedding size")
+        self.vocabulary_counts = dict(vocabulary_counts)
+        self.tags = [normalize_tag(t) for t in self.vocabulary_counts]
+        self.epsilon = float(epsilon)
+        self.exploration_scale = float(exploration_scale)
+        self.mc_samples = int(mc_samples)
+        self.model_events = int(model_events)
+        self.meta = dict(meta or {})
+        self._top_count = max(self.vocabulary_counts.values(), default=0)
+        self._tag_cache: dict[str, tuple[TagFeatures, npt.NDArray[np.float32]]] = {}
+        self._blocks: dict[tuple[str, ...], _CandidateBlock] = {}
+
+    # --- (de)serialisation -----------------------------------------------------------------
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> TagScorer:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+            fmt = int(data["format"])
+            if fmt != SCORER_FORMAT:
+                raise ValueError(f"unsupported scorer format {fmt} (expected {SCORER_FORMAT})")
+            meta = json.loads(str(data["meta"]))
+            tags = [str(t) for t in data["vocab_tags"]]
+            counts = [int(c) for c in data["vocab_counts"]]
+            return cls(
+                config=FeatureConfig.from_dict(meta["features"]),
+                content_rows=data["content_rows"].astype(np.int64),
+                content_table=data["content_table"],
+                tag_rows=data["tag_rows"].astype(np.int64),
+                tag_table=data["tag_table"],
+                head_mean=data["head_mean"],
+                head_chol=data["head_chol"],
+                vocabulary_counts=dict(zip(tags, counts, strict=True)),
+                epsilon=float(meta["epsilon"]),
+                exploration_scale=float(meta["exploration_scale"]),
+                mc_samples=int(meta["mc_samples"]),
+                model_events=int(meta.get("events_seen", 0)),
+                meta=meta,
+            )
+
+    @staticmethod
+    def write_bytes(
+        *,
+        meta: dict[str, Any],
+        content_rows: npt.NDArray[np.int64],
+        content_table: npt.NDArray[np.float32],
+        tag_rows: npt.NDArray[np.int64],
+        tag_table: npt.NDArray[np.float32],
+        head_mean: npt.NDArray[np.float64],
+        head_chol: npt.NDArray[np.float64],
+        vocabulary_counts: dict[str, int],
+    ) -> bytes:
+        """The npz layout read by ``from_bytes`` (used by the agent's exporter)."""
+        buf = io.BytesIO()
+        tags = list(vocabulary_counts)
+        np.savez(
+            buf,
+            format=np.array(SCORER_FORMAT, dtype=np.int64),
+            meta=np.array(json.dumps(meta, sort_keys=True)),
+            content_rows=content_rows.astype(np.int32),
+            content_table=content_table.astype(np.float32),
+            tag_rows=tag_rows.astype(np.int32),
+            tag_table=tag_table.astype(np.float32),
+            head_mean=head_mean.astype(np.float64),
+            head_chol=head_chol.astype(np.float64),
+            vocab_tags=np.array(tags, dtype=np.str_) if tags else np.zeros(0, dtype="<U1"),
+            vocab_counts=np.array([vocabulary_counts[t] for t in tags], dtype=np.int64),
+        )
+        return buf.getvalue()
+
+    # --- features --------------------------------------------------------------------------
+
+    def content_features(
+        self,
+        title: str | None = None,
+        description: str | None = None,
+        script: str | None = None,
+        media_type: str | None = None,
+        duration_s: float | None = None,
+    ) -> ContentFeatures:
+        """Content features with this model's FeatureConfig (always use this in the API)."""
+        return build_content_features(
+            title, description, script, media_type, duration_s, config=self.config
+        )
+
+    def _tag_entry(self, tag: str) -> tuple[TagFeatures, npt.NDArray[np.float32]]:
+        entry = self._tag_cache.get(tag)
+        if entry is None:
+            feats = build_tag_features(tag, self.config)
+            entry = (feats, self._tag.embed(feats.indices, feats.values))
+            if len(self._tag_cache) < 100_000:
+                self._tag_cache[tag] = entry
+        return entry
+
+    def _block(self, tags: tuple[str, ...]) -> _CandidateBlock:
+        block = self._blocks.get(tags)
+        if block is None:
+            entries = [self._tag_entry(t) for t in tags]
+            vecs = (
+                np.stack([e[1] for e in entries]).astype(np.float64)
+                if entries
+                else np.zeros((0, self.embed_dim))
+            )
+            block = _CandidateBlock(
+                vecs,
+                TagSet([e[0] for e in entries]),
+                popularity_vector(tags, self.vocabulary_counts),
+            )
+            if len(self._blocks) >= 16:
+                self._blocks.pop(next(iter(self._blocks)))
+            self._blocks[tags] = block
+        return block
+
+    def phi(self, context: ContentFeatures, tags: Sequence[str]) -> npt.NDArray[np.float64]:
+        """(n, d + 4) head inputs for normalised tag names."""
+        block = self._block(tuple(tags))
+        u = self._content.embed(context.indices, context.values).astype(np.float64)
+        n, d = len(tags), self.embed_dim
+        out = np.empty((n, d + N_EXTRA), dtype=np.float64)
+        out[:, :d] = block.vectors * u[None, :]
+        out[:, d : d + N_MATCH_FEATURES] = block.tag_set.match(context)
+        out[:, d + N_MATCH_FEATURES] = block.popularity
+        out[:, d + N_MATCH_FEATURES + 1] = 1.0
+        return out
+
+    def score(self, context: ContentFeatures, tags: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Posterior-mean scores (expected reward) of each tag for this content."""
+        names = [normalize_tag(t) for t in tags]
+        return self.phi(context, names) @ self.head_mean
+
+    # --- decisions -------------------------------------------------------------------------
+
+    def _candidates(
+        self, candidate_tags: Iterable[str] | None, exclude: Iterable[str]
+    ) -> list[str]:
+        excluded = {normalize_tag(t) for t in exclude}
+        if candidate_tags is None and not excluded:
+            return self.tags
+        seen: set[str] = set()
+        out = []
+        for t in self.tags if candidate_tags is None else candidate_tags:
+            name = normalize_tag(t)
+            if name and name not in seen and name not in excluded:
+                seen.add(name)
+                out.append(name)
+        return out
+
+    def _sampled_scores(
+        self, phi: npt.NDArray[np.float64], n_draws: int, rng: np.random.Generator
+    ) -> npt.NDArray[np.float64]:
+        """(n, n_draws) scores under independent posterior draws of the head."""
+        z = rng.standard_normal((self.head_mean.shape[0], n_draws))
+        theta = self.head_mean[:, None] + self.exploration_scale * (self.head_chol @ z)
+        return phi @ theta
+
+    @staticmethod
+    def _top_k(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
+        """Indices of the k best scores, best first (ties: candidate order)."""
+        order = np.argsort(-scores, kind="stable")
+        return order[:k].astype(np.int64)
+
+    def recommend(
+        self,
+        context: ContentFeatures,
+        candidate_tags: Iterable[str] | None = None,
+        k: int = 3,
+        rng: np.random.Generator | None = None,
+        *,
+        explore: bool = True,
+        exclude: Iterable[str] = (),
+    ) -> Decision:
+        """Choose up to k tags. ``candidate_tags=None`` means the exported vocabulary.
+
+        ``explore=False`` is the greedy (posterior-mean) policy: propensity 1 for the
+        shown tags. Use ``exclude`` for tags the content already has.
+        """
+        names = self._candidates(candidate_tags, exclude)
+        n = len(names)
+        kk = min(max(k, 0), n)
+        if kk == 0:
+            return Decision((), {}, {}, False, self.epsilon, n, self.model_events)
+        phi = self.phi(context, names)
+        mean = phi @ self.head_mean
+        greedy = self._top_k(mean, kk)
+        all_scores = {t: float(s) for t, s in zip(names, mean, strict=True)}
+        if not explore:
+            chosen = greedy
+            props = np.ones(n)
+            explored = False
+        else:
+            gen = rng if rng is not None else np.random.default_rng()
+            eps = self.epsilon
+            sampled = self._sampled_scores(phi, self.mc_samples + 1, gen)
+            uniform = bool(gen.random() < eps)
+            if uniform:
+                picked = gen.choice(n, size=kk, replace=False)
+                chosen = picked[np.argsort(-mean[picked], kind="stable")].astype(np.int64)
+            else:
+                chosen = self._top_k(sampled[:, 0], kk)
+            if kk == n:
+                p_ts = np.ones(n)
+            else:
+                tops = np.argpartition(-sampled, kk - 1, axis=0)[:kk]
+                p_ts = np.bincount(tops.ravel(), minlength=n) / sampled.shape[1]
+            props = (1.0 - eps) * p_ts + eps * kk / n
+            explored = uniform or set(chosen.tolist()) != set(greedy.tolist())
+        tags = tuple(names[i] for i in chosen)
+        return Decision(
+            tags=tags,
+            scores={names[i]: float(mean[i]) for i in chosen},
+            propensities={names[i]: float(min(1.0, props[i])) for i in chosen},
+            explored=explored,
+            epsilon=self.epsilon if explore else 0.0,
+            n_candidates=n,
+            model_events=self.model_events,
+            all_scores=all_scores,
+        )
+
+    def inclusion_probabilities(
+        self,
+        context: ContentFeatures,
+        candidate_tags: Iterable[str] | None = None,
+        k: int = 3,
+        rng: np.random.Generator | None = None,
+        *,
+        explore: bool = True,
+        n_samples: int = 256,
+    ) -> dict[str, float]:
+        """P(tag is among the k shown) for every candidate (for off-policy evaluation)."""
+        names = self._candidates(candidate_tags, ())
+        n = len(names)
+        kk = min(max(k, 0), n)
+        if kk == 0:
+            return {}
+        phi = self.phi(context, names)
+        if not explore:
+            greedy = set(self._top_k(phi @ self.head_mean, kk).tolist())
+            return {t: float(i in greedy) for i, t in enumerate(names)}
+        if kk == n:
+            return dict.fromkeys(names, 1.0)
+        gen = rng if rng is not None else np.random.default_rng()
+        sampled = self._sampled_scores(phi, n_samples, gen)
+        tops = np.argpartition(-sampled, kk - 1, axis=0)[:kk]
+        p_ts = np.bincount(tops.ravel(), minlength=n) / n_samples
+        probs = (1.0 - self.epsilon) * p_ts + self.epsilon * kk / n
+        return {t: float(p) for t, p in zip(names, probs, strict=True)}
