@@ -78,6 +78,7 @@ __all__ = ["Agent", "AgentConfig", "TagModel", "UpdateReport"]
 class AgentConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     embed_dim: int = 32
+    loss: str = "squared"  # "squared" | "logistic"
     optimizer: str = "adagrad"  # "adagrad" | "sgd" | "adam"
     learning_rate: float = 0.1
     head_learning_rate: float = 0.01
@@ -97,6 +98,7 @@ class AgentConfig:
     mc_samples: int = 32
     match_prior: tuple[float, float] = (1.0, 0.5)
     popularity_prior: float = 0.3
+    bias_prior: float = 0.0
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,7 +145,7 @@ class TagModel(nn.Module):
         with torch.no_grad():
             self.content.weight.zero_()
             self.tag.weight.normal_(0.0, config.tag_init_std, generator=gen)
-        head = [1.0] * d + [*config.match_prior, config.popularity_prior, 0.0]
+        head = [1.0] * d + [*config.match_prior, config.popularity_prior, config.bias_prior]
         self.head = nn.Parameter(torch.tensor(head, dtype=torch.float32))
 
     def phi(
@@ -299,6 +301,15 @@ class Agent:
             torch.from_numpy(extra),
         )
 
+    def _loss(self, pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "logistic":
+            per = nn.functional.binary_cross_entropy_with_logits(
+                pred, target.clamp(0.0, 1.0), reduction="none"
+            )
+        else:
+            per = (pred - target) ** 2
+        return torch.sum(weights * per) / torch.sum(weights)
+
     def _weights(self, records: Sequence[_Record]) -> torch.Tensor:
         clip = self.config.ips_clip
         if clip is None:
@@ -322,8 +333,9 @@ class Agent:
         rewards_new = torch.tensor([r.reward for r in records], dtype=torch.float32)
         with torch.no_grad():
             phi_new, _, _ = self._phi(records)
-            pred = phi_new @ self.model.head
-            progressive = float(torch.mean((pred - rewards_new) ** 2))
+            progressive = float(
+                self._loss(phi_new @ self.model.head, rewards_new, torch.ones(len(records)))
+            )
         losses = []
         n_replay = round(cfg.replay_ratio * len(records))
         for _ in range(cfg.steps_per_update):
@@ -334,18 +346,21 @@ class Agent:
             target = torch.tensor([r.reward for r in batch], dtype=torch.float32)
             weights = self._weights(batch)
             phi, u, v = self._phi(batch)
-            pred = phi @ self.model.head
-            loss = torch.sum(weights * (pred - target) ** 2) / torch.sum(weights)
+            loss = self._loss(phi @ self.model.head, target, weights)
             reg = cfg.embedding_l2 * (u.pow(2).sum(1).mean() + v.pow(2).sum(1).mean())
             self.sparse_optimizer.zero_grad(set_to_none=True)
             self.head_optimizer.zero_grad(set_to_none=True)
             (loss + reg).backward()
             self.sparse_optimizer.step()
             self.head_optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         with torch.no_grad():
             phi_post, _, _ = self._phi(records)
         phi_np = phi_post.numpy().astype(np.float64)
+        if cfg.loss == "logistic":
+            # Laplace approximation: the logistic likelihood's curvature p(1 - p)
+            p = 1.0 / (1.0 + np.exp(-(phi_np @ self.model.head.detach().numpy())))
+            phi_np = phi_np * np.sqrt(p * (1.0 - p))[:, None]
         decay = math.exp(-len(records) / max(cfg.posterior_horizon, 1.0))
         self.gram *= decay
         self.gram += phi_np.T @ phi_np

@@ -49,6 +49,8 @@ def run_dev(procfile: Path) -> int:
     settings = Settings.from_env()
     var_dir = settings.var_dir.resolve()
     env = dict(os.environ)
+    # Procfile commands name `t2m`; make sure it is this installation's.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     stack = contextlib.ExitStack()
     with stack:
         if not settings.database_url:

@@ -109,3 +109,26 @@ def make_user(db: asyncpg.Pool, client: TestClient) -> Any:
         return user
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One in-process S3 server (moto) on a free port for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, moto_endpoint: str) -> Settings:
+    return settings.with_overrides(
+        storage_backend="s3",
+        s3_endpoint_url=moto_endpoint,
+        s3_bucket=f"t2m-test-{secrets.token_hex(4)}",
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing-secret",
+    )

@@ -182,7 +182,14 @@ class Storage(ABC):
         end_inclusive: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> AsyncGenerator[bytes, None]:
-        """Stream bytes ``start..end_inclusive`` (clamped to the object's end)."""
+        """Stream bytes ``start..end_inclusive`` (clamped to the object's end).
+
+        An async generator: ``NotFound`` / ``RangeNotSatisfiable`` surface on the
+        first iteration, so HTTP handlers ``stat`` first (they need the size for
+        ``Content-Range`` anyway).  Chunks are at most ``chunk_size`` bytes.  Call
+        ``aclose()`` when stopping early (client gone) to release the file or
+        connection at once.
+        """
 
     @abstractmethod
     async def stat(self, key: str) -> ObjectInfo | None: ...

@@ -50,6 +50,7 @@ from t2m.storage.base import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_Buffer = bytes | bytearray | memoryview
 
 _BATCH_BYTES = 4 * 1024 * 1024
 _COPY_BUFFER = 1024 * 1024
@@ -70,6 +71,13 @@ async def _run(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.wrap_future(_submit(fn, *args))
 
 
+async def _wait(future: Future[T]) -> T:
+    """The result of a thread job; no event-loop round trip if it is already done."""
+    if future.done():
+        return future.result()
+    return await asyncio.wrap_future(future)
+
+
 def _after(pending: Future[Any] | None, cleanup: Callable[[], None]) -> None:
     """Run ``cleanup`` once ``pending`` (a thread job possibly still running) ends.
 
@@ -87,7 +95,7 @@ def _writev(fd: int, buffers: Sequence[memoryview]) -> int:
     return os.writev(fd, buffers)
 
 
-def _write_all(fd: int, buffers: list[bytes]) -> None:
+def _write_all(fd: int, buffers: Sequence[_Buffer]) -> None:
     views = [memoryview(b) for b in buffers if b]
     while views:
         written = _writev(fd, views[:_IOV_MAX])
@@ -117,9 +125,15 @@ def _storage_error(exc: OSError, action: str, key: str) -> StorageError:
 
 
 class _TempWriter:
-    """A temp file beside its final path, hashed as it is written.  Thread-side."""
+    """A temp file beside its final path, hashed as it is written.  Thread-side.
 
-    def __init__(self, final: Path, fsync: bool) -> None:
+    Its own I/O failures surface as :class:`StorageError`, so an ``OSError``
+    from the data source (a client's connection reset) is never mistaken for
+    a storage failure.
+    """
+
+    def __init__(self, key: str, final: Path, fsync: bool) -> None:
+        self.key = key
         self.final = final
         self.fsync = fsync
         self.temp = final.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
@@ -127,24 +141,34 @@ class _TempWriter:
         self.fd = -1
 
     def open(self) -> None:
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            self.fd = os.open(self.temp, flags, 0o666)
+        except OSError as exc:
+            raise _storage_error(exc, "write", self.key) from exc
 
-    def hash(self, buffers: list[bytes]) -> None:
+    def hash(self, buffers: Sequence[_Buffer]) -> None:
         for buffer in buffers:
             self.sha.update(buffer)
 
-    def write(self, buffers: list[bytes]) -> None:
-        _write_all(self.fd, buffers)
+    def write(self, buffers: Sequence[_Buffer]) -> None:
+        try:
+            _write_all(self.fd, buffers)
+        except OSError as exc:
+            raise _storage_error(exc, "write", self.key) from exc
 
     def commit(self) -> str:
-        if self.fsync:
-            os.fsync(self.fd)
-        os.close(self.fd)
-        self.fd = -1
-        os.replace(self.temp, self.final)
-        if self.fsync:
-            _fsync_dir(self.final.parent)
+        try:
+            if self.fsync:
+                os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            os.replace(self.temp, self.final)
+            if self.fsync:
+                _fsync_dir(self.final.parent)
+        except OSError as exc:
+            raise _storage_error(exc, "write", self.key) from exc
         return self.sha.hexdigest()
 
     def unlink(self) -> None:
@@ -241,75 +265,78 @@ class LocalStorage(Storage):
         max_bytes: int | None = None,
         content_type: str | None = None,
     ) -> PutResult:
-        writer = _TempWriter(self._path(key), self.fsync)
-        try:
-            await _run(writer.open)
-        except OSError as exc:
-            raise _storage_error(exc, "write", key) from exc
-        # Three stages overlap: the event loop gathers batch n+1 while one thread
-        # hashes batch n and another writes it (hashlib and write release the GIL).
+        writer = _TempWriter(key, self._path(key), self.fsync)
+        await _run(writer.open)
+        # Three stages overlap: the event loop copies incoming chunks into one of
+        # two reusable buffers while one thread hashes the other buffer and a
+        # second thread writes it (hashlib and os.write release the GIL).  Whole
+        # batches, not network chunks, cross to the threads: a thread re-taking
+        # the GIL once per 64 KiB chunk would wait on the busy event loop each time.
+        buffers = (bytearray(_BATCH_BYTES), bytearray(_BATCH_BYTES))
+        current = 0
+        filled = 0
         pending: Future[None] | None = None  # the write in flight
         hashing: Future[None] | None = None
-        batch: list[bytes] = []
-        batch_size = 0
         total = 0
 
         async def settle() -> None:
             nonlocal pending, hashing
             if hashing is not None:
-                await asyncio.wrap_future(hashing)
+                await _wait(hashing)
                 hashing = None
             if pending is not None:
-                await asyncio.wrap_future(pending)
+                await _wait(pending)
                 pending = None
+
+        async def flush() -> None:
+            nonlocal current, filled, pending, hashing
+            await settle()  # the previous batch is done with the other buffer
+            data = [memoryview(buffers[current])[:filled]]
+            hashing = _submit(writer.hash, data)
+            pending = _submit(writer.write, data)
+            current, filled = 1 - current, 0
 
         try:
             async for chunk in chunks:
-                if not chunk:
+                size = len(chunk)
+                if not size:
                     continue
-                total += len(chunk)
+                total += size
                 if max_bytes is not None and total > max_bytes:
                     raise PayloadTooLarge(f"Upload exceeds the limit of {max_bytes} bytes")
-                batch.append(chunk)
-                batch_size += len(chunk)
-                if batch_size >= _BATCH_BYTES:
-                    await settle()
-                    hashing = _submit(writer.hash, batch)
-                    pending = _submit(writer.write, batch)
-                    batch, batch_size = [], 0
+                view = memoryview(chunk)
+                offset = 0
+                while offset < size:
+                    take = min(size - offset, _BATCH_BYTES - filled)
+                    buffers[current][filled : filled + take] = view[offset : offset + take]
+                    filled += take
+                    offset += take
+                    if filled == _BATCH_BYTES:
+                        await flush()
+            if filled:
+                await flush()
             await settle()
-            if batch:
-                hashing = _submit(writer.hash, batch)
-                pending = _submit(writer.write, batch)
-                await settle()
             digest = await _run(writer.commit)
-        except OSError as exc:
-            writer.abort(pending)
-            raise _storage_error(exc, "write", key) from exc
         except BaseException:
             writer.abort(pending)
             raise
         return PutResult(size=total, sha256_hex=digest)
 
     async def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> PutResult:
-        writer = _TempWriter(self._path(key), self.fsync)
+        writer = _TempWriter(key, self._path(key), self.fsync)
 
         def copy() -> PutResult:
             # A missing or unreadable source is the caller's problem: its OSError
-            # propagates as is; only failures on our side become StorageError.
+            # propagates as is; failures on our side are StorageError.
             with open(path, "rb", buffering=0) as source:
+                writer.open()
                 try:
-                    writer.open()
                     size = 0
                     while data := source.read(_COPY_BUFFER):
                         writer.hash([data])
                         writer.write([data])
                         size += len(data)
                     return PutResult(size=size, sha256_hex=writer.commit())
-                except OSError as exc:
-                    writer.unlink()
-                    writer.close()
-                    raise _storage_error(exc, "write", key) from exc
                 except BaseException:
                     writer.unlink()
                     writer.close()
@@ -382,7 +409,7 @@ class LocalStorage(Storage):
             if remaining > 0:
                 pending = _submit(os.pread, fd, min(chunk_size, remaining), position)
             while pending is not None:
-                data = await asyncio.wrap_future(pending)
+                data = await _wait(pending)
                 pending = None
                 if not data:
                     break  # truncated underneath us (should not happen: renames only)

@@ -392,6 +392,13 @@ async def test_local_disk_full(
     assert temp_files(local_storage) == []
 
 
+async def test_source_errors_are_not_storage_errors(storage: Storage) -> None:
+    """A client's connection reset must not be reported as a storage failure."""
+    with pytest.raises(ConnectionResetError):
+        await storage.put_stream("uploads/r", failing_after(pattern(1000), ConnectionResetError()))
+    await assert_nothing_left(storage, "uploads/r")
+
+
 async def test_local_put_file_missing_source(local_storage: LocalStorage, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         await local_storage.put_file("videos/x", tmp_path / "nope")

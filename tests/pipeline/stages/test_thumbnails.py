@@ -38,6 +38,9 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             size="320x240",
             rotation=90,
         ),
+        "video_hd": make_video(
+            root / "hd.mp4", black_seconds=0.3, pattern_seconds=0.5, audio=False, size="1280x720"
+        ),
         "truncated": truncated,
         "pdf": make_pdf(root / "doc.pdf", pages=2),
         "mp3_cover": make_mp3(root / "cover.mp3", seconds=0.5, cover=cover),
@@ -122,6 +125,16 @@ def test_video_thumbnail_at_given_time(media: dict[str, Path], tmp_path: Path) -
     assert mean_luma(black["large"]) < 10  # the caller asked for the black part
     late = open_all(make_thumbnails(media["video"], "video", tmp_path / "b", at_seconds=99))
     assert mean_luma(late["large"]) > 40  # past the end: the last frame
+
+
+def test_video_frames_are_scaled_on_decode(media: dict[str, Path], tmp_path: Path) -> None:
+    images = open_all(make_thumbnails(media["video_hd"], "video", tmp_path))
+    assert {name: img.size for name, img in images.items()} == {
+        "small": (160, 90),
+        "medium": (320, 180),
+        "large": (640, 360),
+    }
+    assert mean_luma(images["large"]) > 40
 
 
 def test_video_rotation_is_applied(media: dict[str, Path], tmp_path: Path) -> None:

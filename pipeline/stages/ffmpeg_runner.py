@@ -1,0 +1,220 @@
+"""Run ffmpeg with progress reporting, cancellation and a time limit.
+
+Dramatiq's time limit cannot interrupt a thread blocked on a child process,
+so this loop owns the child: it polls ffmpeg's ``-progress`` output and the
+caller's ``should_cancel`` at least every ``poll_s`` seconds and kills the
+child (SIGKILL: nothing of a cancelled output is worth finalising) when asked
+to stop.  Progress is ffmpeg's own ``out_time`` against the expected
+duration, reported through ``on_progress`` in the caller's thread, never
+going backwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio_ffmpeg
+
+from pipeline.stages.render_errors import RenderCancelled, RenderError, RenderTimeout
+
+ProgressCallback = Callable[[float], None]
+CancelCheck = Callable[[], bool]
+
+# Failures that retrying cannot fix: the input or the graph is wrong.
+_PERMANENT_MARKERS = (
+    "invalid data found when processing input",
+    "moov atom not found",
+    "does not contain any stream",
+    "matches no streams",
+    "no such filter",
+    "error initializing filter",
+    "error parsing",
+    "invalid argument",
+    "unknown encoder",
+    "decoder not found",
+    "no decoder",
+    "could not find codec parameters",
+    "unsupported codec",
+    "no such file or directory",
+    "permission denied",
+    "unrecognized option",
+    "option not found",
+)
+# Failures of the machine rather than the job.
+_TRANSIENT_MARKERS = (
+    "no space left on device",
+    "cannot allocate memory",
+    "resource temporarily unavailable",
+    "too many open files",
+    "input/output error",
+    "connection",
+)
+
+
+@dataclass(frozen=True)
+class FfmpegRun:
+    elapsed_s: float
+    stderr_tail: str
+
+
+def ffmpeg_executable() -> str:
+    """The static ffmpeg shipped by imageio-ffmpeg (libx264, aac, xfade, drawtext)."""
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+class MonotonicProgress:
+    """Wraps a callback: clamps to [0, 1], never reports a smaller value,
+    and skips steps under ``min_step`` so callers are not flooded."""
+
+    def __init__(self, callback: ProgressCallback | None, *, min_step: float = 0.005) -> None:
+        self._callback = callback
+        self._min_step = min_step
+        self.value = 0.0
+        self._reported = -1.0
+
+    def __call__(self, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        if fraction <= self.value and self._reported >= 0:
+            return
+        self.value = max(self.value, fraction)
+        if self._callback is not None and (
+            self.value - self._reported >= self._min_step or self.value >= 1.0
+        ):
+            self._reported = self.value
+            self._callback(self.value)
+
+
+def run_ffmpeg(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    total_duration_s: float,
+    log_path: Path,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+    poll_s: float = 0.25,
+    timeout_s: float | None = None,
+    executable: str | None = None,
+) -> FfmpegRun:
+    """Run ``ffmpeg <args>`` in ``cwd``; raises RenderError/RenderCancelled/RenderTimeout.
+
+    ``on_progress`` receives the fraction of ``total_duration_s`` written so
+    far (0..1, monotonic); 1.0 is left to the caller, who knows when the
+    outputs are really done.
+    """
+    argv = [
+        executable or ffmpeg_executable(),
+        "-progress", "pipe:1", "-stats_period", "0.5", "-nostats",
+        *args,
+    ]  # fmt: skip
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            # Own process group: a signal meant for the worker (Ctrl-C,
+            # honcho restart) does not hit ffmpeg mid-write, and we kill it
+            # ourselves, by pid.
+            start_new_session=True,
+        )
+    assert proc.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    buffer = b""
+    try:
+        while True:
+            if should_cancel is not None and should_cancel():
+                _kill(proc)
+                raise RenderCancelled()
+            if timeout_s is not None and time.monotonic() - started > timeout_s:
+                _kill(proc)
+                raise RenderTimeout(f"ffmpeg ran longer than {timeout_s:g} s and was stopped")
+            events = selector.select(timeout=poll_s)
+            if events:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:  # EOF: ffmpeg is exiting
+                    break
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    _handle_progress_line(line, total_duration_s, on_progress)
+            elif proc.poll() is not None:
+                break
+        # stdout closed; the exit follows promptly, but keep honouring cancel.
+        while proc.poll() is None:
+            if should_cancel is not None and should_cancel():
+                _kill(proc)
+                raise RenderCancelled()
+            time.sleep(min(poll_s, 0.05))
+    finally:
+        selector.close()
+        if proc.poll() is None:  # an exception (cancel, a failing callback) got us here
+            _kill(proc)
+        proc.stdout.close()
+    elapsed = time.monotonic() - started
+    tail = _tail(log_path)
+    if proc.returncode != 0:
+        raise RenderError(
+            _message(proc.returncode, tail),
+            permanent=is_permanent_failure(proc.returncode, tail),
+            details={"returncode": proc.returncode, "stderr": tail[-2000:]},
+        )
+    return FfmpegRun(elapsed_s=elapsed, stderr_tail=tail)
+
+
+def _handle_progress_line(
+    line: bytes, total_duration_s: float, on_progress: ProgressCallback | None
+) -> None:
+    if on_progress is None or not line.startswith(b"out_time_us=") or total_duration_s <= 0:
+        return
+    value = line.split(b"=", 1)[1].strip()
+    if not value.isdigit():  # "N/A" before the first frame
+        return
+    on_progress(min(1.0, int(value) / 1_000_000 / total_duration_s))
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
+def _tail(path: Path, size: int = 8192) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - size))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def is_permanent_failure(returncode: int, stderr: str) -> bool:
+    """Classify an ffmpeg failure.  Unknown causes count as transient: a
+    retry is cheap next to failing a job for a machine's hiccup."""
+    if returncode < 0:  # killed by a signal (OOM killer, shutdown): not the job's fault
+        return False
+    text = stderr.lower()
+    if any(marker in text for marker in _TRANSIENT_MARKERS):
+        return False
+    return any(marker in text for marker in _PERMANENT_MARKERS)
+
+
+def _message(returncode: int, stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    last = lines[-1] if lines else "no error output"
+    if returncode < 0:
+        return f"ffmpeg was killed by signal {-returncode}: {last}"
+    return f"ffmpeg failed with exit code {returncode}: {last}"

@@ -1,0 +1,381 @@
+"""Render a storyboard to MP4 renditions (and subtitle files).
+
+``render_video`` is the stage's entry point.  It draws one card image per
+storyboard scene (never per frame), prepares image backgrounds once, lets
+ffmpeg compose and encode everything in one filter graph (render_graph),
+and checks the results with PyAV before reporting them.
+
+Everything is written under ``out_dir``: temporary files in a private
+subdirectory that is removed afterwards, outputs moved into place only when
+complete.  A failure or a cancel leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pipeline.stages.ffmpeg_runner import MonotonicProgress, run_ffmpeg
+from pipeline.stages.fonts import FontNotFound, check_text_engine, resolve_chain
+from pipeline.stages.render_errors import RenderCancelled, RenderError, RenderTimeout
+from pipeline.stages.render_graph import (
+    IMAGE_OVERSCAN,
+    EncodeSettings,
+    GraphInputs,
+    build_ffmpeg_job,
+    is_dynamic,
+)
+from pipeline.stages.storyboard import Rendition, Storyboard, StoryboardScene
+from pipeline.stages.text_cards import CardColors, CardText, draw_card, gradient
+
+__all__ = [
+    "RenderCancelled",
+    "RenderError",
+    "RenderResult",
+    "RenderTimeout",
+    "render_video",
+]
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("split", "separate")
+CARD_SHARE = 0.05  # progress fraction given to drawing cards
+DURATION_TOLERANCE_S = 0.1
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    renditions: dict[str, Path]  # quality → MP4, best first
+    sizes: dict[str, tuple[int, int]]  # quality → (width, height)
+    subtitle_files: dict[str, Path]  # "vtt"/"srt" → file (sidecar mode only)
+    duration_s: float
+    poster_time_s: float
+    elapsed_s: float = 0.0
+    strategy: str = "split"
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def primary(self) -> Path:
+        return next(iter(self.renditions.values()))
+
+
+def render_video(
+    storyboard: Storyboard,
+    out_dir: Path,
+    *,
+    asset_paths: Mapping[str, Path],
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    strategy: str = "split",
+    encode: EncodeSettings | None = None,
+    timeout_s: float | None = None,
+) -> RenderResult:
+    """Render all renditions of ``storyboard`` into ``out_dir``.
+
+    ``asset_paths`` maps the storyboard's asset ids to local files.
+    ``on_progress(fraction)`` is monotonic and ends with 1.0;
+    ``should_cancel()`` is polled at least every 0.25 s while ffmpeg runs
+    (and between cards); a cancel kills ffmpeg, removes partial outputs and
+    raises RenderCancelled.  Failures raise RenderError with ``permanent``
+    set; ``timeout_s`` bounds ffmpeg's wall time (RenderTimeout, transient).
+    ``strategy`` "split" encodes every rendition in one ffmpeg run from one
+    composition; "separate" runs ffmpeg once per rendition.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}")
+    started = time.monotonic()
+    progress = MonotonicProgress(on_progress)
+    cancelled = should_cancel or (lambda: False)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".render-", dir=out_dir))
+    finals: list[Path] = []
+    try:
+        inputs = _prepare_inputs(storyboard, work, asset_paths, progress, cancelled)
+        outputs = [(r, f"out_{r.quality}.mp4") for r in storyboard.renditions]
+        runs = [outputs] if strategy == "split" else [[o] for o in outputs]
+        weights = [sum(r.width * r.height for r, _ in run) for run in runs]
+        done = 0.0
+        for run, weight in zip(runs, weights, strict=True):
+            job = build_ffmpeg_job(storyboard, inputs, run, encode=encode)
+            for name, content in job.files.items():
+                (work / name).write_text(content, encoding="utf-8")
+            share = (1 - CARD_SHARE - 0.01) * weight / sum(weights)
+            base = CARD_SHARE + (1 - CARD_SHARE - 0.01) * done
+            run_ffmpeg(
+                job.args,
+                cwd=work,
+                total_duration_s=storyboard.duration_s,
+                log_path=work / "ffmpeg.log",
+                on_progress=_scaled(progress, base, share),
+                should_cancel=cancelled,
+                timeout_s=None
+                if timeout_s is None
+                else max(1.0, timeout_s - (time.monotonic() - started)),
+            )
+            done += weight / sum(weights)
+        result = _collect(storyboard, work, out_dir, outputs, finals)
+        if cancelled():
+            raise RenderCancelled()
+        progress(1.0)
+        return RenderResult(
+            renditions=result,
+            sizes={r.quality: (r.width, r.height) for r in storyboard.renditions},
+            subtitle_files=_write_subtitles(storyboard, out_dir, finals),
+            duration_s=storyboard.duration_s,
+            poster_time_s=storyboard.poster_time_s,
+            elapsed_s=time.monotonic() - started,
+            strategy=strategy,
+            warnings=storyboard.warnings,
+        )
+    except BaseException:
+        for path in finals:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _scaled(progress: MonotonicProgress, base: float, share: float) -> Callable[[float], None]:
+    def report(fraction: float) -> None:
+        progress(base + share * fraction)
+
+    return report
+
+
+# --------------------------------------------------------------------------
+# Inputs: cards, prepared images, links to assets
+
+
+def _prepare_inputs(
+    sb: Storyboard,
+    work: Path,
+    asset_paths: Mapping[str, Path],
+    progress: MonotonicProgress,
+    cancelled: Callable[[], bool],
+) -> GraphInputs:
+    _check_assets(sb, asset_paths)
+    _check_fonts(sb)
+    cards: dict[int, str] = {}
+    backgrounds: dict[int, str] = {}
+    prepared: dict[str, str] = {}
+    colors = CardColors(text=sb.style.text_color, shadow=sb.style.shadow_color)
+    for scene in sb.scenes:
+        if cancelled():
+            raise RenderCancelled()
+        name = f"card_{scene.index:04d}.png"
+        _draw_scene_card(sb, scene, colors).save(work / name, compress_level=1)
+        cards[scene.index] = name
+        bg = scene.background
+        if bg.asset_id is not None:
+            if bg.asset_id not in prepared:
+                prepared[bg.asset_id] = _prepare_asset(
+                    sb, bg.kind, asset_paths[bg.asset_id], work, len(prepared)
+                )
+            backgrounds[scene.index] = prepared[bg.asset_id]
+        progress(CARD_SHARE * (scene.index + 1) / len(sb.scenes))
+    music = None
+    if sb.music is not None:
+        source = Path(asset_paths[sb.music.asset_id])
+        music = f"music{_safe_suffix(source)}"
+        os.symlink(source.resolve(), work / music)
+    return GraphInputs(cards=cards, backgrounds=backgrounds, music=music)
+
+
+def _draw_scene_card(sb: Storyboard, scene: StoryboardScene, colors: CardColors) -> Image.Image:
+    card = CardText(lines=scene.lines, title_lines=scene.title_lines, cjk_locale=scene.cjk_locale)
+    bg = scene.background
+    if bg.kind == "gradient":
+        background = gradient(sb.width, sb.height, bg.colors, bg.angle_deg)
+        return draw_card(card, sb.card, colors=colors, background=background)
+    # Over photos and video a translucent panel keeps text legible.
+    panel = CardColors(text=colors.text, shadow=colors.shadow, panel_alpha=110)
+    return draw_card(card, sb.card, colors=panel if scene.lines or scene.title_lines else colors)
+
+
+def _check_assets(sb: Storyboard, asset_paths: Mapping[str, Path]) -> None:
+    needed = {s.background.asset_id for s in sb.scenes if s.background.asset_id}
+    if sb.music is not None:
+        needed.add(sb.music.asset_id)
+    for asset_id in sorted(a for a in needed if a is not None):
+        path = asset_paths.get(asset_id)
+        if path is None or not Path(path).is_file():
+            raise RenderError(f"asset {asset_id!r} has no local file", permanent=True)
+
+
+def _check_fonts(sb: Storyboard) -> None:
+    try:
+        resolve_chain(sb.card.family)
+        text = "".join(line for s in sb.scenes for line in (*s.title_lines, *s.lines))
+        if any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text):
+            check_text_engine()
+    except FontNotFound as exc:
+        # A deployment problem: another worker (or this one, fixed) can do it.
+        raise RenderError(str(exc), permanent=False) from exc
+
+
+def _safe_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    return suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 6 else ""
+
+
+def _prepare_asset(sb: Storyboard, kind: str, source: Path, work: Path, number: int) -> str:
+    if kind == "video":
+        name = f"asset_{number:03d}{_safe_suffix(Path(source))}"
+        os.symlink(Path(source).resolve(), work / name)
+        return name
+    # Images: orient, flatten and crop to the frame aspect once, at the size
+    # pan/zoom needs, as BMP so each repeated frame costs a memcpy, not a decode.
+    width = 2 * round(sb.width * IMAGE_OVERSCAN / 2)
+    height = 2 * round(sb.height * IMAGE_OVERSCAN / 2)
+    try:
+        with Image.open(source) as img:
+            img.draft("RGB", (width, height))  # JPEG: decode at a reduced size when possible
+            oriented = ImageOps.exif_transpose(img)
+            rgb = _flatten(oriented)
+            fitted = ImageOps.fit(rgb, (width, height), Image.Resampling.LANCZOS)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+        raise RenderError(
+            f"image asset {source.name!r} cannot be read: {exc}", permanent=True
+        ) from exc
+    name = f"bg_{number:03d}.bmp"
+    fitted.save(work / name)
+    return name
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        base = Image.new("RGB", rgba.size, (0, 0, 0))
+        base.paste(rgba, mask=rgba.getchannel("A"))
+        return base
+    return img.convert("RGB")
+
+
+# --------------------------------------------------------------------------
+# Outputs
+
+
+def _collect(
+    sb: Storyboard,
+    work: Path,
+    out_dir: Path,
+    outputs: Sequence[tuple[Rendition, str]],
+    finals: list[Path],
+) -> dict[str, Path]:
+    result: dict[str, Path] = {}
+    for rendition, name in outputs:
+        produced = work / name
+        _verify(produced, rendition, sb.duration_s)
+        final = out_dir / f"video_{rendition.quality}.mp4"
+        os.replace(produced, final)
+        finals.append(final)
+        result[rendition.quality] = final
+    return result
+
+
+def _verify(path: Path, rendition: Rendition, expected_s: float) -> None:
+    """The output is only reported if it is what the storyboard promised."""
+    if not path.is_file() or path.stat().st_size == 0:
+        raise RenderError(f"ffmpeg produced no {rendition.quality} output", permanent=False)
+    try:
+        with av.open(str(path)) as container:
+            video = container.streams.video[0]
+            size = (video.codec_context.width, video.codec_context.height)
+            duration = (container.duration or 0) / 1_000_000
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise RenderError(
+            f"{rendition.quality} output is unreadable: {exc}", permanent=False
+        ) from exc
+    if size != (rendition.width, rendition.height):
+        raise RenderError(
+            f"{rendition.quality} output is {size}, expected {(rendition.width, rendition.height)}",
+            permanent=True,
+        )
+    if abs(duration - expected_s) > DURATION_TOLERANCE_S:
+        raise RenderError(
+            f"{rendition.quality} output lasts {duration:.3f} s, expected {expected_s:.3f} s",
+            permanent=True,
+        )
+
+
+def _write_subtitles(sb: Storyboard, out_dir: Path, finals: list[Path]) -> dict[str, Path]:
+    if sb.subtitles != "sidecar":
+        return {}
+    cues = subtitle_cues(sb)
+    vtt = out_dir / "subtitles.vtt"
+    srt = out_dir / "subtitles.srt"
+    vtt.write_text(to_webvtt(cues), encoding="utf-8")
+    finals.append(vtt)
+    srt.write_text(to_srt(cues), encoding="utf-8")
+    finals.append(srt)
+    return {"vtt": vtt, "srt": srt}
+
+
+@dataclass(frozen=True)
+class Cue:
+    start_s: float
+    end_s: float
+    text: str
+
+
+def subtitle_cues(sb: Storyboard) -> list[Cue]:
+    """One cue per card, switching in the middle of each crossfade."""
+    cues: list[Cue] = []
+    scenes = sb.scenes
+    for i, scene in enumerate(scenes):
+        start = scene.start_frame + scene.transition_in_frames / 2
+        nxt = scenes[i + 1] if i + 1 < len(scenes) else None
+        end = nxt.start_frame + nxt.transition_in_frames / 2 if nxt is not None else sb.total_frames
+        parts = [" ".join(scene.title_lines), " ".join(scene.lines)]
+        text = "\n".join(p for p in parts if p)
+        if text:
+            cues.append(Cue(start / sb.fps, end / sb.fps, text))
+    return cues
+
+
+def _timestamp(seconds: float, sep: str) -> str:
+    ms = round(seconds * 1000)
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def to_webvtt(cues: Sequence[Cue]) -> str:
+    out = ["WEBVTT", ""]
+    for n, cue in enumerate(cues, start=1):
+        text = cue.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        out += [
+            str(n),
+            f"{_timestamp(cue.start_s, '.')} --> {_timestamp(cue.end_s, '.')}",
+            text,
+            "",
+        ]
+    return "\n".join(out)
+
+
+def to_srt(cues: Sequence[Cue]) -> str:
+    out: list[str] = []
+    for n, cue in enumerate(cues, start=1):
+        out += [
+            str(n),
+            f"{_timestamp(cue.start_s, ',')} --> {_timestamp(cue.end_s, ',')}",
+            cue.text.replace("-->", "->"),
+            "",
+        ]
+    return "\n".join(out)
+
+
+def storyboard_uses_assets(sb: Storyboard) -> bool:
+    return any(is_dynamic(s) for s in sb.scenes)

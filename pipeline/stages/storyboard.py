@@ -1,0 +1,657 @@
+"""Turn a parsed script into a storyboard: what each card shows, and when.
+
+The storyboard is the contract between planning and rendering: it is stored
+as JSON (``to_dict``/``from_dict``) and rendering needs nothing else but the
+asset files.  Text is wrapped here with the real fonts and frame size
+(text_cards), so the renderer draws exactly these lines; a scene whose text
+does not fit one card becomes several cards, never smaller type.
+
+Timing is kept in whole frames so crossfade offsets are exact and the
+rendered duration equals the planned one:
+
+* a card's *slot* is the time from its start to the next card's start; the
+  video lasts the sum of the slots;
+* the slot comes from reading speed (words, or characters for CJK), clamped
+  to [MIN_AUTO_S, MAX_AUTO_S], or from the scene's ``[duration: ...]``
+  (spread over its cards by their text);
+* with ``target_duration`` the automatic slots are scaled to make the total
+  match, explicit ones are kept;
+* a crossfade into card *i* overlaps the end of card *i-1*, so card *i-1*'s
+  clip is its slot plus the fade.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.stages.script import Script, normalise_hex
+from pipeline.stages.text_cards import (
+    POSITIONS,
+    CardMetrics,
+    hex_rgb,
+    is_ideographic,
+    paginate,
+)
+from t2m.errors import ValidationFailed
+
+STORYBOARD_VERSION = 1
+QUALITIES = ("480p", "720p", "1080p")
+ASPECTS = ("16:9", "9:16", "1:1")
+SUBTITLE_MODES = ("none", "burned", "sidecar")
+FONT_FAMILIES = ("sans", "serif")
+# Even dimensions: yuv420p halves chroma in both directions.
+RESOLUTIONS: dict[tuple[str, str], tuple[int, int]] = {
+    ("480p", "16:9"): (854, 480),
+    ("720p", "16:9"): (1280, 720),
+    ("1080p", "16:9"): (1920, 1080),
+    ("480p", "9:16"): (480, 854),
+    ("720p", "9:16"): (720, 1280),
+    ("1080p", "9:16"): (1080, 1920),
+    ("480p", "1:1"): (480, 480),
+    ("720p", "1:1"): (720, 720),
+    ("1080p", "1:1"): (1080, 1080),
+}
+DEFAULT_PALETTE = (
+    "#1F3B73",
+    "#6A1B9A",
+    "#0B6E4F",
+    "#8E2C48",
+    "#2D3142",
+    "#0F4C5C",
+    "#5F0F40",
+    "#283593",
+)
+IMAGE_MOTIONS = ("zoom_in", "pan_right", "zoom_out", "pan_left")
+
+WORDS_PER_S = 2.5  # ~150 wpm: on-screen text is read slower than a page
+CJK_CHARS_PER_S = 6.0
+LEAD_S = 1.0  # time to notice a new card before reading starts
+MIN_AUTO_S = 2.5
+MAX_AUTO_S = 15.0
+HARD_MIN_S = 1.5  # scaling to a target never goes below / above these
+HARD_MAX_S = 60.0
+CROSSFADE_S = 0.5
+EDGE_FADE_S = 0.4  # fade from / to black at the very start and end
+MAX_DURATION_S = 3600.0
+
+
+class StoryboardError(ValidationFailed):
+    """The script and options cannot make a video.  Never worth a retry."""
+
+    permanent = True
+
+
+@dataclass(frozen=True)
+class Style:
+    font_family: str = "sans"
+    text_color: str = "#FFFFFF"
+    background_colors: tuple[str, ...] = DEFAULT_PALETTE
+    text_position: str = "center"
+    font_scale: float = 1.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Style:
+        """Validate user-supplied style options (unknown keys are an error)."""
+        data = dict(data or {})
+        unknown = set(data) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise StoryboardError(f"unknown style option(s): {', '.join(sorted(unknown))}")
+        try:
+            style = cls(
+                font_family=str(data.get("font_family", "sans")),
+                text_color=normalise_hex(str(data.get("text_color", "#FFFFFF"))),
+                background_colors=tuple(
+                    normalise_hex(str(c)) for c in data.get("background_colors", DEFAULT_PALETTE)
+                ),
+                text_position=str(data.get("text_position", "center")),
+                font_scale=float(data.get("font_scale", 1.0)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise StoryboardError(f"bad style: {exc}") from None
+        if style.font_family not in FONT_FAMILIES:
+            raise StoryboardError(f"font_family must be one of {FONT_FAMILIES}")
+        if style.text_position not in POSITIONS:
+            raise StoryboardError(f"text_position must be one of {POSITIONS}")
+        if not 0.5 <= style.font_scale <= 2.0:
+            raise StoryboardError("font_scale must be between 0.5 and 2.0")
+        if not style.background_colors:
+            raise StoryboardError("background_colors needs at least one colour")
+        return style
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "font_family": self.font_family,
+            "text_color": self.text_color,
+            "background_colors": list(self.background_colors),
+            "text_position": self.text_position,
+            "font_scale": self.font_scale,
+        }
+
+    @property
+    def shadow_color(self) -> str:
+        r, g, b = hex_rgb(self.text_color)
+        light = 0.2126 * r + 0.7152 * g + 0.0722 * b > 128
+        return "#000000" if light else "#FFFFFF"
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """What the storyboard needs to know about an uploaded file."""
+
+    kind: str  # "image" | "video" | "audio"
+    duration_s: float | None = None
+
+    @classmethod
+    def from_mime(cls, mime: str, duration_s: float | None = None) -> AssetInfo:
+        major = mime.split("/", 1)[0].lower()
+        if major not in ("image", "video", "audio"):
+            raise StoryboardError(f"unsupported asset type {mime!r}")
+        return cls(kind=major, duration_s=duration_s)
+
+    @classmethod
+    def coerce(cls, value: AssetInfo | Mapping[str, Any] | str) -> AssetInfo:
+        if isinstance(value, AssetInfo):
+            return value
+        if isinstance(value, str):
+            return cls.from_mime(value) if "/" in value else cls(kind=value)
+        return cls(kind=str(value["kind"]), duration_s=value.get("duration_s"))
+
+
+@dataclass(frozen=True)
+class BackgroundPlan:
+    kind: str  # "gradient" | "image" | "video"
+    colors: tuple[str, ...] = ()
+    angle_deg: float = 0.0
+    asset_id: str | None = None
+    motion: str | None = None  # images: one of IMAGE_MOTIONS
+    asset_duration_s: float | None = None  # videos, when known
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "colors": list(self.colors),
+            "angle_deg": self.angle_deg,
+            "asset_id": self.asset_id,
+            "motion": self.motion,
+            "asset_duration_s": self.asset_duration_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BackgroundPlan:
+        return cls(
+            kind=str(data["kind"]),
+            colors=tuple(data.get("colors") or ()),
+            angle_deg=float(data.get("angle_deg", 0.0)),
+            asset_id=data.get("asset_id"),
+            motion=data.get("motion"),
+            asset_duration_s=data.get("asset_duration_s"),
+        )
+
+
+@dataclass(frozen=True)
+class StoryboardScene:
+    index: int
+    source_index: int  # which script scene this card comes from
+    source_line: int
+    part: int  # 0-based card number within its script scene
+    parts: int
+    title_lines: tuple[str, ...]
+    lines: tuple[str, ...]
+    cjk_locale: str
+    start_frame: int
+    slot_frames: int  # until the next card starts
+    frames: int  # clip length: slot plus the crossfade into the next card
+    transition_in: str  # "none" (first card) | "crossfade" | "cut"
+    transition_in_frames: int
+    background: BackgroundPlan
+    explicit_duration: bool = False
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "source_index": self.source_index,
+            "source_line": self.source_line,
+            "part": self.part,
+            "parts": self.parts,
+            "title_lines": list(self.title_lines),
+            "lines": list(self.lines),
+            "cjk_locale": self.cjk_locale,
+            "start_frame": self.start_frame,
+            "slot_frames": self.slot_frames,
+            "frames": self.frames,
+            "transition_in": self.transition_in,
+            "transition_in_frames": self.transition_in_frames,
+            "background": self.background.to_dict(),
+            "explicit_duration": self.explicit_duration,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoryboardScene:
+        fields = dict(data)
+        fields["title_lines"] = tuple(fields["title_lines"])
+        fields["lines"] = tuple(fields["lines"])
+        fields["background"] = BackgroundPlan.from_dict(fields["background"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class Rendition:
+    quality: str
+    width: int
+    height: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quality": self.quality, "width": self.width, "height": self.height}
+
+
+@dataclass(frozen=True)
+class MusicPlan:
+    asset_id: str
+    fade_in_s: float = 1.0
+    fade_out_s: float = 2.0
+    volume: float = 0.8
+
+
+@dataclass(frozen=True)
+class Storyboard:
+    quality: str
+    aspect: str
+    width: int
+    height: int
+    fps: int
+    renditions: tuple[Rendition, ...]
+    style: Style
+    card: CardMetrics
+    subtitles: str
+    scenes: tuple[StoryboardScene, ...]
+    total_frames: int
+    edge_fade_frames: int
+    music: MusicPlan | None = None
+    method: str = "text_cards"
+    version: int = STORYBOARD_VERSION
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def duration_s(self) -> float:
+        return self.total_frames / self.fps
+
+    def scene_start_s(self, scene: StoryboardScene) -> float:
+        return scene.start_frame / self.fps
+
+    @property
+    def poster_time_s(self) -> float:
+        """Middle of the fully visible part of the card with the most text."""
+
+        def weight(s: StoryboardScene) -> tuple[int, int]:
+            return (sum(map(len, s.lines)) + sum(map(len, s.title_lines)), -s.index)
+
+        best = max(self.scenes, key=weight)
+        lo = best.start_frame + best.transition_in_frames
+        hi = best.start_frame + best.slot_frames  # the next crossfade starts here
+        lo = max(lo, self.edge_fade_frames)
+        hi = min(hi, self.total_frames - self.edge_fade_frames)
+        if hi <= lo:  # degenerate (tiny video): fall back to the clip middle
+            lo, hi = best.start_frame, best.start_frame + best.slot_frames
+        return round((lo + hi) / 2) / self.fps
+
+    def summary(self) -> dict[str, Any]:
+        sources = {s.source_index for s in self.scenes}
+        split = {s.source_index for s in self.scenes if s.parts > 1}
+        return {
+            "method": self.method,
+            "scenes": len(self.scenes),
+            "source_scenes": len(sources),
+            "split_scenes": len(split),
+            "duration_s": round(self.duration_s, 3),
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "quality": self.quality,
+            "aspect": self.aspect,
+            "renditions": [r.quality for r in self.renditions],
+            "subtitles": self.subtitles,
+            "music": self.music.asset_id if self.music else None,
+            "poster_time_s": self.poster_time_s,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "method": self.method,
+            "quality": self.quality,
+            "aspect": self.aspect,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "renditions": [r.to_dict() for r in self.renditions],
+            "style": self.style.to_dict(),
+            "card": self.card.to_dict(),
+            "subtitles": self.subtitles,
+            "scenes": [s.to_dict() for s in self.scenes],
+            "total_frames": self.total_frames,
+            "edge_fade_frames": self.edge_fade_frames,
+            "music": None
+            if self.music is None
+            else {
+                "asset_id": self.music.asset_id,
+                "fade_in_s": self.music.fade_in_s,
+                "fade_out_s": self.music.fade_out_s,
+                "volume": self.music.volume,
+            },
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Storyboard:
+        if int(data.get("version", 0)) != STORYBOARD_VERSION:
+            raise StoryboardError(f"unsupported storyboard version {data.get('version')!r}")
+        music = data.get("music")
+        return cls(
+            version=STORYBOARD_VERSION,
+            method=str(data.get("method", "text_cards")),
+            quality=str(data["quality"]),
+            aspect=str(data["aspect"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            fps=int(data["fps"]),
+            renditions=tuple(Rendition(**r) for r in data["renditions"]),
+            style=Style.from_dict(data["style"]),
+            card=CardMetrics.from_dict(data["card"]),
+            subtitles=str(data["subtitles"]),
+            scenes=tuple(StoryboardScene.from_dict(s) for s in data["scenes"]),
+            total_frames=int(data["total_frames"]),
+            edge_fade_frames=int(data["edge_fade_frames"]),
+            music=MusicPlan(**music) if music else None,
+            warnings=tuple(data.get("warnings") or ()),
+        )
+
+
+def resolution(quality: str, aspect: str) -> tuple[int, int]:
+    try:
+        return RESOLUTIONS[(quality, aspect)]
+    except KeyError:
+        raise StoryboardError(
+            f"unsupported quality/aspect {quality}/{aspect}; qualities {QUALITIES}, "
+            f"aspects {ASPECTS}"
+        ) from None
+
+
+def reading_seconds(text: str) -> float:
+    """Time to read ``text`` on screen: words, plus characters for CJK."""
+    cjk = 0
+    words = 0
+    for token in text.split():
+        ideographs = sum(1 for ch in token if is_ideographic(ord(ch)) and ch.isalpha())
+        cjk += ideographs
+        if ideographs < len(token) and any(ch.isalnum() for ch in token):
+            words += 1
+    return LEAD_S + words / WORDS_PER_S + cjk / CJK_CHARS_PER_S
+
+
+def build_storyboard(
+    script: Script,
+    *,
+    quality: str = "720p",
+    aspect: str = "16:9",
+    target_duration: float | None = None,
+    style: Style | Mapping[str, Any] | None = None,
+    assets: Mapping[str, AssetInfo | Mapping[str, Any] | str] | None = None,
+    subtitles: str = "none",
+    music: str | None = None,
+    fps: int = 30,
+    renditions: Sequence[str] | None = None,
+    max_duration_s: float = MAX_DURATION_S,
+) -> Storyboard:
+    """Plan the video.  Raises StoryboardError (permanent) on bad options.
+
+    ``assets`` maps file ids used by the script (backgrounds, music) to their
+    kind; ``music`` (a file id) overrides the script's ``[music: ...]``;
+    ``renditions`` defaults to ``quality`` and every lower quality.
+    """
+    width, height = resolution(quality, aspect)
+    if subtitles not in SUBTITLE_MODES:
+        raise StoryboardError(f"subtitles must be one of {SUBTITLE_MODES}")
+    if not 10 <= fps <= 60:
+        raise StoryboardError("fps must be between 10 and 60")
+    if target_duration is not None and not 1.0 <= target_duration <= max_duration_s:
+        raise StoryboardError(f"target_duration must be between 1 and {max_duration_s:g} s")
+    style = style if isinstance(style, Style) else Style.from_dict(style)
+    infos = {k: AssetInfo.coerce(v) for k, v in (assets or {}).items()}
+    metrics = CardMetrics.for_frame(
+        width,
+        height,
+        family=style.font_family,
+        position=style.text_position,
+        font_scale=style.font_scale,
+        caption=subtitles == "burned",
+    )
+
+    # 1. Cards: wrap every scene, split what does not fit.
+    drafts: list[_Draft] = []
+    for source_index, scene in enumerate(script.scenes):
+        background = _background_plan(source_index, scene.background, style, infos, scene.line_no)
+        pages = paginate(scene.text, scene.title, metrics)
+        reads = [reading_seconds(" ".join((*p.title_lines, *p.lines))) for p in pages]
+        for part, (page, read) in enumerate(zip(pages, reads, strict=True)):
+            if scene.duration_s is not None:
+                seconds, explicit = scene.duration_s * read / sum(reads), True
+            else:
+                seconds, explicit = min(MAX_AUTO_S, max(MIN_AUTO_S, read)), False
+            drafts.append(
+                _Draft(
+                    source_index=source_index,
+                    source_line=scene.line_no,
+                    part=part,
+                    parts=len(pages),
+                    title_lines=page.title_lines,
+                    lines=page.lines,
+                    cjk_locale=page.cjk_locale,
+                    seconds=seconds,
+                    explicit=explicit,
+                    transition=(scene.transition or "crossfade") if part == 0 else "crossfade",
+                    background=background,
+                )
+            )
+
+    # 2. Durations.
+    if target_duration is not None:
+        _fit_to_target(drafts, target_duration)
+    total_s = sum(d.seconds for d in drafts)
+    if total_s > max_duration_s:
+        raise StoryboardError(
+            f"the video would last {total_s:.0f} s; the limit is {max_duration_s:.0f} s"
+        )
+
+    # 3. Frames: cumulative rounding so the total is exact and nothing drifts.
+    starts = [0]
+    acc = 0.0
+    for d in drafts:
+        acc += d.seconds
+        starts.append(round(acc * fps))
+    slots = [max(1, b - a) for a, b in itertools.pairwise(starts)]
+    starts = [0]
+    for slot in slots:
+        starts.append(starts[-1] + slot)
+    total_frames = starts[-1]
+    fade = round(CROSSFADE_S * fps)
+    trans_in = [0] * len(drafts)
+    for i in range(1, len(drafts)):
+        if drafts[i].transition == "crossfade":
+            # Never longer than half of either card, so each is seen on its own.
+            trans_in[i] = max(0, min(fade, slots[i - 1] // 2, slots[i] // 2))
+    scenes = tuple(
+        StoryboardScene(
+            index=i,
+            source_index=d.source_index,
+            source_line=d.source_line,
+            part=d.part,
+            parts=d.parts,
+            title_lines=d.title_lines,
+            lines=d.lines,
+            cjk_locale=d.cjk_locale,
+            start_frame=starts[i],
+            slot_frames=slots[i],
+            frames=slots[i] + (trans_in[i + 1] if i + 1 < len(drafts) else 0),
+            transition_in="none" if i == 0 else ("crossfade" if trans_in[i] else "cut"),
+            transition_in_frames=trans_in[i],
+            background=d.background,
+            explicit_duration=d.explicit,
+        )
+        for i, d in enumerate(drafts)
+    )
+
+    # 4. Music and renditions.
+    music_id = music or script.music_asset_id
+    music_plan: MusicPlan | None = None
+    if music_id is not None:
+        info = infos.get(music_id)
+        if info is None:
+            raise StoryboardError(f"music asset {music_id!r} is not among the job's assets")
+        if info.kind != "audio":
+            raise StoryboardError(f"music asset {music_id!r} is a {info.kind}, not audio")
+        duration = total_frames / fps
+        music_plan = MusicPlan(
+            asset_id=music_id,
+            fade_in_s=min(1.0, duration / 4),
+            fade_out_s=min(2.0, duration / 4),
+        )
+    ladder = (
+        list(renditions)
+        if renditions is not None
+        else [q for q in QUALITIES if QUALITIES.index(q) <= QUALITIES.index(quality)][::-1]
+    )
+    if quality not in ladder:
+        ladder.insert(0, quality)
+    outputs = tuple(Rendition(q, *resolution(q, aspect)) for q in dict.fromkeys(ladder))
+
+    return Storyboard(
+        quality=quality,
+        aspect=aspect,
+        width=width,
+        height=height,
+        fps=fps,
+        renditions=outputs,
+        style=style,
+        card=metrics,
+        subtitles=subtitles,
+        scenes=scenes,
+        total_frames=total_frames,
+        edge_fade_frames=min(round(EDGE_FADE_S * fps), slots[0] // 4, slots[-1] // 4),
+        music=music_plan,
+    )
+
+
+@dataclass(eq=False)  # identity semantics: _fit_to_target tracks drafts by object
+class _Draft:
+    source_index: int
+    source_line: int
+    part: int
+    parts: int
+    title_lines: tuple[str, ...]
+    lines: tuple[str, ...]
+    cjk_locale: str
+    seconds: float
+    explicit: bool
+    transition: str
+    background: BackgroundPlan
+
+
+def _background_plan(
+    index: int,
+    wanted: Any,
+    style: Style,
+    assets: Mapping[str, AssetInfo],
+    line_no: int,
+) -> BackgroundPlan:
+    # Seeded by the scene index: the same script always looks the same, and
+    # all cards of one split scene share their background.
+    rng = random.Random(index)
+    angle = round(rng.uniform(0, 360), 1)
+    if wanted is None:
+        palette = style.background_colors
+        first = palette[index % len(palette)]
+        second = palette[(index + 1 + rng.randrange(max(1, len(palette) - 1))) % len(palette)]
+        return BackgroundPlan(kind="gradient", colors=(first, second), angle_deg=angle)
+    if wanted.kind == "color":
+        colors = tuple(wanted.colors)
+        if len(colors) == 1:
+            colors = (colors[0], _darken(colors[0]))
+        return BackgroundPlan(kind="gradient", colors=colors, angle_deg=angle)
+    asset_id = wanted.asset_id
+    info = assets.get(asset_id)
+    if info is None:
+        raise StoryboardError(
+            f"line {line_no}: background asset {asset_id!r} is not among the job's assets"
+        )
+    if info.kind == "image":
+        return BackgroundPlan(
+            kind="image", asset_id=asset_id, motion=IMAGE_MOTIONS[index % len(IMAGE_MOTIONS)]
+        )
+    if info.kind == "video":
+        return BackgroundPlan(kind="video", asset_id=asset_id, asset_duration_s=info.duration_s)
+    raise StoryboardError(f"line {line_no}: asset {asset_id!r} is {info.kind}, not image or video")
+
+
+def _darken(colour: str) -> str:
+    r, g, b = (round(c * 0.55) for c in hex_rgb(colour))
+    return f"#{r:02X}{g:02X}{b:02X}"
+
+
+def _fit_to_target(drafts: list[_Draft], target: float) -> None:
+    """Scale the automatic durations so the total is ``target`` (explicit ones stay)."""
+    fixed = sum(d.seconds for d in drafts if d.explicit)
+    free = [d for d in drafts if not d.explicit]
+    remaining = target - fixed
+    if not free:
+        if abs(remaining) > 0.5:
+            raise StoryboardError(
+                f"every scene has an explicit duration (total {fixed:.1f} s), "
+                f"so target_duration {target:g} s cannot be met"
+            )
+        return
+    lo, hi = len(free) * HARD_MIN_S, len(free) * HARD_MAX_S
+    if not lo - 1e-6 <= remaining <= hi + 1e-6:
+        raise StoryboardError(
+            f"target_duration {target:g} s cannot fit {len(drafts)} cards "
+            f"(possible: {fixed + lo:.1f}-{fixed + hi:.1f} s)"
+        )
+    # Water-filling: scale, clamp the ones that hit a bound, rescale the rest.
+    pending = list(free)
+    while pending:
+        budget = remaining - sum(d.seconds for d in free if d not in pending)
+        base = sum(d.seconds for d in pending)
+        factor = budget / base
+        clamped = [d for d in pending if not HARD_MIN_S <= d.seconds * factor <= HARD_MAX_S]
+        if not clamped:
+            for d in pending:
+                d.seconds *= factor
+            return
+        for d in clamped:
+            d.seconds = HARD_MIN_S if d.seconds * factor < HARD_MIN_S else HARD_MAX_S
+            pending.remove(d)
+
+
+__all__ = [
+    "ASPECTS",
+    "QUALITIES",
+    "RESOLUTIONS",
+    "SUBTITLE_MODES",
+    "AssetInfo",
+    "BackgroundPlan",
+    "MusicPlan",
+    "Rendition",
+    "Storyboard",
+    "StoryboardError",
+    "StoryboardScene",
+    "Style",
+    "build_storyboard",
+    "reading_seconds",
+]
