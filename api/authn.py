@@ -114,7 +114,8 @@ class Authenticator:
                     subject=subject,
                     # Prefixed so an external identity can never take over a
                     # local account's username.
-                    username="ext-" + str(
+                    username="ext-"
+                    + str(
                         claims.get("preferred_username") or claims.get("username") or claims["sub"]
                     ),
                     email=str(claims.get("email") or f"{claims['sub']}@{host}"),

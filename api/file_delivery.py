@@ -9,7 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from api.keys import DB_POOL, SETTINGS, STORAGE
-from api.serving import Delivery, serve_object
+from api.serving import Delivery, OnDelivered, serve_object
 from db import files as file_rows
 from t2m.errors import NotFound, ValidationFailed
 from t2m.filenames import content_disposition
@@ -20,7 +20,7 @@ _QUALITY = re.compile(r"^(auto|original|\d{3,4}p)$")
 
 def _recorder(
     request: web.Request, row: asyncpg.Record, *, kind: str, quality: str, user_id: str | None
-):  # type: ignore[no-untyped-def]
+) -> OnDelivered:
     pool = request.config_dict[DB_POOL]
 
     async def record(delivery: Delivery) -> None:
@@ -100,7 +100,9 @@ async def send_stream(
     )
 
 
-async def send_thumbnail(request: web.Request, row: asyncpg.Record, size: str) -> web.StreamResponse:
+async def send_thumbnail(
+    request: web.Request, row: asyncpg.Record, size: str
+) -> web.StreamResponse:
     if size not in THUMBNAIL_SIZES:
         raise ValidationFailed(
             "Request validation failed", {"size": [f"One of: {', '.join(THUMBNAIL_SIZES)}"]}
@@ -110,7 +112,8 @@ async def send_thumbnail(request: web.Request, row: asyncpg.Record, size: str) -
         state = row["processing_status"]
         raise NotFound(
             "No thumbnail",
-            "Thumbnails are still being made" if state in ("pending", "processing")
+            "Thumbnails are still being made"
+            if state in ("pending", "processing")
             else f"This {row['file_type']} has no thumbnail",
         )
     storage = request.config_dict[STORAGE]

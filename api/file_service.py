@@ -43,7 +43,9 @@ def _options(fields: dict[str, str]) -> UploadOptions:
         errors["description"] = ["At most 5000 characters"]
     if title is not None and len(title) > 300:
         errors["title"] = ["At most 300 characters"]
-    tags = [t.strip().lower() for t in fields.get("tags", "").replace(",", " ").split() if t.strip()]
+    tags = [
+        t.strip().lower() for t in fields.get("tags", "").replace(",", " ").split() if t.strip()
+    ]
     if len(tags) > MAX_TAGS or any(len(t) > 50 for t in tags):
         errors["tags"] = [f"At most {MAX_TAGS} tags of at most 50 characters"]
     subdirectory = None
@@ -116,15 +118,21 @@ async def upload_files(
     return rows
 
 
-async def get_visible_file(request: web.Request, principal: Principal, file_id: str) -> asyncpg.Record:
+async def get_visible_file(
+    request: web.Request, principal: Principal, file_id: str
+) -> asyncpg.Record:
     if not is_id(file_id, "file"):
-        raise NotFound("File not found", f"File with ID '{file_id}' does not exist or you don't have access")
+        raise NotFound(
+            "File not found", f"File with ID '{file_id}' does not exist or you don't have access"
+        )
     async with request.config_dict[DB_POOL].acquire() as conn:
         row = await file_rows.visible_file(
             conn, file_id, viewer_id=principal.user_id, is_admin=principal.is_admin
         )
     if row is None:
-        raise NotFound("File not found", f"File with ID '{file_id}' does not exist or you don't have access")
+        raise NotFound(
+            "File not found", f"File with ID '{file_id}' does not exist or you don't have access"
+        )
     return row
 
 
@@ -177,7 +185,12 @@ async def cleanup_files(
         "deleted": 0 if dry_run else len(matches),
         "bytes": sum(m["size"] for m in matches),
         "files": [
-            {"id": m["id"], "filename": m["filename"], "file_type": m["file_type"], "size": m["size"]}
+            {
+                "id": m["id"],
+                "filename": m["filename"],
+                "file_type": m["file_type"],
+                "size": m["size"],
+            }
             for m in matches
         ],
     }

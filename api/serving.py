@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -36,7 +37,10 @@ class Delivery:
     completed: bool
 
 
-OnDelivered = Callable[[Delivery], Awaitable[None]]
+OnDelivered = Callable[[Delivery], Coroutine[Any, Any, None]]
+
+# Analytics writes outlive their request; hold them so they are not collected.
+_background: set[asyncio.Task[None]] = set()
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -168,11 +172,11 @@ async def serve_object(
         raise
     finally:
         if on_delivered is not None:
-            delivery = Delivery(
-                start, end, sent, (time.perf_counter() - started) * 1000, completed
-            )
+            delivery = Delivery(start, end, sent, (time.perf_counter() - started) * 1000, completed)
             # Analytics must not be lost to a cancelled request, nor delay it.
-            asyncio.get_running_loop().create_task(on_delivered(delivery))
+            task = asyncio.get_running_loop().create_task(on_delivered(delivery))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
     return response
 
 

@@ -84,7 +84,9 @@ class RssSampler:
         self._thread.join()
 
 
-async def upload(session: aiohttp.ClientSession, base: str, head: bytes, size: int, name: str) -> str:
+async def upload(
+    session: aiohttp.ClientSession, base: str, head: bytes, size: int, name: str
+) -> str:
     writer = aiohttp.MultipartWriter("form-data")
     part = writer.append(payload(head, size), {"Content-Type": "application/octet-stream"})
     part.set_content_disposition("form-data", name="file", filename=name)
@@ -95,7 +97,9 @@ async def upload(session: aiohttp.ClientSession, base: str, head: bytes, size: i
         return str(body["data"]["id"])
 
 
-async def download(session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None) -> int:
+async def download(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
+) -> int:
     received = 0
     async with session.get(url, headers=headers) as response:
         async for chunk in response.content.iter_chunked(4 * MIB):
@@ -147,13 +151,17 @@ async def run(args: argparse.Namespace, base: str, token: str, api_pid: int, scr
         results["range_total_mib_s"] = round(sum(sizes) / MIB / wall, 1)
 
     raw = scratch / "raw.bin"
-    write_s = dd_speed(["if=/dev/zero", f"of={raw}", "bs=1M", f"count={args.upload_mib}", "conv=fsync"])
+    write_s = dd_speed(
+        ["if=/dev/zero", f"of={raw}", "bs=1M", f"count={args.upload_mib}", "conv=fsync"]
+    )
     read_s = dd_speed([f"if={raw}", "of=/dev/null", "bs=1M"])
     raw.unlink()
     results["raw_write_mib_s"] = round(args.upload_mib / write_s, 1)
     results["raw_read_mib_s"] = round(args.upload_mib / read_s, 1)
     results["upload_vs_raw_write"] = round(results["upload_mib_s"] / results["raw_write_mib_s"], 2)
-    results["download_vs_raw_read"] = round(results["download_mib_s"] / results["raw_read_mib_s"], 2)
+    results["download_vs_raw_read"] = round(
+        results["download_mib_s"] / results["raw_read_mib_s"], 2
+    )
     return results
 
 
@@ -164,7 +172,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=200)
     args = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="t2m-bench-", dir=REPO / "var" if (REPO / "var").exists() else None))
+    scratch = Path(
+        tempfile.mkdtemp(prefix="t2m-bench-", dir=REPO / "var" if (REPO / "var").exists() else None)
+    )
     try:
         with provide_infra(scratch / "infra") as infra:
             asyncio.run(migrate_dsn(infra.database_url))
@@ -209,12 +219,18 @@ async def _make_user_token(database_url: str, env: dict[str, str]) -> str:
     settings = Settings.from_env(env)
     conn = await asyncpg.connect(database_url)
     try:
-        row = await insert_user(conn, username="bench", email="bench@example.test", password_hash=None)
+        row = await insert_user(
+            conn, username="bench", email="bench@example.test", password_hash=None
+        )
     finally:
         await conn.close()
     return issue_token(
-        secret=settings.jwt_secret, issuer=settings.jwt_issuer, subject=row["id"], role="USER",
-        kind="access", ttl_s=3600,
+        secret=settings.jwt_secret,
+        issuer=settings.jwt_issuer,
+        subject=row["id"],
+        role="USER",
+        kind="access",
+        ttl_s=3600,
     ).token
 
 

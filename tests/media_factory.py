@@ -7,7 +7,9 @@ import io
 from PIL import Image
 
 
-def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+def png_bytes(
+    width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 30, 30)
+) -> bytes:
     buffer = io.BytesIO()
     image = Image.new("RGB", (width, height), color)
     for x in range(0, width, 4):  # some detail, so it is not a flat colour

@@ -137,7 +137,11 @@ async def stats(request: web.Request) -> web.Response:
     tags=["files"],
     summary="Delete your files matching criteria (dry run by default)",
     security=BEARER,
-    responses={200: {"description": "What matched and what was deleted"}, 400: INVALID, 401: UNAUTHORIZED},
+    responses={
+        200: {"description": "What matched and what was deleted"},
+        400: INVALID,
+        401: UNAUTHORIZED,
+    },
 )
 @request_schema(CleanupRequestSchema)
 async def cleanup(request: web.Request) -> web.Response:
@@ -229,7 +233,14 @@ async def get_metadata(request: web.Request) -> web.Response:
     tags=["files"],
     summary="Download the file (Range, ETag and If-None-Match supported)",
     security=BEARER,
-    responses={200: BYTES, 206: BYTES, 304: {"description": "Not modified"}, 401: UNAUTHORIZED, 404: NOT_FOUND, 416: RANGE_ERROR},
+    responses={
+        200: BYTES,
+        206: BYTES,
+        304: {"description": "Not modified"},
+        401: UNAUTHORIZED,
+        404: NOT_FOUND,
+        416: RANGE_ERROR,
+    },
 )
 @request_schema(DownloadQuerySchema, location="querystring")
 async def download(request: web.Request) -> web.StreamResponse:
@@ -245,7 +256,15 @@ async def download(request: web.Request) -> web.StreamResponse:
     tags=["files"],
     summary="Stream the file, choosing a rendition with quality",
     security=BEARER,
-    responses={200: BYTES, 206: BYTES, 304: {"description": "Not modified"}, 400: INVALID, 401: UNAUTHORIZED, 404: NOT_FOUND, 416: RANGE_ERROR},
+    responses={
+        200: BYTES,
+        206: BYTES,
+        304: {"description": "Not modified"},
+        400: INVALID,
+        401: UNAUTHORIZED,
+        404: NOT_FOUND,
+        416: RANGE_ERROR,
+    },
 )
 @request_schema(StreamQuerySchema, location="querystring")
 async def stream(request: web.Request) -> web.StreamResponse:

@@ -66,7 +66,11 @@ BYTES = {"description": "The bytes (206 with Content-Range for a Range request)"
     tags=["workflow"],
     summary="Upload a file (images, videos, audio, PDFs, text)",
     requestBody=multipart_body("file", many=False, extra=UPLOAD_FIELDS),
-    responses={201: {"schema": ContentSchema, "description": "Stored"}, 400: INVALID, 401: UNAUTHORIZED},
+    responses={
+        201: {"schema": ContentSchema, "description": "Stored"},
+        400: INVALID,
+        401: UNAUTHORIZED,
+    },
 )
 async def upload(request: web.Request) -> web.Response:
     principal = await require_user(request, allow_guest=True)
@@ -78,7 +82,11 @@ async def upload(request: web.Request) -> web.Response:
 @docs(
     tags=["workflow"],
     summary="List uploaded and generated content",
-    responses={200: {"schema": ContentListSchema, "description": "A page"}, 400: INVALID, 401: UNAUTHORIZED},
+    responses={
+        200: {"schema": ContentListSchema, "description": "A page"},
+        400: INVALID,
+        401: UNAUTHORIZED,
+    },
 )
 @request_schema(FileListQuerySchema, location="querystring")
 async def contents(request: web.Request) -> web.Response:
@@ -105,7 +113,11 @@ async def contents(request: web.Request) -> web.Response:
 @docs(
     tags=["workflow"],
     summary="Content details and metadata",
-    responses={200: {"schema": ContentSchema, "description": "The content"}, 401: UNAUTHORIZED, 404: NOT_FOUND},
+    responses={
+        200: {"schema": ContentSchema, "description": "The content"},
+        401: UNAUTHORIZED,
+        404: NOT_FOUND,
+    },
 )
 async def content(request: web.Request) -> web.Response:
     principal = await require_user(request, allow_guest=True)
@@ -173,11 +185,13 @@ async def bucket_list(request: web.Request) -> web.Response:
     segment = request.match_info["segment"]
     if segment not in SEGMENTS:
         raise NotFound("No such segment", f"Segments: {', '.join(SEGMENTS)}")
-    objects = []
+    objects: list[dict[str, object]] = []
     truncated = False
     async for info in request.config_dict[STORAGE].list(f"{segment}/"):
         if len(objects) == 1000:
             truncated = True
             break
         objects.append({"key": info.key, "size": info.size, "modified": info.modified})
-    return plain({"segment": segment, "objects": objects, "count": len(objects), "truncated": truncated})
+    return plain(
+        {"segment": segment, "objects": objects, "count": len(objects), "truncated": truncated}
+    )

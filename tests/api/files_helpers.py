@@ -18,7 +18,9 @@ def form(
     return data
 
 
-async def upload(client: Any, user: Any, content: bytes, filename: str = "picture.png", **fields: str) -> dict:
+async def upload(
+    client: Any, user: Any, content: bytes, filename: str = "picture.png", **fields: str
+) -> dict:
     response = await client.post(
         "/api/v1/files/upload", data=form(content, filename, **fields), headers=user.headers
     )

@@ -64,7 +64,9 @@ async def test_upload_detail_list_and_download(client, make_user):
     )
     assert response.status == 304
 
-    response = await client.get(f"/api/v1/files/{file_id}/download?inline=true", headers=user.headers)
+    response = await client.get(
+        f"/api/v1/files/{file_id}/download?inline=true", headers=user.headers
+    )
     assert response.headers["Content-Disposition"].startswith("inline;")
 
 
@@ -94,10 +96,14 @@ async def test_range_requests(client, make_user, range_header, status, expected)
     want = content[start:] if end is None else content[start : end + 1]
     assert body == want
     first = len(content) + start if start < 0 else start
-    assert response.headers["Content-Range"] == f"bytes {first}-{first + len(want) - 1}/{len(content)}"
+    assert (
+        response.headers["Content-Range"] == f"bytes {first}-{first + len(want) - 1}/{len(content)}"
+    )
 
 
-@pytest.mark.parametrize("range_header", ["bytes=999999-", "bytes=abc", "items=0-1", "bytes=5-2", "bytes=-0"])
+@pytest.mark.parametrize(
+    "range_header", ["bytes=999999-", "bytes=abc", "items=0-1", "bytes=5-2", "bytes=-0"]
+)
 async def test_bad_ranges_are_416(client, make_user, range_header):
     user = await make_user()
     file_id = (await upload(client, user, png_bytes()))["id"]
@@ -142,7 +148,9 @@ async def test_users_see_only_their_own_files(client, make_user):
             "RESOURCE_NOT_FOUND",
         )
     await _error(
-        await client.delete(f"/api/v1/files/{file_id}", headers=bob.headers), 404, "RESOURCE_NOT_FOUND"
+        await client.delete(f"/api/v1/files/{file_id}", headers=bob.headers),
+        404,
+        "RESOURCE_NOT_FOUND",
     )
     await _error(
         await client.post(f"/api/v1/files/{file_id}/signed-url", headers=bob.headers, json={}),
@@ -166,7 +174,9 @@ async def test_users_see_only_their_own_files(client, make_user):
         (png_bytes(), "p.png", {"subdirectory": "a\x00b"}, "subdirectory"),
     ],
 )
-async def test_bad_uploads_leave_nothing_behind(client, make_user, db, content, filename, fields, field):
+async def test_bad_uploads_leave_nothing_behind(
+    client, make_user, db, content, filename, fields, field
+):
     user = await make_user()
     response = await client.post(
         "/api/v1/files/upload", data=form(content, filename, **fields), headers=user.headers
@@ -202,7 +212,9 @@ async def test_missing_file_field_and_non_multipart(client, make_user):
         400,
         "VALIDATION_ERROR",
     )
-    await _error(await client.post("/api/v1/files/upload", data=form(png_bytes())), 401, "AUTH_REQUIRED")
+    await _error(
+        await client.post("/api/v1/files/upload", data=form(png_bytes())), 401, "AUTH_REQUIRED"
+    )
 
 
 async def test_oversized_upload_is_413_and_removed(aiohttp_client, settings, db, make_user):
@@ -224,10 +236,10 @@ async def test_disconnect_mid_upload_leaves_no_record_or_object(client, make_use
     user = await make_user()
     boundary = "t2mboundary"
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
         "Content-Type: image/png\r\n\r\n"
     ).encode() + png_bytes()
-    reader, writer = await asyncio.open_connection(client.host, client.port)
+    _reader, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(
         (
             "POST /api/v1/files/upload HTTP/1.1\r\n"
@@ -253,8 +265,13 @@ async def test_disconnect_mid_upload_leaves_no_record_or_object(client, make_use
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("items_per_page=0", "items_per_page"), ("items_per_page=101", "items_per_page"),
-     ("page=-1", "page"), ("page=abc", "page"), ("file_type=zip", "file_type")],
+    [
+        ("items_per_page=0", "items_per_page"),
+        ("items_per_page=101", "items_per_page"),
+        ("page=-1", "page"),
+        ("page=abc", "page"),
+        ("file_type=zip", "file_type"),
+    ],
 )
 async def test_list_validation(client, make_user, query, field):
     user = await make_user()
@@ -266,16 +283,26 @@ async def test_list_validation(client, make_user, query, field):
 
 async def test_pagination_and_type_filter(client, make_user):
     user = await make_user()
-    ids = [(await upload(client, user, png_bytes(color=(i, i, i)), f"{i}.png"))["id"] for i in range(5)]
+    ids = [
+        (await upload(client, user, png_bytes(color=(i, i, i)), f"{i}.png"))["id"] for i in range(5)
+    ]
     await upload(client, user, b"plain text notes\n" * 10, "notes.txt")
     body = await (
-        await client.get("/api/v1/files?file_type=image&items_per_page=2&page=2", headers=user.headers)
+        await client.get(
+            "/api/v1/files?file_type=image&items_per_page=2&page=2", headers=user.headers
+        )
     ).json()
     page = body["data"]
     assert [item["id"] for item in page["items"]] == list(reversed(ids))[2:4]
     assert page["pagination"] == {
-        "page": 2, "items_per_page": 2, "total_items": 5, "total_pages": 3,
-        "has_next": True, "has_previous": True, "next_page": 3, "previous_page": 1,
+        "page": 2,
+        "items_per_page": 2,
+        "total_items": 5,
+        "total_pages": 3,
+        "has_next": True,
+        "has_previous": True,
+        "next_page": 3,
+        "previous_page": 1,
     }
     docs = await (await client.get("/api/v1/files?file_type=document", headers=user.headers)).json()
     assert [i["file_type"] for i in docs["data"]["items"]] == ["document"]
@@ -331,10 +358,16 @@ async def test_download_and_stream_analytics(client, make_user):
     file_id = (await upload(client, user, png_bytes()))["id"]
     await (await client.get(f"/api/v1/files/{file_id}/download", headers=user.headers)).read()
     await (
-        await client.get(f"/api/v1/files/{file_id}/stream", headers={**user.headers, "Range": "bytes=0-9"})
+        await client.get(
+            f"/api/v1/files/{file_id}/stream", headers={**user.headers, "Range": "bytes=0-9"}
+        )
     ).read()
     for _ in range(20):
-        body = (await (await client.get(f"/api/v1/files/{file_id}/analytics", headers=user.headers)).json())["data"]
+        body = (
+            await (
+                await client.get(f"/api/v1/files/{file_id}/analytics", headers=user.headers)
+            ).json()
+        )["data"]
         if body["stream_sessions"] == 1 and body["downloads"] == 1:
             break
         await asyncio.sleep(0.05)
@@ -348,7 +381,9 @@ async def test_download_and_stream_analytics(client, make_user):
 async def test_stream_quality_validation(client, make_user):
     user = await make_user()
     file_id = (await upload(client, user, png_bytes()))["id"]
-    response = await client.get(f"/api/v1/files/{file_id}/stream?quality=720p", headers=user.headers)
+    response = await client.get(
+        f"/api/v1/files/{file_id}/stream?quality=720p", headers=user.headers
+    )
     assert response.status == 200
     assert response.headers["X-T2M-Quality"] == "original"  # no renditions: falls back
     await _error(

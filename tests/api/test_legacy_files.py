@@ -30,7 +30,9 @@ async def test_workflow_upload_contents_content_download_stream(client, make_use
     detail = await (await client.get(f"/content/{content_id}", headers=user.headers)).json()
     assert detail["description"] == "Testing upload"
 
-    assert await (await client.get(f"/download/{content_id}", headers=user.headers)).read() == content
+    assert (
+        await (await client.get(f"/download/{content_id}", headers=user.headers)).read() == content
+    )
     response = await client.get(
         f"/stream/{content_id}", headers={**user.headers, "Range": "bytes=2-5"}
     )

@@ -18,7 +18,9 @@ def _path(url: str) -> tuple[str, dict[str, str]]:
 
 
 async def _signed(client, user, file_id: str, **body) -> tuple[str, dict[str, str]]:
-    response = await client.post(f"/api/v1/files/{file_id}/signed-url", headers=user.headers, json=body)
+    response = await client.post(
+        f"/api/v1/files/{file_id}/signed-url", headers=user.headers, json=body
+    )
     assert response.status == 200, await response.text()
     return _path((await response.json())["data"]["url"])
 
@@ -49,7 +51,10 @@ async def test_signed_link_downloads_without_a_token(client, make_user):
         lambda q: {k: v for k, v in q.items() if k != "inline"},
         lambda q: {**q, "expires": str(int(q["expires"]) + 3600)},
         lambda q: {**q, "user_id": "usr_" + "0" * 24},
-        lambda q: {**q, "signature": q["signature"][:-1] + ("0" if q["signature"][-1] != "0" else "1")},
+        lambda q: {
+            **q,
+            "signature": q["signature"][:-1] + ("0" if q["signature"][-1] != "0" else "1"),
+        },
         lambda q: {**q, "quality": "720p"},
         lambda q: {**q, "extra": "1"},
         lambda q: {k: v for k, v in q.items() if k != "signature"},
@@ -93,6 +98,8 @@ async def test_signed_url_request_validation(client, make_user):
     user = await make_user()
     file_id = (await upload(client, user, png_bytes()))["id"]
     for body in ({"expires_in": 0}, {"expires_in": 10**9}, {"size": "huge"}, {"quality": "x"}):
-        response = await client.post(f"/api/v1/files/{file_id}/signed-url", headers=user.headers, json=body)
+        response = await client.post(
+            f"/api/v1/files/{file_id}/signed-url", headers=user.headers, json=body
+        )
         assert response.status == 400
         assert (await response.json())["error"]["code"] == "VALIDATION_ERROR"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,18 +12,6 @@ from t2m.storage import LocalStorage, Storage
 from t2m.storage.s3 import MIN_PART_SIZE, S3Storage
 
 S3_TEST_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing-secret"}
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """One in-process S3 (moto) server on a free port for the whole session."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def make_s3(endpoint: str, bucket: str | None = None, **kwargs: object) -> S3Storage:

@@ -33,7 +33,9 @@ async def test_uploads_get_metadata_and_thumbnails(client, make_user, start_work
     assert image["metadata"]["height"] == 200
     assert image["thumbnails"] == ["large", "medium", "small"]
 
-    response = await client.get(f"/api/v1/files/{image_id}/thumbnail?size=small", headers=user.headers)
+    response = await client.get(
+        f"/api/v1/files/{image_id}/thumbnail?size=small", headers=user.headers
+    )
     assert response.status == 200
     thumb = Image.open(io.BytesIO(await response.read()))
     assert max(thumb.size) <= 160
