@@ -10,6 +10,7 @@ from aiohttp_apigami import validation_middleware
 
 from api.auth_service import AuthService
 from api.authn import Authenticator
+from api.background import background_tasks_ctx
 from api.keys import (
     AUTH_SERVICE,
     AUTHENTICATOR,
@@ -92,7 +93,11 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[request_context_middleware, validation_middleware],
     )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_database, _redis, _storage, _broker, _http_client, _auth])
+    # Order matters: contexts are closed in reverse, so background tasks finish
+    # while the database pool is still open.
+    app.cleanup_ctx.extend(
+        [_database, _redis, _storage, _broker, _http_client, _auth, background_tasks_ctx]
+    )
 
     for table in (auth.routes, files.routes, system.routes):
         _add_prefixed(app, API_PREFIX, table)

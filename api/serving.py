@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from api import background
 from t2m.errors import RangeNotSatisfiable
 from t2m.storage import Storage
 
@@ -38,9 +39,6 @@ class Delivery:
 
 
 OnDelivered = Callable[[Delivery], Coroutine[Any, Any, None]]
-
-# Analytics writes outlive their request; hold them so they are not collected.
-_background: set[asyncio.Task[None]] = set()
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -174,9 +172,7 @@ async def serve_object(
         if on_delivered is not None:
             delivery = Delivery(start, end, sent, (time.perf_counter() - started) * 1000, completed)
             # Analytics must not be lost to a cancelled request, nor delay it.
-            task = asyncio.get_running_loop().create_task(on_delivered(delivery))
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+            background.spawn(on_delivered(delivery))
     return response
 
 

@@ -78,7 +78,7 @@ class SimItem:
     features: ContentFeatures | None = None
 
     def featurize(self, config: FeatureConfig) -> ContentFeatures:
-        if self.features is None:
+        if self.features is None or self.features.config != config:
             self.features = build_content_features(
                 self.title or None, self.text, None, self.media_type, self.duration_s, config
             )

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from api import background
 from api.app import create_app
 from db.migrate import migrate_dsn
 from db.pool import create_pool
@@ -52,6 +53,8 @@ def settings(infra: Infra, tmp_path: Path) -> Settings:
 async def db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(infra.database_url, min_size=1, max_size=3)
     yield pool
+    # Apps of the test may still be finishing analytics writes.
+    await background.drain()
     async with pool.acquire() as conn:
         tables = await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
@@ -65,7 +68,9 @@ async def db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Settings, db: asyncpg.Pool) -> TestClient:
+async def client(db: asyncpg.Pool, settings: Settings, aiohttp_client: Any) -> TestClient:
+    # ``db`` first: fixtures are torn down in reverse, so the app closes
+    # before the tables are truncated.
     return await aiohttp_client(create_app(settings))
 
 
