@@ -25,7 +25,7 @@ from api.login_throttle import LoginThrottle
 from api.middlewares import request_context_middleware
 from api.oidc import OidcVerifier
 from api.openapi import setup_openapi
-from api.routes import auth, files, legacy, system
+from api.routes import auth, files, jobs, legacy, system, videos
 from db.pool import create_pool
 from pipeline.workers.broker import build_broker
 from t2m.enqueue import Enqueuer
@@ -99,7 +99,7 @@ def create_app(settings: Settings) -> web.Application:
         [_database, _redis, _storage, _broker, _http_client, _auth, background_tasks_ctx]
     )
 
-    for table in (auth.routes, files.routes, system.routes):
+    for table in (auth.routes, files.routes, jobs.routes, videos.routes, system.routes):
         _add_prefixed(app, API_PREFIX, table)
     app.add_routes(legacy.routes)
 

@@ -264,3 +264,12 @@ async def finish_processing(
         thumbnails,
         error,
     )
+
+
+async def referenced_keys(conn: asyncpg.Connection, prefix: str) -> set[str]:
+    """Storage keys under ``prefix`` that a blob still in use points at."""
+    rows = await conn.fetch(
+        "SELECT storage_key FROM blobs WHERE storage_key LIKE $1 AND ref_count > 0",
+        prefix.replace("%", r"\%").replace("_", r"\_") + "%",
+    )
+    return {r["storage_key"] for r in rows}

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 from aiohttp_apigami import docs, request_schema
 
-from api import file_service
+from api import file_service, job_service
 from api.authn import require_admin, require_user
 from api.file_delivery import send_original, send_stream
 from api.file_views import content_view
 from api.health import system_health
-from api.keys import AUTH_SERVICE, STORAGE
+from api.keys import AUTH_SERVICE, DB_POOL, STORAGE
 from api.responses import plain
 from api.schemas.auth import LoginSchema
 from api.schemas.common import FORBIDDEN, INVALID, NOT_FOUND, RATE_LIMITED, UNAUTHORIZED
 from api.schemas.files import UPLOAD_FIELDS, FileListQuerySchema, StreamQuerySchema, multipart_body
+from api.schemas.jobs import MAX_SCRIPT_CHARS, GeneratedSchema
 from api.schemas.legacy import ContentListSchema, ContentSchema, LegacyTokenSchema
 from api.schemas.system import HealthSchema
-from t2m.errors import NotFound
+from db import jobs as job_rows
+from t2m.errors import NotFound, ValidationFailed
 from t2m.storage import SEGMENTS
 
 routes = web.RouteTableDef()
@@ -195,3 +198,92 @@ async def bucket_list(request: web.Request) -> web.Response:
     return plain(
         {"segment": segment, "objects": objects, "count": len(objects), "truncated": truncated}
     )
+
+
+@routes.post("/generate-video")
+@docs(
+    tags=["workflow"],
+    summary="Create a video from a text script (multipart: file = a .txt script, title)",
+    requestBody={
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "title": {"type": "string"},
+                        "quality": {"type": "string", "enum": ["480p", "720p", "1080p"]},
+                    },
+                    "required": ["file"],
+                }
+            }
+        },
+    },
+    responses={
+        202: {"schema": GeneratedSchema, "description": "Queued"},
+        400: INVALID,
+        401: UNAUTHORIZED,
+    },
+)
+async def generate_video(request: web.Request) -> web.Response:
+    principal = await require_user(request, allow_guest=True)
+    if request.content_type != "multipart/form-data":
+        raise ValidationFailed("Send a multipart/form-data body", {"file": ["Missing script file"]})
+    form = await request.post()
+    upload = form.get("file")
+    if not isinstance(upload, FileField):
+        raise ValidationFailed(
+            "Request validation failed", {"file": ["Attach the script as 'file'"]}
+        )
+    raw = upload.file.read(MAX_SCRIPT_CHARS * 4 + 1)
+    try:
+        script = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(
+            "Request validation failed", {"file": ["The script must be UTF-8 text"]}
+        ) from exc
+    if not script.strip() or len(script) > MAX_SCRIPT_CHARS or "\x00" in script:
+        raise ValidationFailed(
+            "Request validation failed",
+            {"file": [f"A non-empty text script of at most {MAX_SCRIPT_CHARS} characters"]},
+        )
+    quality = str(form.get("quality") or "720p")
+    if quality not in ("480p", "720p", "1080p"):
+        raise ValidationFailed("Request validation failed", {"quality": ["480p, 720p or 1080p"]})
+    title = str(form.get("title") or "")[:300] or None
+    params: dict[str, object] = {
+        "script": script,
+        "title": title,
+        "quality": quality,
+        "aspect": "16:9",
+        "assets": [],
+        "style": {},
+        "subtitles": "none",
+        "tags": [],
+    }
+    row, _ = await job_service.submit_video_job(request, principal, params, idempotency_key=None)
+    content_id = row["output_file_id"]
+    return plain(
+        {
+            "job_id": row["id"],
+            "status": row["status"],
+            "content_id": content_id,
+            "status_url": f"/api/v1/videos/{row['id']}/status",
+            "download_url": f"/download/{content_id}",
+            "stream_url": f"/stream/{content_id}",
+            "message": "Video generation started; the URLs work once the job completes",
+        },
+        status=202,
+    )
+
+
+@routes.get("/reports/storyboard-stats")
+@docs(
+    tags=["workflow"],
+    summary="Video generation statistics: storyboards, methods, success and failure rates",
+    responses={200: {"description": "Statistics"}},
+)
+async def storyboard_stats(request: web.Request) -> web.Response:
+    async with request.config_dict[DB_POOL].acquire() as conn:
+        return plain(await job_rows.storyboard_stats(conn))

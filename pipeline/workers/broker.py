@@ -13,6 +13,7 @@ from dramatiq.middleware import (
     AgeLimit,
     AsyncIO,
     Callbacks,
+    CurrentMessage,
     Pipelines,
     Retries,
     ShutdownNotifications,
@@ -33,6 +34,8 @@ def _middleware() -> list[dramatiq.Middleware]:
         Callbacks(),
         Pipelines(),
         Retries(),
+        # Lets a stage know whether this attempt is its last.
+        CurrentMessage(),
         # Runs ``async def`` actors on one event loop per worker process.
         AsyncIO(),
     ]

@@ -9,6 +9,10 @@ from __future__ import annotations
 from t2m.queues import QUEUES
 
 QUEUE_MODULES: dict[str, tuple[str, ...]] = {
+    "parse": ("pipeline.workers.video",),
+    "storyboard": ("pipeline.workers.video",),
+    "render": ("pipeline.workers.video",),
+    "thumbnails": ("pipeline.workers.video",),
     "media": ("pipeline.workers.media",),
     "maintenance": ("pipeline.workers.system",),
 }

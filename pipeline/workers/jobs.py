@@ -1,0 +1,129 @@
+"""What every video-stage actor does around its stage: claim, log, fail, hand on.
+
+Each stage actor runs ``async with stage_run(job_id, stage, progress) as run``;
+the run is ``None`` when the job was cancelled, finished or deleted (the
+message is then dropped), so a redelivered or late message never redoes or
+undoes settled work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from db import jobs as job_rows
+from pipeline.workers.resources import db_pool
+from t2m.errors import T2MError
+
+log = logging.getLogger(__name__)
+
+STAGE_ORDER = ("parse", "storyboard", "render", "thumbnails", "completed")
+
+
+@dataclass
+class StageRun:
+    job: asyncpg.Record
+    stage: str
+    pool: asyncpg.Pool
+
+    async def log(self, level: str, message: str, **details: Any) -> None:
+        async with self.pool.acquire() as conn:
+            await job_rows.add_log(
+                conn, self.job["id"], level, message, {"step": self.stage, **details}
+            )
+
+    async def progress(self, value: int) -> None:
+        async with self.pool.acquire() as conn:
+            await job_rows.set_progress(conn, self.job["id"], value)
+
+    async def status(self) -> str | None:
+        async with self.pool.acquire() as conn:
+            return await job_rows.job_status(conn, self.job["id"])
+
+
+def _is_last_attempt() -> tuple[bool, int]:
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        return True, 1
+    retries = int(message.options.get("retries", 0))
+    max_retries = int(message.options.get("max_retries", 0)) or _actor_max_retries(message)
+    return retries >= max_retries, retries + 1
+
+
+def _actor_max_retries(message: dramatiq.Message[Any]) -> int:
+    broker = dramatiq.get_broker()
+    actor = broker.get_actor(message.actor_name)
+    return int(actor.options.get("max_retries", 0))
+
+
+async def fail_job(
+    pool: asyncpg.Pool, job_id: str, stage: str, error: str, *, permanent: bool, attempts: int
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        failed = await job_rows.fail_job(conn, job_id, error)
+        await job_rows.record_failed_operation(
+            conn, stage=stage, job_id=job_id, error=error, permanent=permanent, attempts=attempts
+        )
+        if failed:
+            await job_rows.add_log(conn, job_id, "ERROR", error, {"step": stage})
+
+
+@contextlib.asynccontextmanager
+async def stage_run(job_id: str, stage: str, progress: int) -> AsyncIterator[StageRun | None]:
+    pool = await db_pool()
+    async with pool.acquire() as conn:
+        job = await job_rows.job_by_id(conn, job_id)
+        if job is None or job["status"] not in ("queued", "processing"):
+            log.info("job %s is %s; %s message dropped", job_id, job and job["status"], stage)
+            yield None
+            return
+        if STAGE_ORDER.index(stage) < STAGE_ORDER.index(job["current_stage"] or "parse"):
+            log.info("job %s is past %s; late message dropped", job_id, stage)
+            yield None
+            return
+        await job_rows.start_stage(conn, job_id, stage, progress)
+        await job_rows.add_log(
+            conn, job_id, "INFO", f"Stage {stage} started", {"step": stage, "progress": progress}
+        )
+    try:
+        yield StageRun(job, stage, pool)
+    except T2MError as exc:
+        last, attempts = _is_last_attempt()
+        if not exc.retryable or last:
+            await fail_job(
+                pool,
+                job_id,
+                stage,
+                f"{stage} failed: {exc.message}",
+                permanent=not exc.retryable,
+                attempts=attempts,
+            )
+            return  # handled: the message is acknowledged
+        await StageRun(job, stage, pool).log(
+            "WARNING", f"{stage} failed, will retry: {exc.message}"
+        )
+        raise
+    except Exception as exc:  # unexpected: retried, and failed on the last attempt
+        last, attempts = _is_last_attempt()
+        if last:
+            log.exception("job %s: %s gave up", job_id, stage)
+            await fail_job(
+                pool,
+                job_id,
+                stage,
+                f"{stage} failed: {type(exc).__name__}: {exc}",
+                permanent=False,
+                attempts=attempts,
+            )
+            return
+        await StageRun(job, stage, pool).log(
+            "WARNING", f"{stage} failed, will retry: {type(exc).__name__}"
+        )
+        raise

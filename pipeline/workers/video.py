@@ -1,0 +1,281 @@
+"""The video pipeline actors: parse → storyboard → render → thumbnails (+ finalize).
+
+Each actor is idempotent: it reads the job row, does its stage into
+deterministic storage keys, and enqueues the next stage by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+
+from db import files as file_rows
+from db import jobs as job_rows
+from pipeline.stages.probe import ProbeError, probe_media
+from pipeline.stages.render import render_video
+from pipeline.stages.script import Script, parse_script
+from pipeline.stages.storyboard import Storyboard, build_storyboard
+from pipeline.stages.thumbnails import make_thumbnails
+from pipeline.workers import runtime
+from pipeline.workers.finalize import finalize_video
+from pipeline.workers.jobs import StageRun, stage_run
+from pipeline.workers.resources import storage
+from t2m.enqueue import Enqueuer
+from t2m.errors import ValidationFailed
+from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
+
+log = logging.getLogger(__name__)
+_enqueuer: Enqueuer | None = None
+
+# Progress budget of each stage (percent of the whole job).
+PARSE_AT, STORYBOARD_AT, RENDER_AT, RENDER_END, THUMBNAILS_AT = 1, 5, 10, 90, 92
+
+
+def _next(ref: Any, job_id: str) -> None:
+    global _enqueuer
+    if _enqueuer is None:
+        _enqueuer = Enqueuer(runtime.broker)
+    _enqueuer.send_now(ref, job_id)
+
+
+def _parsed_key(job_id: str) -> str:
+    return f"scripts/{job_id}.parsed.json"
+
+
+def _storyboard_key(job_id: str) -> str:
+    return f"storyboards/{job_id}.json"
+
+
+@dramatiq.actor(
+    actor_name=PARSE_SCRIPT.actor_name, queue_name=PARSE_SCRIPT.queue_name, max_retries=3
+)
+async def parse_script_stage(job_id: str) -> None:
+    async with stage_run(job_id, "parse", PARSE_AT) as run:
+        if run is None:
+            return
+        raw = await storage().get_bytes(run.job["script_key"])
+        script = parse_script(raw)
+        await storage().put_bytes(
+            _parsed_key(job_id),
+            json.dumps(script.to_dict()).encode(),
+            content_type="application/json",
+        )
+        await run.log(
+            "INFO", f"Script parsed: {len(script.scenes)} scenes", scenes=len(script.scenes)
+        )
+        _next(BUILD_STORYBOARD, job_id)
+
+
+async def _job_assets(run: StageRun, script: Script) -> dict[str, dict[str, Any]]:
+    """Every asset the job may use — the request's and the script's own
+    references, which must be the job owner's media files — with its kind and
+    (for clips) duration."""
+    wanted = dict.fromkeys([*(run.job["parameters"].get("asset_types") or {}), *script.asset_ids])
+    assets: dict[str, dict[str, Any]] = {}
+    async with run.pool.acquire() as conn:
+        for asset_id in wanted:
+            row = await file_rows.visible_file(
+                conn, asset_id, viewer_id=run.job["owner_id"], is_admin=False
+            )
+            if row is None or row["file_type"] not in ("image", "video", "audio"):
+                raise ValidationFailed(
+                    f"asset {asset_id} is not one of your image, video or audio files"
+                )
+            assets[asset_id] = {
+                "kind": row["file_type"],
+                "duration_s": (row["metadata"] or {}).get("duration"),
+            }
+    return assets
+
+
+def _storyboard_assets(storyboard: Storyboard) -> list[str]:
+    ids = [s.background.asset_id for s in storyboard.scenes if s.background.asset_id]
+    if storyboard.music is not None:
+        ids.append(storyboard.music.asset_id)
+    return list(dict.fromkeys(ids))
+
+
+@dramatiq.actor(
+    actor_name=BUILD_STORYBOARD.actor_name, queue_name=BUILD_STORYBOARD.queue_name, max_retries=3
+)
+async def build_storyboard_stage(job_id: str) -> None:
+    async with stage_run(job_id, "storyboard", STORYBOARD_AT) as run:
+        if run is None:
+            return
+        script = Script.from_dict(json.loads(await storage().get_bytes(_parsed_key(job_id))))
+        params = run.job["parameters"]
+        storyboard = await asyncio.to_thread(
+            build_storyboard,
+            script,
+            quality=params.get("quality", "720p"),
+            aspect=params.get("aspect", "16:9"),
+            target_duration=params.get("duration"),
+            style=params.get("style") or None,
+            assets=await _job_assets(run, script),
+            subtitles=params.get("subtitles", "none"),
+            music=params.get("music"),
+        )
+        await storage().put_bytes(
+            _storyboard_key(job_id),
+            json.dumps(storyboard.to_dict()).encode(),
+            content_type="application/json",
+        )
+        summary = storyboard.summary()
+        async with run.pool.acquire() as conn:
+            await job_rows.update_job(
+                conn, job_id, storyboard_key=_storyboard_key(job_id), storyboard_summary=summary
+            )
+        await run.log(
+            "INFO", f"Storyboard: {summary['scenes']} cards, {summary['duration_s']} s", **summary
+        )
+        _next(RENDER_VIDEO, job_id)
+
+
+class _RenderWatch:
+    """Bridges the render thread and the actor loop: progress out, cancel in."""
+
+    def __init__(self, run: StageRun, loop: asyncio.AbstractEventLoop) -> None:
+        self.run = run
+        self.loop = loop
+        self.cancelled = threading.Event()
+        self._last_percent = RENDER_AT
+
+    def on_progress(self, fraction: float) -> None:
+        percent = RENDER_AT + int((RENDER_END - RENDER_AT) * fraction)
+        if percent > self._last_percent:
+            self._last_percent = percent
+            asyncio.run_coroutine_threadsafe(self.run.progress(percent), self.loop)
+
+    def should_cancel(self) -> bool:
+        return self.cancelled.is_set()
+
+    async def poll_cancel(self) -> None:
+        while not self.cancelled.is_set():
+            if await self.run.status() != "processing":
+                self.cancelled.set()
+                return
+            await asyncio.sleep(0.3)
+
+
+@dramatiq.actor(
+    actor_name=RENDER_VIDEO.actor_name,
+    queue_name=RENDER_VIDEO.queue_name,
+    max_retries=3,
+    time_limit=3 * 3600 * 1000,
+)
+async def render_video_stage(job_id: str) -> None:
+    async with stage_run(job_id, "render", RENDER_AT) as run:
+        if run is None:
+            return
+        storyboard = Storyboard.from_dict(
+            json.loads(await storage().get_bytes(_storyboard_key(job_id)))
+        )
+        work = Path(tempfile.mkdtemp(prefix=f"t2m-render-{job_id}-"))
+        try:
+            await _render(run, storyboard, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
+    job_id = run.job["id"]
+    asset_paths: dict[str, Path] = {}
+    async with run.pool.acquire() as conn:
+        for asset_id in _storyboard_assets(storyboard):
+            row = await file_rows.file_by_id(conn, asset_id)
+            if row is None:
+                raise ValidationFailed(f"asset {asset_id} was deleted")
+            local = work / "assets" / asset_id
+            local.parent.mkdir(parents=True, exist_ok=True)
+            await storage().download_to(row["storage_key"], local)
+            asset_paths[asset_id] = local
+    watch = _RenderWatch(run, asyncio.get_running_loop())
+    poller = asyncio.create_task(watch.poll_cancel())
+    started = time.monotonic()
+    try:
+        result = await asyncio.to_thread(
+            render_video,
+            storyboard,
+            work / "out",
+            asset_paths=asset_paths,
+            on_progress=watch.on_progress,
+            should_cancel=watch.should_cancel,
+        )
+    finally:
+        watch.cancelled.set()
+        poller.cancel()
+    renditions: dict[str, dict[str, Any]] = {}
+    for quality, path in result.renditions.items():
+        key = f"videos/{job_id}/{quality}.mp4"
+        put = await storage().put_file(key, path, content_type="video/mp4")
+        width, height = result.sizes[quality]
+        renditions[quality] = {
+            "key": key,
+            "size": put.size,
+            "sha256": put.sha256_hex,
+            "width": width,
+            "height": height,
+        }
+    for kind, path in result.subtitle_files.items():
+        await storage().put_file(
+            f"videos/{job_id}/subtitles.{kind}", path, content_type="text/plain"
+        )
+    async with run.pool.acquire() as conn:
+        await job_rows.update_job(
+            conn,
+            job_id,
+            render_seconds=time.monotonic() - started,
+            result={
+                "renditions": renditions,
+                "primary": next(iter(result.renditions)),
+                "duration": round(result.duration_s, 3),
+                "poster_time_s": result.poster_time_s,
+                "subtitles": sorted(result.subtitle_files),
+            },
+        )
+    await run.log("INFO", f"Rendered {', '.join(renditions)} in {time.monotonic() - started:.1f} s")
+    _next(MAKE_THUMBNAILS, job_id)
+
+
+@dramatiq.actor(
+    actor_name=MAKE_THUMBNAILS.actor_name, queue_name=MAKE_THUMBNAILS.queue_name, max_retries=3
+)
+async def make_video_thumbnails_stage(job_id: str) -> None:
+    async with stage_run(job_id, "thumbnails", THUMBNAILS_AT) as run:
+        if run is None:
+            return
+        work = Path(tempfile.mkdtemp(prefix=f"t2m-thumbs-{job_id}-"))
+        try:
+            await _thumbnails_and_finalize(run, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+async def _thumbnails_and_finalize(run: StageRun, work: Path) -> None:
+    rendered = run.job["result"] or {}
+    primary = rendered["renditions"][rendered["primary"]]
+    local = work / "video.mp4"
+    await storage().download_to(primary["key"], local)
+    thumbs = await asyncio.to_thread(
+        make_thumbnails, local, "video", work / "thumbs", at_seconds=rendered.get("poster_time_s")
+    )
+    file_id = run.job["output_file_id"]
+    thumbnail_keys = {}
+    for size, path in thumbs.items():
+        key = f"thumbnails/{file_id}/{size}{path.suffix}"
+        await storage().put_file(key, path, content_type="image/jpeg")
+        thumbnail_keys[size] = key
+    try:
+        metadata = await asyncio.to_thread(probe_media, local, "video", "video/mp4")
+    except ProbeError as exc:
+        raise ValidationFailed(f"the rendered video cannot be read: {exc.reason}") from exc
+    await finalize_video(run, rendered, primary, thumbnail_keys, metadata)

@@ -1,0 +1,183 @@
+"""A script becomes a real MP4 through the real broker and worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import av
+
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "scripts"
+VIDEO_QUEUES = ["parse", "storyboard", "render", "thumbnails"]
+
+
+async def wait_job(
+    client, user, job_id: str, until: tuple[str, ...], timeout_s: float = 240
+) -> dict:
+    seen: list[int] = []
+    for _ in range(int(timeout_s * 5)):
+        body = await (await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)).json()
+        job = body["data"]
+        seen.append(job["progress"])
+        if job["status"] in until:
+            job["_progress_seen"] = seen
+            return job
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job['status']} at {job['progress']} %")
+
+
+def top_level_boxes(data: bytes) -> list[str]:
+    boxes, offset = [], 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        boxes.append(data[offset + 4 : offset + 8].decode("latin-1"))
+        if size == 1:
+            size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+        if size < 8:
+            break
+        offset += size
+    return boxes
+
+
+async def test_sample_script_becomes_a_video(client, make_user, start_worker):
+    user = await make_user()
+    start_worker(VIDEO_QUEUES)
+    script = (SAMPLES / "sample_video_script.txt").read_text()
+    response = await client.post(
+        "/api/v1/videos/generate",
+        json={"script": script, "title": "Product tour", "quality": "480p", "duration": 12},
+        headers={**user.headers, "Idempotency-Key": "tour-1"},
+    )
+    assert response.status == 202, await response.text()
+    job_id = (await response.json())["data"]["id"]
+    again = await client.post(
+        "/api/v1/videos/generate",
+        json={"script": script, "title": "Product tour", "quality": "480p", "duration": 12},
+        headers={**user.headers, "Idempotency-Key": "tour-1"},
+    )
+    assert again.status == 200
+    assert (await again.json())["data"]["id"] == job_id
+
+    job = await wait_job(client, user, job_id, ("completed", "failed"))
+    assert job["status"] == "completed", job["error"]
+    progress = job["_progress_seen"]
+    assert progress == sorted(progress)  # never goes backwards
+    storyboard = job["storyboard"]
+    assert storyboard["scenes"] >= 5
+    assert abs(storyboard["duration_s"] - 12) < 0.5
+    result = job["result"]
+    assert result["renditions"] == ["480p"]
+
+    response = await client.get(f"/api/v1/videos/{job_id}/download", headers=user.headers)
+    assert response.status == 200
+    data = await response.read()
+    boxes = top_level_boxes(data)
+    assert boxes.index("moov") < boxes.index("mdat")  # faststart
+    with av.open(io.BytesIO(data)) as container:
+        video = container.streams.video[0]
+        assert video.codec_context.name == "h264"
+        assert (video.codec_context.width, video.codec_context.height) == (854, 480)
+        assert video.codec_context.pix_fmt == "yuv420p"
+        assert round(float(video.average_rate)) == 30
+        duration = float(container.duration) / av.time_base
+        assert abs(duration - storyboard["duration_s"]) <= 0.1
+
+    meta = (
+        await (await client.get(f"/api/v1/videos/{job_id}/metadata", headers=user.headers)).json()
+    )["data"]
+    assert meta["video"]["codec"] == "h264"
+    assert meta["video"]["width"] == 854
+    response = await client.get(
+        f"/api/v1/videos/{job_id}/thumbnail?size=large", headers=user.headers
+    )
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "image/jpeg"
+
+    # The video is an ordinary file of the user's on both surfaces.
+    file_id = result["file_id"]
+    listing = await (await client.get("/api/v1/files?file_type=video", headers=user.headers)).json()
+    assert [f["id"] for f in listing["data"]["items"]] == [file_id]
+    response = await client.get(
+        f"/stream/{file_id}", headers={**user.headers, "Range": "bytes=0-99"}
+    )
+    assert response.status == 206
+
+    logs = (await (await client.get(f"/api/v1/jobs/{job_id}/logs", headers=user.headers)).json())[
+        "data"
+    ]
+    messages = [entry["message"] for entry in logs["logs"]]
+    assert messages[0] == "Job queued"
+    assert messages[-1] == "Video ready"
+    response = await client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)
+    assert response.status == 409
+
+
+async def test_cancel_stops_a_running_render(client, make_user, start_worker, settings):
+    user = await make_user()
+    start_worker(VIDEO_QUEUES)
+    script = (SAMPLES / "long_60_scenes.txt").read_text()
+    response = await client.post(
+        "/api/v1/videos/generate",
+        json={"script": script, "quality": "720p"},
+        headers=user.headers,
+    )
+    job_id = (await response.json())["data"]["id"]
+    for _ in range(600):
+        job = (await (await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)).json())[
+            "data"
+        ]
+        if job["current_stage"] == "render" and job["progress"] > 10:
+            break
+        assert job["status"] in ("queued", "processing"), job
+        await asyncio.sleep(0.1)
+    response = await client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)
+    assert response.status == 200
+    assert (await response.json())["data"]["status"] == "cancelled"
+    # The render really stops: its ffmpeg child is gone within 2 s.
+    import psutil
+
+    await asyncio.sleep(2.0)
+    ffmpegs = [
+        p
+        for p in psutil.process_iter(["name", "cmdline"])
+        if "ffmpeg" in (p.info["name"] or "") and any(job_id in a for a in p.info["cmdline"] or [])
+    ]
+    assert ffmpegs == []
+    job = (await (await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)).json())["data"]
+    assert job["status"] == "cancelled"
+    from api.keys import STORAGE
+
+    assert [i.key async for i in client.app[STORAGE].list(f"videos/{job_id}/")] == []
+    leftovers = list(Path("/tmp").glob(f"t2m-render-{job_id}-*"))
+    assert leftovers == []
+
+
+async def test_bad_generate_requests(client, make_user):
+    user = await make_user()
+    cases = [
+        ({}, "script"),
+        ({"script": "x", "quality": "4k"}, "quality"),
+        ({"script": "x", "aspect": "4:3"}, "aspect"),
+        ({"script": "x", "duration": -1}, "duration"),
+        ({"script": "x", "subtitles": "maybe"}, "subtitles"),
+        ({"script": "x", "assets": ["file_" + "0" * 24]}, "assets"),
+        ({"script": "x", "style": {"text_color": "red"}}, "style"),
+        ({"script": "x", "webhook_url": "ftp://example.com/hook"}, "webhook_url"),
+        ({"script": "x" * (100 * 1024 + 1)}, "script"),
+    ]
+    for body, field in cases:
+        response = await client.post("/api/v1/videos/generate", json=body, headers=user.headers)
+        assert response.status == 400, (body, await response.text())
+        assert field in (await response.json())["error"]["details"], body
+    doc = await client.post(
+        "/upload",
+        data={"file": io.BytesIO(b"just text\n")},
+        headers=user.headers,
+    )
+    doc_id = (await doc.json())["content_id"]
+    response = await client.post(
+        "/api/v1/videos/generate", json={"script": "x", "assets": [doc_id]}, headers=user.headers
+    )
+    assert response.status == 400
+    assert "assets" in (await response.json())["error"]["details"]
