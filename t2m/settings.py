@@ -69,6 +69,10 @@ class Settings:
     # How long a silent worker keeps its unacknowledged messages before the
     # broker hands them to another worker (kill -9 recovery time).
     broker_heartbeat_timeout_ms: int = 60_000
+    # Chance per million broker calls to run that recovery (Dramatiq's
+    # default, 1000, can leave a dead worker's message waiting for minutes on
+    # a quiet system).
+    broker_maintenance_chance: int = 10_000
 
     jwt_secret: str = ""
     signing_secret: str = ""
@@ -134,6 +138,9 @@ class Settings:
             redis_url=get("REDIS_URL", ""),
             broker_url=get("BROKER_URL", ""),
             redis_namespace=get("REDIS_NAMESPACE", "t2m"),
+            broker_maintenance_chance=_int(
+                get("BROKER_MAINTENANCE_CHANCE", "10000"), "BROKER_MAINTENANCE_CHANCE"
+            ),
             broker_heartbeat_timeout_ms=_int(
                 get("BROKER_HEARTBEAT_TIMEOUT_MS", "60000"), "BROKER_HEARTBEAT_TIMEOUT_MS"
             ),

@@ -53,6 +53,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             namespace=f"{settings.redis_namespace}-dramatiq",
             middleware=_middleware(),
             heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+            maintenance_chance=settings.broker_maintenance_chance,
         )
     if url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker

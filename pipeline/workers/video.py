@@ -47,6 +47,15 @@ def _next(ref: Any, job_id: str) -> None:
     _enqueuer.send_now(ref, job_id)
 
 
+def _scratch(stage: str, job_id: str) -> Path:
+    """A per-job scratch directory, emptied first: a worker killed mid-stage
+    leaves its files here, and the redelivered attempt clears them."""
+    path = Path(tempfile.gettempdir()) / f"t2m-{stage}-{job_id}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
 def _parsed_key(job_id: str) -> str:
     return f"scripts/{job_id}.parsed.json"
 
@@ -179,7 +188,7 @@ async def render_video_stage(job_id: str) -> None:
         storyboard = Storyboard.from_dict(
             json.loads(await storage().get_bytes(_storyboard_key(job_id)))
         )
-        work = Path(tempfile.mkdtemp(prefix=f"t2m-render-{job_id}-"))
+        work = _scratch("render", job_id)
         try:
             await _render(run, storyboard, work)
         finally:
@@ -253,7 +262,7 @@ async def make_video_thumbnails_stage(job_id: str) -> None:
     async with stage_run(job_id, "thumbnails", THUMBNAILS_AT) as run:
         if run is None:
             return
-        work = Path(tempfile.mkdtemp(prefix=f"t2m-thumbs-{job_id}-"))
+        work = _scratch("thumbnails", job_id)
         try:
             await _thumbnails_and_finalize(run, work)
         finally:

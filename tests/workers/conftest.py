@@ -34,6 +34,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
         "STORAGE_ROOT": str(settings.storage_root),
         "WORKER_HEARTBEAT": "0.5",
         "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
+        "BROKER_MAINTENANCE_CHANCE": "1000000",
     }
     env.update(extra)
     return env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import tempfile
 from pathlib import Path
 
 import av
@@ -149,7 +150,7 @@ async def test_cancel_stops_a_running_render(client, make_user, start_worker, se
     from api.keys import STORAGE
 
     assert [i.key async for i in client.app[STORAGE].list(f"videos/{job_id}/")] == []
-    leftovers = list(Path("/tmp").glob(f"t2m-render-{job_id}-*"))
+    leftovers = list(Path(tempfile.gettempdir()).glob(f"t2m-*{job_id}*"))
     assert leftovers == []
 
 
@@ -181,3 +182,41 @@ async def test_bad_generate_requests(client, make_user):
     )
     assert response.status == 400
     assert "assets" in (await response.json())["error"]["details"]
+
+
+async def test_killed_render_worker_is_redelivered_and_completes_once(
+    client, make_user, start_worker, db
+):
+    import signal
+
+    user = await make_user()
+    start_worker(["parse", "storyboard", "thumbnails"])
+    render = start_worker(["render"])
+    script = "\n\n".join(f"Scene {i}: a line of text for the card." for i in range(12))
+    response = await client.post(
+        "/api/v1/videos/generate", json={"script": script, "quality": "720p"}, headers=user.headers
+    )
+    job_id = (await response.json())["data"]["id"]
+    for _ in range(600):
+        job = (await (await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)).json())[
+            "data"
+        ]
+        if job["current_stage"] == "render" and job["progress"] >= 15:
+            break
+        await asyncio.sleep(0.1)
+    assert job["current_stage"] == "render", job
+    render.kill(signal.SIGKILL)  # the whole process group, ffmpeg included
+    render.process.wait()
+    start_worker(["render"])  # the message comes back once the dead worker's lease lapses
+
+    job = await wait_job(client, user, job_id, ("completed", "failed"))
+    assert job["status"] == "completed", job["error"]
+    async with db.acquire() as conn:
+        files = await conn.fetchval("SELECT count(*) FROM files WHERE job_id = $1", job_id)
+    assert files == 1
+    from api.keys import STORAGE
+
+    keys = sorted([i.key async for i in client.app[STORAGE].list(f"videos/{job_id}/")])
+    assert keys == [f"videos/{job_id}/{q}.mp4" for q in ("480p", "720p")]
+    # The killed attempt's scratch space was cleared by the attempt that finished.
+    assert list(Path(tempfile.gettempdir()).glob(f"t2m-*{job_id}*")) == []
