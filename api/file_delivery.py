@@ -1,45 +1,136 @@
-"""Choose which stored object answers a download, stream or thumbnail request."""
+"""Choose which stored object answers a download, stream or thumbnail request.
+
+Each download or stream response is counted on its file row (and a stream
+also gets a ``stream_sessions`` row).  Those writes are batched: a response
+only queues them, and one background task per database pool writes whatever
+has queued, in one transaction per batch.  Written one response at a time they
+cost a pool connection, three round trips (with the reset on release) and two
+commits per response, and a busy file's UPDATEs queued on its row lock while
+holding the pool connections requests need.  Nothing waits on a timer: a lone
+response is written at once, and responses served meanwhile form the next
+batch.  The task is an ``api.background`` task, which the app waits for on
+shutdown while the pool is still open, so queued rows are not lost.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 from aiohttp import web
 
+from api import background
 from api.keys import DB_POOL, SETTINGS, STORAGE
 from api.serving import Delivery, OnDelivered, serve_object
 from db import files as file_rows
 from t2m.errors import NotFound, ValidationFailed
 from t2m.filenames import content_disposition
 
+log = logging.getLogger(__name__)
+
 THUMBNAIL_SIZES = ("small", "medium", "large")
 _QUALITY = re.compile(r"^(auto|original|\d{3,4}p)$")
+# Rows of one transaction: bounds how long a batch holds its files' row locks.
+_MAX_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    file_id: str
+    kind: str  # "download" or "stream"
+    quality: str
+    user_id: str | None
+    delivery: Delivery
+
+
+async def _record(conn: asyncpg.Connection, served: _Served) -> None:
+    delivery = served.delivery
+    await file_rows.record_delivery(
+        conn, served.file_id, bytes_sent=delivery.bytes_sent, kind=served.kind
+    )
+    if served.kind == "stream":
+        await file_rows.insert_stream_session(
+            conn,
+            file_id=served.file_id,
+            user_id=served.user_id,
+            quality=served.quality,
+            range_start=delivery.start,
+            range_end=delivery.end,
+            bytes_sent=delivery.bytes_sent,
+            duration_ms=delivery.duration_ms,
+            completed=delivery.completed,
+        )
+
+
+async def _record_batch(conn: asyncpg.Connection, batch: list[_Served]) -> None:
+    try:
+        async with conn.transaction():
+            # One lock order for file rows, so concurrent batches cannot deadlock.
+            for served in sorted(batch, key=lambda s: s.file_id):
+                await _record(conn, served)
+    except asyncpg.PostgresError:
+        # A row that cannot be written (its file deleted meanwhile) must not
+        # take the rest of the batch with it: write them one by one.
+        for served in batch:
+            try:
+                async with conn.transaction():
+                    await _record(conn, served)
+            except asyncpg.PostgresError as exc:
+                log.warning("analytics of file %s not recorded: %s", served.file_id, exc)
+
+
+class _DeliveryLog:
+    """Analytics rows queued for one pool, and the task writing them."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.queue: list[_Served] = []
+
+    async def run(self) -> None:
+        try:
+            while self.queue:
+                batch: list[_Served] = []
+                try:
+                    async with self.pool.acquire() as conn:
+                        while self.queue:
+                            batch = self.queue[:_MAX_BATCH]
+                            del self.queue[:_MAX_BATCH]
+                            await _record_batch(conn, batch)
+                            batch = []
+                except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+                    if batch:  # its connection failed; the rest gets another one
+                        log.warning("%d deliveries not recorded: %r", len(batch), exc)
+                    else:  # no connection to be had
+                        log.warning("%d deliveries not recorded: %r", len(self.queue), exc)
+                        self.queue.clear()
+        finally:
+            # No await since the queue was last seen empty: nothing is left behind.
+            if _logs.get(self.pool) is self:
+                del _logs[self.pool]
+
+
+_logs: dict[asyncpg.Pool, _DeliveryLog] = {}
+
+
+def _queue(pool: asyncpg.Pool, served: _Served) -> None:
+    delivery_log = _logs.get(pool)
+    if delivery_log is None:
+        delivery_log = _logs[pool] = _DeliveryLog(pool)
+        background.spawn(delivery_log.run())
+    delivery_log.queue.append(served)
 
 
 def _recorder(
     request: web.Request, row: asyncpg.Record, *, kind: str, quality: str, user_id: str | None
 ) -> OnDelivered:
     pool = request.config_dict[DB_POOL]
+    file_id = row["id"]
 
-    async def record(delivery: Delivery) -> None:
-        async with pool.acquire() as conn:
-            await file_rows.record_delivery(
-                conn, row["id"], bytes_sent=delivery.bytes_sent, kind=kind
-            )
-            if kind == "stream":
-                await file_rows.insert_stream_session(
-                    conn,
-                    file_id=row["id"],
-                    user_id=user_id,
-                    quality=quality,
-                    range_start=delivery.start,
-                    range_end=delivery.end,
-                    bytes_sent=delivery.bytes_sent,
-                    duration_ms=delivery.duration_ms,
-                    completed=delivery.completed,
-                )
+    def record(delivery: Delivery) -> None:
+        _queue(pool, _Served(file_id, kind, quality, user_id, delivery))
 
     return record
 

@@ -33,6 +33,7 @@ def job_view(row: asyncpg.Record) -> dict[str, Any]:
         "started_at": started,
         "completed_at": finished,
         "duration": round(duration, 3) if duration is not None else None,
+        "render_seconds": row["render_seconds"],
         "parameters": row["parameters"],
         "storyboard": row["storyboard_summary"],
         "result": row["result"],

@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
-from api import background
 from t2m.errors import RangeNotSatisfiable
 from t2m.storage import Storage
 
@@ -38,7 +36,8 @@ class Delivery:
     completed: bool
 
 
-OnDelivered = Callable[[Delivery], Coroutine[Any, Any, None]]
+# Called once a response ends, however it ends; must not block.
+OnDelivered = Callable[[Delivery], None]
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -171,8 +170,9 @@ async def serve_object(
     finally:
         if on_delivered is not None:
             delivery = Delivery(start, end, sent, (time.perf_counter() - started) * 1000, completed)
-            # Analytics must not be lost to a cancelled request, nor delay it.
-            background.spawn(on_delivered(delivery))
+            # Analytics must not be lost to a cancelled request, nor delay it:
+            # the callback only queues them.
+            on_delivered(delivery)
     return response
 
 

@@ -4,44 +4,58 @@ Model
     A two-tower bilinear scorer with a linear head over a small "neural-linear"
     feature vector::
 
-        u(x) = EmbeddingBag_content(hashed content features)     (d)
-        v(a) = EmbeddingBag_tag(hashed tag id, words, char grams) (d)
+        u(x) = EmbeddingBag_content(hashed content features)      (d)
+        v(a) = EmbeddingBag_tag(hashed tag id, words, char grams)  (d)
         phi(x, a) = [u * v, word_match, gram_match, popularity, 1]
-        score(x, a) = phi . theta          (expected reward of showing tag a)
+        score(x, a) = phi . theta     (logit of P(viewer accepts tag a for content x))
 
-    The tag tower makes tags actions *with features*: a tag never trained on
-    still gets ``v(a)`` from its words and grams, and the match/popularity
-    columns give it a sensible score from day one. The content table starts
-    at zero, so an untrained agent *is* the cold-start policy (popularity +
-    text similarity, with prior weights ``match_prior``/``popularity_prior``);
-    the tag table starts random so gradients flow.
+    Tags are actions *with features*: a tag never trained on still gets
+    ``v(a)`` from its words and grams, and the match/popularity columns give it
+    a sensible score from day one. The content table starts at zero, so an
+    untrained agent *is* the cold-start policy (text similarity + popularity,
+    prior weights ``match_prior``/``popularity_prior``/``bias_prior``); the tag
+    table starts random so gradients flow.
 
 Training
-    ``update(events)`` takes per-tag feedback events (see ``rewards``) and
-    minimises squared error between score and reward (a regression oracle, as
-    in SquareCB). Each update runs ``steps_per_update`` gradient steps on the
-    new events plus an equal-sized sample from a replay buffer (recent events
-    keep being reused, which is what makes it sample-efficient). Optional
-    clipped, self-normalised importance weights ``min(clip, 1/propensity)``
-    reweight towards what a uniform logger would have seen; they are off by
-    default because a reward *regression* is consistent under any logging
-    policy that gives the pair support, and in the simulator the weights only
-    added variance (see the report in ``simulate``).
+    ``update(events)`` takes per-tag feedback events (``rewards.FeedbackEvent``)
+    and minimises the logistic loss of the score against the reward clipped to
+    [0, 1] (a soft label: accept 1, reject 0, engagement in between; negative
+    engagement counts as 0). ``loss="squared"`` regresses the raw reward
+    instead (SquareCB-style oracle). Each update runs ``steps_per_update``
+    steps on the new events plus ``replay_ratio`` times as many events sampled
+    from a replay buffer, with a row-wise Adagrad on the touched embedding
+    rows (gradients are computed on the unique rows only: no sparse-gradient
+    coalescing, which made torch's sparse optimisers the bottleneck) and Adam
+    on the head.
 
-Exploration: Thompson sampling on the linear head
-    The head is treated as Bayesian linear regression on ``phi`` with the
-    network's (SGD-trained, MAP) head as mean and covariance
-    ``sigma^2 (lambda I + A)^-1``, ``A = sum phi phi^T`` accumulated with an
-    exponential forgetting factor (the representation keeps moving, so old
-    outer products go stale). This is the Laplace/neural-linear recipe (Chapelle
-    & Li 2011; Riquelme et al. 2018): principled, posterior-driven exploration
-    that shrinks where data is plentiful and stays wide for unfamiliar
-    directions (new tags, unusual content). k tags are shown per decision from
-    one posterior draw (a semi-bandit: each shown tag gets its own reward). A
-    decaying uniform epsilon mixture (``epsilon_start`` halving every
-    ``epsilon_halflife`` events, floored at ``epsilon_min``) keeps every
-    candidate's propensity bounded away from zero for off-policy evaluation.
-    Sampling and propensities run in numpy in the API (``inference.TagScorer``).
+    Importance weights: ``ips_clip`` turns on clipped, self-normalised weights
+    ``min(clip, 1/propensity)``. They are off by default: a reward model
+    conditioned on (content, tag) is consistent under any logging policy that
+    gives the pair support, and in the simulator IPS weighting lowered held-out
+    P@1 (0.84 vs 0.86 at the same settings) by upweighting rare exploratory
+    rejects. Propensities are still logged and used for off-policy evaluation.
+
+Exploration: Thompson sampling on the linear head (+ a small epsilon)
+    The head is treated as a Bayesian linear model on ``phi`` (Laplace
+    approximation for the logistic loss: curvature ``p(1-p)``), with the
+    SGD-trained head as posterior mean and covariance
+    ``sigma^2 (lambda I + A)^-1``, ``A = sum p(1-p) phi phi^T`` with exponential
+    forgetting (the representation moves, old outer products go stale). This
+    is the neural-linear / Laplace TS recipe (Riquelme et al. 2018; Chapelle &
+    Li 2011): exploration shrinks where data is plentiful and stays wide for
+    unfamiliar directions. Each decision draws one head and shows the k best
+    tags (a semi-bandit: every shown tag gets its own reward). A uniform
+    epsilon mixture (``epsilon_start`` halving every ``epsilon_halflife``
+    events, floored at ``epsilon_min``) bounds every candidate's propensity
+    away from zero, which off-policy evaluation needs.
+
+    Why this and not SquareCB/epsilon-greedy alone: TS needs no gap
+    tuning, its exploration is posterior-driven rather than uniform, and its
+    propensities are estimable in numpy at request time. Measured on the
+    synthetic corpus (3 seeds, 20k events): TS+eps held-out P@1 0.90, online
+    0.94; greedy+eps 0.89 / 0.94; pure greedy 0.90 / 0.94 — the k=3 slate
+    already explores (slots 2-3 show runners-up), so the choice is about
+    robustness and OPE support more than raw precision on that data.
 """
 
 from __future__ import annotations
@@ -50,13 +64,14 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
+from torch.nn import functional
 
 from recommender.features import (
     N_MATCH_FEATURES,
@@ -73,14 +88,19 @@ from recommender.vocabulary import Vocabulary
 
 __all__ = ["Agent", "AgentConfig", "TagModel", "UpdateReport"]
 
+_LOSSES = ("logistic", "squared")
+_OPTIMIZERS = ("adagrad", "sgd")
+
 
 @dataclass(frozen=True)
 class AgentConfig:
+    """Hyper-parameters. The defaults are the ones tuned in ``simulate`` (see module doc)."""
+
     features: FeatureConfig = field(default_factory=FeatureConfig)
     embed_dim: int = 32
-    loss: str = "squared"  # "squared" | "logistic"
-    optimizer: str = "adagrad"  # "adagrad" | "sgd" | "adam"
-    learning_rate: float = 0.1
+    loss: str = "logistic"
+    optimizer: str = "adagrad"
+    learning_rate: float = 0.05
     head_learning_rate: float = 0.01
     embedding_l2: float = 1e-4
     tag_init_std: float = 0.12
@@ -89,17 +109,25 @@ class AgentConfig:
     replay_ratio: float = 1.0
     ips_clip: float | None = None
     prior_precision: float = 1.0
-    noise_std: float = 0.5
+    noise_std: float = 1.0
     exploration_scale: float = 1.0
     posterior_horizon: float = 20_000.0
-    epsilon_start: float = 0.1
-    epsilon_min: float = 0.02
+    epsilon_start: float = 0.05
+    epsilon_min: float = 0.01
     epsilon_halflife: float = 3000.0
     mc_samples: int = 32
-    match_prior: tuple[float, float] = (1.0, 0.5)
-    popularity_prior: float = 0.3
-    bias_prior: float = 0.0
+    match_prior: tuple[float, float] = (3.0, 1.0)
+    popularity_prior: float = 1.0
+    bias_prior: float = -2.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {_LOSSES}")
+        if self.optimizer not in _OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}")
+        if self.embed_dim <= 0 or self.steps_per_update < 0 or self.replay_ratio < 0:
+            raise ValueError("embed_dim must be positive, steps/replay_ratio non-negative")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,9 +149,9 @@ class AgentConfig:
 class UpdateReport:
     """Result of one ``Agent.update``.
 
-    ``loss``: mean weighted squared error over the gradient steps (training loss).
-    ``progressive_loss``: error on the new events *before* training on them — an
-    honest online (out-of-sample) loss.
+    ``loss``: mean training loss over the gradient steps (new + replayed events).
+    ``progressive_loss``: loss on the new events *before* training on them — an
+    honest online (out-of-sample) figure to chart.
     """
 
     events: int
@@ -133,6 +161,9 @@ class UpdateReport:
     events_seen: int
 
 
+Bag = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
 class TagModel(nn.Module):
     """Bilinear two-tower scorer; ``phi`` is the input of the (Bayesian) linear head."""
 
@@ -140,8 +171,8 @@ class TagModel(nn.Module):
         super().__init__()
         d = config.embed_dim
         gen = torch.Generator().manual_seed(config.seed)
-        self.content = nn.EmbeddingBag(config.features.content_dim, d, mode="sum", sparse=True)
-        self.tag = nn.EmbeddingBag(config.features.tag_dim, d, mode="sum", sparse=True)
+        self.content = nn.EmbeddingBag(config.features.content_dim, d, mode="sum")
+        self.tag = nn.EmbeddingBag(config.features.tag_dim, d, mode="sum")
         with torch.no_grad():
             self.content.weight.zero_()
             self.tag.weight.normal_(0.0, config.tag_init_std, generator=gen)
@@ -149,20 +180,13 @@ class TagModel(nn.Module):
         self.head = nn.Parameter(torch.tensor(head, dtype=torch.float32))
 
     def phi(
-        self,
-        content: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        tags: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        event_content: torch.Tensor,
-        event_tag: torch.Tensor,
+        self, content: Bag, tags: Bag, event_content: torch.Tensor, event_tag: torch.Tensor,
         extra: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns (phi, u, v) for events indexing rows of the unique content/tag bags."""
-        idx, off, w = content
-        u = self.content(idx, off, per_sample_weights=w)
-        tidx, toff, tw = tags
-        v = self.tag(tidx, toff, per_sample_weights=tw)
-        phi = torch.cat([u[event_content] * v[event_tag], extra], dim=1)
-        return phi, u, v
+    ) -> torch.Tensor:  # fmt: skip
+        """Head inputs for events that index rows of the content and tag bags."""
+        u = self.content(content[0], content[1], per_sample_weights=content[2])
+        v = self.tag(tags[0], tags[1], per_sample_weights=tags[2])
+        return torch.cat([u[event_content] * v[event_tag], extra], dim=1)
 
 
 @dataclass(eq=False)
@@ -174,14 +198,23 @@ class _Record:
     propensity: float
 
 
-def _bag(
-    items: Sequence[ContentFeatures | TagFeatures],
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    sizes = [it.indices.shape[0] for it in items]
+@dataclass
+class _Batch:
+    content: Bag
+    tags: Bag
+    event_content: torch.Tensor
+    event_tag: torch.Tensor
+    extra: torch.Tensor
+    target: torch.Tensor
+    weight: torch.Tensor
+
+
+def _bag(items: Sequence[ContentFeatures] | Sequence[TagFeatures]) -> Bag:
+    sizes = np.fromiter((it.indices.shape[0] for it in items), dtype=np.int64, count=len(items))
     offsets = np.zeros(len(items), dtype=np.int64)
     if len(items) > 1:
         np.cumsum(sizes[:-1], out=offsets[1:])
-    if sum(sizes):
+    if sizes.sum():
         idx = np.concatenate([it.indices for it in items])
         val = np.concatenate([it.values for it in items])
     else:
@@ -190,13 +223,17 @@ def _bag(
 
 
 class Agent:
-    """Trainable tag policy. ``update`` in the worker, ``export_scorer`` for the API."""
+    """Trainable tag policy: ``update`` in the worker, ``export_scorer`` for the API."""
 
-    def __init__(self, config: AgentConfig | None = None, vocabulary: Vocabulary | None = None):
+    def __init__(
+        self, config: AgentConfig | None = None, vocabulary: Vocabulary | None = None
+    ) -> None:
         self.config = config or AgentConfig()
         self.vocabulary = vocabulary if vocabulary is not None else Vocabulary()
         self.model = TagModel(self.config)
-        self._build_optimizers()
+        self.content_sum = torch.zeros_like(self.model.content.weight)
+        self.tag_sum = torch.zeros_like(self.model.tag.weight)
+        self.head_optimizer = torch.optim.Adam([self.model.head], lr=self.config.head_learning_rate)
         m = self.config.embed_dim + N_EXTRA
         self.gram = np.zeros((m, m), dtype=np.float64)
         self.events_seen = 0
@@ -205,20 +242,6 @@ class Agent:
         self._replay: list[_Record] = []
         self._replay_pos = 0
         self._tag_cache: dict[str, TagFeatures] = {}
-
-    def _build_optimizers(self) -> None:
-        cfg = self.config
-        sparse_params = [self.model.content.weight, self.model.tag.weight]
-        self.sparse_optimizer: torch.optim.Optimizer
-        if cfg.optimizer == "adagrad":
-            self.sparse_optimizer = torch.optim.Adagrad(sparse_params, lr=cfg.learning_rate)
-        elif cfg.optimizer == "sgd":
-            self.sparse_optimizer = torch.optim.SGD(sparse_params, lr=cfg.learning_rate)
-        elif cfg.optimizer == "adam":
-            self.sparse_optimizer = torch.optim.SparseAdam(sparse_params, lr=cfg.learning_rate)
-        else:
-            raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
-        self.head_optimizer = torch.optim.Adam([self.model.head], lr=cfg.head_learning_rate)
 
     # --- exploration schedule and posterior -----------------------------------------------
 
@@ -237,7 +260,7 @@ class Agent:
         cov = 0.5 * (cov + cov.T) + 1e-12 * np.eye(m)
         return np.asarray(np.linalg.cholesky(cov), dtype=np.float64)
 
-    # --- features --------------------------------------------------------------------------
+    # --- batches ---------------------------------------------------------------------------
 
     def tag_features(self, tag: str) -> TagFeatures:
         feats = self._tag_cache.get(tag)
@@ -250,6 +273,8 @@ class Agent:
         by_content: dict[int, list[int]] = {}
         tags: list[TagFeatures] = []
         for i, ev in enumerate(events):
+            if not math.isfinite(ev.reward) or not 0.0 < ev.propensity <= 1.0:
+                raise ValueError(f"bad event: reward {ev.reward}, propensity {ev.propensity}")
             tags.append(self.tag_features(normalize_tag(ev.tag)))
             by_content.setdefault(id(ev.content), []).append(i)
         matches: list[npt.NDArray[np.float32]] = [np.zeros(0, np.float32)] * len(events)
@@ -262,15 +287,7 @@ class Agent:
             for i, ev in enumerate(events)
         ]
 
-    def _tensors(
-        self, records: Sequence[_Record]
-    ) -> tuple[
-        tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        torch.Tensor,
-        torch.Tensor,
-        torch.Tensor,
-    ]:
+    def _batch(self, records: Sequence[_Record]) -> _Batch:
         content_pos: dict[int, int] = {}
         contents: list[ContentFeatures] = []
         tag_pos: dict[str, int] = {}
@@ -287,41 +304,71 @@ class Agent:
                 t = tag_pos[r.tag.tag] = len(tag_list)
                 tag_list.append(r.tag)
             ev_c[i], ev_t[i] = c, t
-        counts = self.vocabulary.counts()
-        pop = popularity_vector([r.tag.tag for r in records], counts)
         extra = np.empty((len(records), N_EXTRA), dtype=np.float32)
         extra[:, :N_MATCH_FEATURES] = np.stack([r.match for r in records])
-        extra[:, N_MATCH_FEATURES] = pop
+        extra[:, N_MATCH_FEATURES] = popularity_vector(
+            [r.tag.tag for r in records], self.vocabulary.counts()
+        )
         extra[:, N_MATCH_FEATURES + 1] = 1.0
-        return (
-            _bag(contents),
-            _bag(tag_list),
-            torch.from_numpy(ev_c),
-            torch.from_numpy(ev_t),
-            torch.from_numpy(extra),
+        target = np.array([r.reward for r in records], dtype=np.float32)
+        if self.config.loss == "logistic":
+            target = np.clip(target, 0.0, 1.0)
+        weight = np.ones(len(records), dtype=np.float32)
+        if self.config.ips_clip is not None:
+            w = np.minimum(self.config.ips_clip, 1.0 / np.array([r.propensity for r in records]))
+            weight = (w / w.mean()).astype(np.float32)
+        return _Batch(
+            _bag(contents), _bag(tag_list), torch.from_numpy(ev_c), torch.from_numpy(ev_t),
+            torch.from_numpy(extra), torch.from_numpy(target), torch.from_numpy(weight),
+        )  # fmt: skip
+
+    def _loss(self, pred: torch.Tensor, batch: _Batch) -> torch.Tensor:
+        if self.config.loss == "logistic":
+            per = functional.binary_cross_entropy_with_logits(pred, batch.target, reduction="none")
+        else:
+            per = (pred - batch.target) ** 2
+        return torch.sum(batch.weight * per) / torch.sum(batch.weight)
+
+    def _phi(self, batch: _Batch) -> torch.Tensor:
+        return self.model.phi(
+            batch.content, batch.tags, batch.event_content, batch.event_tag, batch.extra
         )
 
-    def _loss(self, pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        if self.config.loss == "logistic":
-            per = nn.functional.binary_cross_entropy_with_logits(
-                pred, target.clamp(0.0, 1.0), reduction="none"
-            )
-        else:
-            per = (pred - target) ** 2
-        return torch.sum(weights * per) / torch.sum(weights)
-
-    def _weights(self, records: Sequence[_Record]) -> torch.Tensor:
-        clip = self.config.ips_clip
-        if clip is None:
-            return torch.ones(len(records))
-        w = np.array([min(clip, 1.0 / max(r.propensity, 1e-12)) for r in records])
-        return torch.from_numpy((w / w.mean()).astype(np.float32))
-
-    def _phi(self, records: Sequence[_Record]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        content, tags, ev_c, ev_t, extra = self._tensors(records)
-        return self.model.phi(content, tags, ev_c, ev_t, extra)
-
     # --- training --------------------------------------------------------------------------
+
+    def _sparse_step(
+        self, table: torch.Tensor, state: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor
+    ) -> None:
+        lr = self.config.learning_rate
+        if self.config.optimizer == "adagrad":
+            acc = state[rows] + grad * grad
+            state[rows] = acc
+            table[rows] -= lr * grad / (acc.sqrt() + 1e-10)
+        else:
+            table[rows] -= lr * grad
+
+    def _train_step(self, batch: _Batch) -> float:
+        cfg = self.config
+        c_idx, c_off, c_w = batch.content
+        t_idx, t_off, t_w = batch.tags
+        c_rows, c_local = torch.unique(c_idx, return_inverse=True)
+        t_rows, t_local = torch.unique(t_idx, return_inverse=True)
+        c_sub = self.model.content.weight.detach()[c_rows].requires_grad_(True)
+        t_sub = self.model.tag.weight.detach()[t_rows].requires_grad_(True)
+        u = functional.embedding_bag(c_local, c_sub, c_off, mode="sum", per_sample_weights=c_w)
+        v = functional.embedding_bag(t_local, t_sub, t_off, mode="sum", per_sample_weights=t_w)
+        phi = torch.cat([u[batch.event_content] * v[batch.event_tag], batch.extra], dim=1)
+        loss = self._loss(phi @ self.model.head, batch)
+        reg = cfg.embedding_l2 * (u.pow(2).sum(1).mean() + v.pow(2).sum(1).mean())
+        self.head_optimizer.zero_grad(set_to_none=True)
+        (loss + reg).backward()
+        with torch.no_grad():
+            if c_sub.grad is not None:
+                self._sparse_step(self.model.content.weight, self.content_sum, c_rows, c_sub.grad)
+            if t_sub.grad is not None:
+                self._sparse_step(self.model.tag.weight, self.tag_sum, t_rows, t_sub.grad)
+        self.head_optimizer.step()
+        return float(loss.detach())
 
     def update(self, events: Sequence[FeedbackEvent]) -> UpdateReport:
         """Train on a batch of per-tag feedback events; returns losses and timing."""
@@ -330,40 +377,19 @@ class Agent:
         if not events:
             return UpdateReport(0, 0.0, 0.0, 0.0, self.events_seen)
         records = self._records(events)
-        rewards_new = torch.tensor([r.reward for r in records], dtype=torch.float32)
+        new_batch = self._batch(records)
         with torch.no_grad():
-            phi_new, _, _ = self._phi(records)
-            progressive = float(
-                self._loss(phi_new @ self.model.head, rewards_new, torch.ones(len(records)))
-            )
+            progressive = float(self._loss(self._phi(new_batch) @ self.model.head, new_batch))
         losses = []
         n_replay = round(cfg.replay_ratio * len(records))
         for _ in range(cfg.steps_per_update):
-            batch = list(records)
             if n_replay and self._replay:
                 picks = self.rng.integers(0, len(self._replay), size=n_replay)
-                batch.extend(self._replay[i] for i in picks)
-            target = torch.tensor([r.reward for r in batch], dtype=torch.float32)
-            weights = self._weights(batch)
-            phi, u, v = self._phi(batch)
-            loss = self._loss(phi @ self.model.head, target, weights)
-            reg = cfg.embedding_l2 * (u.pow(2).sum(1).mean() + v.pow(2).sum(1).mean())
-            self.sparse_optimizer.zero_grad(set_to_none=True)
-            self.head_optimizer.zero_grad(set_to_none=True)
-            (loss + reg).backward()
-            self.sparse_optimizer.step()
-            self.head_optimizer.step()
-            losses.append(float(loss.detach()))
-        with torch.no_grad():
-            phi_post, _, _ = self._phi(records)
-        phi_np = phi_post.numpy().astype(np.float64)
-        if cfg.loss == "logistic":
-            # Laplace approximation: the logistic likelihood's curvature p(1 - p)
-            p = 1.0 / (1.0 + np.exp(-(phi_np @ self.model.head.detach().numpy())))
-            phi_np = phi_np * np.sqrt(p * (1.0 - p))[:, None]
-        decay = math.exp(-len(records) / max(cfg.posterior_horizon, 1.0))
-        self.gram *= decay
-        self.gram += phi_np.T @ phi_np
+                batch = self._batch([*records, *(self._replay[i] for i in picks)])
+            else:
+                batch = new_batch
+            losses.append(self._train_step(batch))
+        self._update_posterior(new_batch)
         for ev in events:
             self.vocabulary.observe_feedback(ev.tag, ev.reward)
         self._remember(records)
@@ -371,11 +397,23 @@ class Agent:
         self.updates += 1
         return UpdateReport(
             events=len(records),
-            loss=float(np.mean(losses)) if losses else 0.0,
+            loss=float(np.mean(losses)) if losses else progressive,
             progressive_loss=progressive,
             seconds=time.perf_counter() - start,
             events_seen=self.events_seen,
         )
+
+    def _update_posterior(self, batch: _Batch) -> None:
+        cfg = self.config
+        with torch.no_grad():
+            phi = self._phi(batch).numpy().astype(np.float64)
+        if cfg.loss == "logistic":
+            # Laplace approximation: the logistic likelihood's curvature p(1 - p)
+            head = self.model.head.detach().numpy().astype(np.float64)
+            p = 1.0 / (1.0 + np.exp(-np.clip(phi @ head, -30.0, 30.0)))
+            phi = phi * np.sqrt(p * (1.0 - p))[:, None]
+        self.gram *= math.exp(-phi.shape[0] / max(cfg.posterior_horizon, 1.0))
+        self.gram += phi.T @ phi
 
     def _remember(self, records: Sequence[_Record]) -> None:
         cap = self.config.replay_size
@@ -389,16 +427,14 @@ class Agent:
     # --- scoring and export ----------------------------------------------------------------
 
     def scores(self, content: ContentFeatures, tags: Sequence[str]) -> npt.NDArray[np.float64]:
-        """Posterior-mean scores computed by the torch model (reference for the export)."""
+        """Posterior-mean scores from the torch model (the reference for the numpy export)."""
         if not tags:
             return np.zeros(0)
-        names = [normalize_tag(t) for t in tags]
-        feats = [self.tag_features(t) for t in names]
+        feats = [self.tag_features(normalize_tag(t)) for t in tags]
         mf = match_features(content, feats)
-        records = [_Record(content, f, mf[i], 0.0, 1.0) for i, f in enumerate(feats)]
+        batch = self._batch([_Record(content, f, mf[i], 0.0, 1.0) for i, f in enumerate(feats)])
         with torch.no_grad():
-            phi, _, _ = self._phi(records)
-            return (phi @ self.model.head).numpy().astype(np.float64)
+            return (self._phi(batch) @ self.model.head).numpy().astype(np.float64)
 
     def export_scorer(self) -> bytes:
         """The compact numpy export read by ``inference.TagScorer.from_bytes``."""
@@ -406,16 +442,15 @@ class Agent:
         with torch.no_grad():
             content_w = self.model.content.weight.detach()
             rows = torch.nonzero(content_w.abs().sum(dim=1) > 0).flatten()
-            content_rows = rows.numpy().astype(np.int64)
-            content_table = content_w[rows].numpy()
             tag_w = self.model.tag.weight.detach()
-            tag_rows_t = torch.nonzero(tag_w.abs().sum(dim=1) > 0).flatten()
-            tag_rows = tag_rows_t.numpy().astype(np.int64)
-            tag_table = tag_w[tag_rows_t].numpy()
+            tag_rows = torch.nonzero(tag_w.abs().sum(dim=1) > 0).flatten()
             head = self.model.head.detach().numpy().astype(np.float64)
+            content_table = content_w[rows].numpy()
+            tag_table = tag_w[tag_rows].numpy()
         meta = {
             "features": cfg.features.to_dict(),
             "embed_dim": cfg.embed_dim,
+            "loss": cfg.loss,
             "epsilon": self.epsilon,
             "exploration_scale": cfg.exploration_scale,
             "mc_samples": cfg.mc_samples,
@@ -424,9 +459,9 @@ class Agent:
         }
         return TagScorer.write_bytes(
             meta=meta,
-            content_rows=content_rows,
+            content_rows=rows.numpy().astype(np.int64),
             content_table=content_table,
-            tag_rows=tag_rows,
+            tag_rows=tag_rows.numpy().astype(np.int64),
             tag_table=tag_table,
             head_mean=head,
             head_chol=self.posterior_chol(),
@@ -434,9 +469,10 @@ class Agent:
         )
 
     def scorer(self) -> TagScorer:
+        """Export and load in one go (tests, simulator)."""
         return TagScorer.from_bytes(self.export_scorer())
 
-    # --- state (checkpoint.py wraps this with a format number) --------------------------------
+    # --- state (``checkpoint`` wraps this with a format number) ----------------------------
 
     def state(self) -> dict[str, Any]:
         """Everything needed to resume training (the replay buffer is not kept)."""
@@ -444,7 +480,8 @@ class Agent:
             "config": json.dumps(self.config.to_dict()),
             "vocabulary": self.vocabulary.to_json(),
             "model": self.model.state_dict(),
-            "sparse_optimizer": self.sparse_optimizer.state_dict(),
+            "content_sum": self.content_sum.clone(),
+            "tag_sum": self.tag_sum.clone(),
             "head_optimizer": self.head_optimizer.state_dict(),
             "gram": torch.from_numpy(self.gram.copy()),
             "events_seen": self.events_seen,
@@ -457,14 +494,11 @@ class Agent:
         config = AgentConfig.from_dict(json.loads(state["config"]))
         agent = cls(config, Vocabulary.from_json(state["vocabulary"]))
         agent.model.load_state_dict(state["model"])
-        agent.sparse_optimizer.load_state_dict(state["sparse_optimizer"])
+        agent.content_sum = state["content_sum"].clone()
+        agent.tag_sum = state["tag_sum"].clone()
         agent.head_optimizer.load_state_dict(state["head_optimizer"])
         agent.gram = state["gram"].numpy().astype(np.float64).copy()
         agent.events_seen = int(state["events_seen"])
         agent.updates = int(state["updates"])
         agent.rng.bit_generator.state = json.loads(state["rng"])
         return agent
-
-    def with_config(self, **changes: Any) -> AgentConfig:
-        """A copy of the config with changes (for experiments)."""
-        return replace(self.config, **changes)

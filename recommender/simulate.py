@@ -162,7 +162,9 @@ class SupervisedModel:
         rows = np.repeat(np.arange(len(features)), [f.nnz for f in features])
         indices = torch.from_numpy(np.stack([rows, pos]).astype(np.int64))
         size = (len(features), self.columns.shape[0])
-        return torch.sparse_coo_tensor(indices, torch.from_numpy(val), size).coalesce()
+        return torch.sparse_coo_tensor(
+            indices, torch.from_numpy(val), size, check_invariants=False
+        ).coalesce()
 
     def rank(self, features: Sequence[ContentFeatures], k: int) -> list[list[str]]:
         with torch.no_grad():
@@ -216,7 +218,7 @@ def run_simulation(
 
     weights = np.array([it.weight for it in warm], dtype=np.float64)
     weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(warm), 1 / len(warm))
-    weighted_pop: Counter[str] = Counter()
+    weighted_pop: dict[str, float] = dict.fromkeys(all_tags, 0.0)
     item_pop: Counter[str] = Counter()
     for it, w in zip(warm, weights, strict=True):
         for t in it.tags:
@@ -234,7 +236,8 @@ def run_simulation(
     while n_events < events:
         item = warm[int(rng.choice(len(warm), p=weights))]
         feats = item.featurize(cfg.features)
-        decision = scorer.recommend(feats, None, k, rng)
+        # the last decision shows fewer tags so that exactly ``events`` events happen
+        decision = scorer.recommend(feats, None, min(k, events - n_events), rng)
         for tag in decision.tags:
             kind = EventType.TAG_ACCEPT if tag in item.tags else EventType.TAG_REJECT
             pending.append(

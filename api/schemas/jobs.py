@@ -83,6 +83,7 @@ class JobSchema(Schema):
     started_at = fields.DateTime(allow_none=True)
     completed_at = fields.DateTime(allow_none=True)
     duration = fields.Float(allow_none=True)
+    render_seconds = fields.Float(allow_none=True)
     parameters = fields.Dict()
     storyboard = fields.Dict(allow_none=True)
     result = fields.Dict(allow_none=True)

@@ -1,0 +1,63 @@
+"""Delivery analytics are batched: every response is still counted, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from api import background, file_delivery
+from api.keys import DB_POOL
+from api.serving import Delivery
+from tests.api.files_helpers import upload
+from tests.media_factory import png_bytes
+
+
+async def _analytics(client, user, file_id: str) -> dict:
+    response = await client.get(f"/api/v1/files/{file_id}/analytics", headers=user.headers)
+    assert response.status == 200, await response.text()
+    return (await response.json())["data"]
+
+
+async def test_concurrent_responses_are_all_recorded(client, make_user):
+    user = await make_user()
+    content = png_bytes()
+    file_id = (await upload(client, user, content))["id"]
+
+    async def stream(start: int) -> None:
+        headers = {**user.headers, "Range": f"bytes={start}-{start + 9}"}
+        response = await client.get(f"/api/v1/files/{file_id}/stream", headers=headers)
+        assert response.status == 206
+        await response.read()
+
+    async def download() -> None:
+        response = await client.get(f"/api/v1/files/{file_id}/download", headers=user.headers)
+        assert await response.read() == content
+
+    await asyncio.gather(*(stream(i) for i in range(40)), *(download() for _ in range(7)))
+    await background.drain()
+
+    body = await _analytics(client, user, file_id)
+    assert body["streams"] == 40
+    assert body["downloads"] == 7
+    assert body["stream_sessions"] == 40
+    assert body["stream_bytes"] == 400
+    assert body["bytes_served"] == 400 + 7 * len(content)
+    assert body["last_accessed_at"] is not None
+
+
+async def test_a_row_that_cannot_be_written_does_not_lose_its_batch(client, make_user):
+    user = await make_user()
+    file_id = (await upload(client, user, png_bytes()))["id"]
+    delivery = Delivery(start=0, end=9, bytes_sent=10, duration_ms=1.0, completed=True)
+
+    def served(of: str) -> file_delivery._Served:
+        return file_delivery._Served(of, "stream", "original", user.id, delivery)
+
+    # A stream session of a file that is gone breaks its foreign key.
+    batch = [served(file_id), served("file_gone"), served(file_id)]
+    async with client.app[DB_POOL].acquire() as conn:
+        await file_delivery._record_batch(conn, batch)
+
+    body = await _analytics(client, user, file_id)
+    assert body["streams"] == 2
+    assert body["stream_sessions"] == 2
+    assert body["bytes_served"] == 20

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+
+from recommender.agent import Agent, AgentConfig
+from recommender.rewards import FeedbackEvent
+
+from .helpers import TOPICS, new_agent, play, topic_content
+
+torch.set_num_threads(1)
+
+
+def rank_of(agent: Agent, content, tag: str) -> int:
+    decision = agent.scorer().recommend(content, None, k=12, explore=False)
+    return decision.tags.index(tag)
+
+
+def test_feedback_on_one_content_moves_its_accepted_tags_to_the_top():
+    agent = new_agent()
+    rng = np.random.default_rng(1)
+    content = topic_content("cooking", rng)
+    before = agent.scores(content, ["cooking", "baking-new", "chess"])
+    assert rank_of(agent, content, "cooking") > 0, "the tag is not in the text: no free win"
+    for _ in range(8):
+        decision = agent.scorer().recommend(content, None, 3, rng)
+        events = [FeedbackEvent(content, t, 0.0, decision.propensities[t]) for t in decision.tags]
+        events.append(FeedbackEvent(content, "cooking", 1.0, 1.0))  # the viewer's own tag
+        report = agent.update(events)
+        assert report.events == len(events) and np.isfinite(report.loss)
+    after = agent.scores(content, ["cooking", "baking-new", "chess"])
+    assert rank_of(agent, content, "cooking") == 0
+    assert after[0] > before[0] + 1.0
+    assert after[2] < before[2], "a rejected tag goes down"
+
+
+def test_agent_generalises_to_unseen_content_of_a_topic():
+    agent = new_agent()
+    rng = np.random.default_rng(2)
+    play(agent, rounds=250, rng=rng)
+    test_rng = np.random.default_rng(99)
+    hits = 0
+    trials = 0
+    for topic in TOPICS:
+        for _ in range(5):
+            content = topic_content(topic, test_rng, n_words=3)
+            decision = agent.scorer().recommend(content, None, 3, explore=False)
+            hits += decision.tags[0] == topic
+            trials += 1
+    assert hits / trials >= 0.9
+    assert agent.events_seen == pytest.approx(750, abs=3)
+
+
+def test_update_report_and_progressive_loss_falls():
+    agent = new_agent()
+    rng = np.random.default_rng(3)
+    content = topic_content("music", rng)
+    events = [FeedbackEvent(content, "music", 1.0, 0.5), FeedbackEvent(content, "chess", 0.0, 0.5)]
+    first = agent.update(events)
+    for _ in range(10):
+        last = agent.update(events)
+    assert last.progressive_loss < first.progressive_loss
+    assert last.events_seen == 22 and agent.updates == 11
+    assert agent.vocabulary.count("music") == 11 and agent.vocabulary.count("chess") == 0
+    assert agent.update([]).events == 0
+
+
+def test_events_with_a_new_tag_train_it_and_accepted_ones_join_the_vocabulary():
+    agent = new_agent()
+    rng = np.random.default_rng(4)
+    content = topic_content("travel", rng)
+    for _ in range(5):
+        agent.update([FeedbackEvent(content, "Backpacking", 1.0, 1.0)])
+    assert "backpacking" in agent.vocabulary
+    assert rank_of(agent, content, "backpacking") == 0
+
+
+def test_invalid_events_and_configs_are_rejected():
+    agent = new_agent()
+    content = topic_content("music", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="bad event"):
+        agent.update([FeedbackEvent(content, "music", 1.0, 0.0)])
+    with pytest.raises(ValueError, match="bad event"):
+        agent.update([FeedbackEvent(content, "music", float("nan"), 0.5)])
+    with pytest.raises(ValueError, match="loss must be"):
+        AgentConfig(loss="hinge")
+
+
+def test_epsilon_decays_to_its_floor():
+    agent = new_agent(epsilon_start=0.2, epsilon_min=0.01, epsilon_halflife=100)
+    assert agent.epsilon == pytest.approx(0.2)
+    agent.events_seen = 100
+    assert agent.epsilon == pytest.approx(0.1)
+    agent.events_seen = 10_000
+    assert agent.epsilon == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_both_losses_learn(loss):
+    agent = new_agent(loss=loss)
+    rng = np.random.default_rng(5)
+    play(agent, rounds=120, rng=rng)
+    content = topic_content("fitness", np.random.default_rng(7))
+    assert rank_of(agent, content, "fitness") == 0
