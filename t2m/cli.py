@@ -57,7 +57,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     ]
     # An idle queue is polled this often (Dramatiq's default is 1 s): it
     # bounds the delay of every hand-off between stages.
-    os.environ["dramatiq_worker_timeout"] = str(args.idle_poll_ms)
+    os.environ["dramatiq_worker_timeout"] = str(args.idle_poll_ms)  # noqa: SIM112 (its name)
     # Replace this process so signals reach Dramatiq's supervisor directly.
     os.execv(sys.executable, argv)  # noqa: S606
     return 0  # not reached
