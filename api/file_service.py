@@ -14,6 +14,7 @@ from api.authn import Principal
 from api.keys import DB_POOL, ENQUEUER, SETTINGS, STORAGE
 from api.uploads import ReceivedFile, discard, promote, receive_form, record_upload
 from db import files as file_rows
+from db import recommender as rec_rows
 from pipeline.stages.media_types import check_declared_type
 from t2m.errors import NotFound, ServiceUnavailable, ValidationFailed
 from t2m.filenames import validate_subdirectory
@@ -94,6 +95,7 @@ async def upload_files(
             key = await promote(storage, received)
             pending.remove(received)
             async with app[DB_POOL].acquire() as conn:
+                await rec_rows.add_tags(conn, options.tags, source="user")
                 rows.append(
                     await record_upload(
                         conn,

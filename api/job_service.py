@@ -9,13 +9,17 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from api import webhook_service
 from api.authn import Principal
-from api.keys import DB_POOL, ENQUEUER, STORAGE
+from api.keys import DB_POOL, ENQUEUER, SETTINGS, STORAGE
 from db import files as file_rows
 from db import jobs as job_rows
+from db import recommender as rec_rows
+from db import webhooks as webhook_rows
 from t2m.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from t2m.ids import is_id, new_id
 from t2m.queues import PARSE_SCRIPT
+from t2m.webhook_events import JOB_CANCELLED, JOB_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +86,14 @@ async def submit_video_job(
             if existing is not None:
                 return existing, False
         params["asset_types"] = await _check_assets(conn, principal, asset_ids)
+        await rec_rows.add_tags(conn, params.get("tags") or [], source="user")
+    if params.get("webhook_url"):
+        await webhook_service.check_target_url(request, params["webhook_url"], field="webhook_url")
     job_id = new_id("job")
     script_key = f"scripts/{job_id}.txt"
     await app[STORAGE].put_bytes(script_key, script.encode("utf-8"), content_type="text/plain")
     webhook_url = params.pop("webhook_url", None)
-    async with app[DB_POOL].acquire() as conn:
+    async with app[DB_POOL].acquire() as conn, conn.transaction():
         row = await job_rows.insert_job(
             conn,
             id=job_id,
@@ -108,6 +115,17 @@ async def submit_video_job(
         await job_rows.add_log(
             conn, job_id, "INFO", "Job queued", {"step": "queued", "progress": 0}
         )
+        if webhook_url:
+            # The job's webhook_url is a one-off subscription to all its job.*
+            # events, with its own secret (in the generate response).
+            await webhook_rows.insert_webhook(
+                conn,
+                owner_id=principal.user_id,
+                url=webhook_url,
+                events=JOB_EVENTS,
+                secret=webhook_service.new_secret(),
+                job_id=job_id,
+            )
     try:
         await app[ENQUEUER].send(PARSE_SCRIPT, job_id)
     except ServiceUnavailable:
@@ -137,15 +155,23 @@ async def cancel_visible_job(
     request: web.Request, principal: Principal, job_id: str
 ) -> asyncpg.Record:
     row = await get_visible_job(request, principal, job_id)
+    base_url = request.config_dict[SETTINGS].public_base_url
     async with request.config_dict[DB_POOL].acquire() as conn:
-        if not await job_rows.cancel_job(conn, row["id"]):
-            raise Conflict(
-                "The job has already finished",
-                f"Job {row['id']} is {row['status']}; "
-                "only queued or processing jobs can be cancelled",
+        async with conn.transaction():
+            if not await job_rows.cancel_job(conn, row["id"]):
+                raise Conflict(
+                    "The job has already finished",
+                    f"Job {row['id']} is {row['status']}; "
+                    "only queued or processing jobs can be cancelled",
+                )
+            await job_rows.add_log(
+                conn, row["id"], "WARNING", "Cancel requested", {"step": "cancel"}
             )
-        await job_rows.add_log(conn, row["id"], "WARNING", "Cancel requested", {"step": "cancel"})
+            deliveries = await webhook_rows.emit_job_event(
+                conn, row["id"], JOB_CANCELLED, public_base_url=base_url
+            )
         fresh = await job_rows.job_by_id(conn, row["id"])
+    await webhook_service.send_deliveries(request, deliveries)
     assert fresh is not None
     return fresh
 
@@ -154,14 +180,22 @@ async def delete_visible_job(request: web.Request, principal: Principal, job_id:
     """Delete a job and its outputs (a running job is cancelled first)."""
     row = await get_visible_job(request, principal, job_id)
     storage = request.config_dict[STORAGE]
+    deliveries: list[str] = []
     async with request.config_dict[DB_POOL].acquire() as conn:
         async with conn.transaction():
-            await job_rows.cancel_job(conn, row["id"])
+            if await job_rows.cancel_job(conn, row["id"]):
+                deliveries = await webhook_rows.emit_job_event(
+                    conn,
+                    row["id"],
+                    JOB_CANCELLED,
+                    public_base_url=request.config_dict[SETTINGS].public_base_url,
+                )
             await job_rows.soft_delete_job(conn, row["id"])
             await file_rows.soft_delete_file(conn, row["output_file_id"])
         # Bytes another file record still shares (identical content) stay;
         # unreferenced blobs are purged by maintenance after a grace period.
         keep = await file_rows.referenced_keys(conn, f"videos/{row['id']}/")
+    await webhook_service.send_deliveries(request, deliveries)
     for prefix in (f"videos/{row['id']}/", f"storyboards/{row['id']}", f"scripts/{row['id']}"):
         async for info in storage.list(prefix):
             if info.key not in keep:

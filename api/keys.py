@@ -26,3 +26,8 @@ STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 if TYPE_CHECKING:
     from api.auth_service import AuthService
 AUTH_SERVICE: web.AppKey[AuthService] = web.AppKey("auth_service")
+
+
+if TYPE_CHECKING:
+    from api.recommendations import ScorerCache
+SCORER_CACHE: web.AppKey[ScorerCache] = web.AppKey("scorer_cache")

@@ -8,13 +8,16 @@ from aiohttp_apigami import docs, request_schema
 
 from api import file_service, job_service
 from api.authn import require_admin, require_user
+from api.feedback_service import record_feedback
 from api.file_delivery import send_original, send_stream
 from api.file_views import content_view
 from api.health import system_health
-from api.keys import AUTH_SERVICE, DB_POOL, STORAGE
+from api.keys import AUTH_SERVICE, DB_POOL, SCORER_CACHE, STORAGE
+from api.recommender_metrics import recommender_metrics
 from api.responses import plain
 from api.schemas.auth import LoginSchema
 from api.schemas.common import FORBIDDEN, INVALID, NOT_FOUND, RATE_LIMITED, UNAUTHORIZED
+from api.schemas.feedback import FeedbackSchema, RecommendationSchema, RecommendQuerySchema
 from api.schemas.files import UPLOAD_FIELDS, FileListQuerySchema, StreamQuerySchema, multipart_body
 from api.schemas.jobs import MAX_SCRIPT_CHARS, GeneratedSchema
 from api.schemas.legacy import ContentListSchema, ContentSchema, LegacyTokenSchema
@@ -287,3 +290,52 @@ async def generate_video(request: web.Request) -> web.Response:
 async def storyboard_stats(request: web.Request) -> web.Response:
     async with request.config_dict[DB_POOL].acquire() as conn:
         return plain(await job_rows.storyboard_stats(conn))
+
+
+@routes.post("/feedback")
+@docs(
+    tags=["workflow"],
+    summary="Submit viewer feedback (like/view/share/...) — trains the tag recommender",
+    responses={202: {"description": "Recorded"}, 400: INVALID, 401: UNAUTHORIZED, 404: NOT_FOUND},
+)
+@request_schema(FeedbackSchema)
+async def feedback(request: web.Request) -> web.Response:
+    principal = await require_user(request, allow_guest=True)
+    data = request["data"]
+    event_id = await record_feedback(request, principal, data, viewer_ref=data.get("user_id"))
+    return plain(
+        {"status": "recorded", "event_id": event_id, "message": "Feedback will train the agent"},
+        status=202,
+    )
+
+
+@routes.get("/recommend-tags/{content_id}")
+@docs(
+    tags=["workflow"],
+    summary="AI tag suggestions for a content item (improve with feedback)",
+    responses={
+        200: {"schema": RecommendationSchema, "description": "Tags"},
+        400: INVALID,
+        401: UNAUTHORIZED,
+        404: NOT_FOUND,
+    },
+)
+@request_schema(RecommendQuerySchema, location="querystring")
+async def recommend_tags(request: web.Request) -> web.Response:
+    principal = await require_user(request, allow_guest=True)
+    row = await file_service.get_visible_file(request, principal, request.match_info["content_id"])
+    result = await request.config_dict[SCORER_CACHE].recommend(
+        row, user_id=principal.user_id, k=request["data"]["k"]
+    )
+    return plain(result)
+
+
+@routes.get("/metrics")
+@docs(
+    tags=["workflow"],
+    summary="Recommender learning and system figures",
+    responses={200: {"description": "Metrics"}},
+)
+async def metrics(request: web.Request) -> web.Response:
+    async with request.config_dict[DB_POOL].acquire() as conn:
+        return plain(await recommender_metrics(conn))

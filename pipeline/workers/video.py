@@ -36,6 +36,8 @@ from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_V
 log = logging.getLogger(__name__)
 _enqueuer: Enqueuer | None = None
 
+SCRIPT_EXCERPT_CHARS = 4000
+
 # Progress budget of each stage (percent of the whole job).
 PARSE_AT, STORYBOARD_AT, RENDER_AT, RENDER_END, THUMBNAILS_AT = 1, 5, 10, 90, 92
 
@@ -287,4 +289,7 @@ async def _thumbnails_and_finalize(run: StageRun, work: Path) -> None:
         metadata = await asyncio.to_thread(probe_media, local, "video", "video/mp4")
     except ProbeError as exc:
         raise ValidationFailed(f"the rendered video cannot be read: {exc.reason}") from exc
+    # The script describes the video: the tag recommender reads it from here.
+    script = await storage().get_bytes(run.job["script_key"])
+    metadata["script"] = script.decode("utf-8", "replace")[:SCRIPT_EXCERPT_CHARS]
     await finalize_video(run, rendered, primary, thumbnail_keys, metadata)

@@ -1,0 +1,123 @@
+"""The ``rl_update`` queue: train the tag recommender on new feedback, publish a version.
+
+One updater trains at a time (a PostgreSQL advisory lock); it takes all
+pending feedback rows (up to a cap), trains, writes a checkpoint and the API's
+numpy scorer to storage, and — in the same transaction that holds the rows —
+records the version and marks the rows processed.  A crash before that commit
+leaves the rows pending, so nothing is lost; the next update retrains them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import asyncpg
+import dramatiq
+
+from db import recommender as rec_rows
+from pipeline.stages.rl_update import logged_rounds, off_policy_report, training_batch
+from pipeline.workers import runtime  # noqa: F401  (the broker before any actor)
+from pipeline.workers.resources import db_pool, storage
+from recommender import checkpoint
+from recommender.agent import Agent
+from recommender.inference import TagScorer
+from t2m.queues import UPDATE_RECOMMENDER
+
+log = logging.getLogger(__name__)
+
+UPDATER_LOCK_KEY = 0x7432_6D_726C  # any constant shared by every updater process
+MAX_EVENTS_PER_VERSION = 50_000
+BATCH_EVENTS = 2048
+EVALUATION_ROUNDS = 500
+
+_agent: tuple[int, Agent] | None = None
+
+
+async def _load_agent(version_row: asyncpg.Record | None) -> Agent:
+    """The newest version's agent, from this process's memory when it is current."""
+    global _agent
+    if version_row is None:
+        if _agent is None or _agent[0] != 0:
+            _agent = (0, Agent())
+        return _agent[1]
+    version: int = version_row["version"]
+    if _agent is None or _agent[0] != version:
+        blob = await storage().get_bytes(version_row["checkpoint_key"])
+        _agent = (version, await asyncio.to_thread(checkpoint.load, blob))
+    return _agent[1]
+
+
+@dramatiq.actor(
+    actor_name=UPDATE_RECOMMENDER.actor_name,
+    queue_name=UPDATE_RECOMMENDER.queue_name,
+    max_retries=5,
+    time_limit=30 * 60 * 1000,
+)
+async def update_recommender() -> None:
+    global _agent
+    pool = await db_pool()
+    async with pool.acquire() as lock_conn:
+        if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", UPDATER_LOCK_KEY):
+            return  # another updater is at work and will take these events too
+        try:
+            while await _publish_one_version(pool):
+                pass
+        except BaseException:
+            _agent = None  # the in-memory agent may hold half-applied training
+            raise
+        finally:
+            await lock_conn.execute("SELECT pg_advisory_unlock($1)", UPDATER_LOCK_KEY)
+
+
+async def _publish_one_version(pool: asyncpg.Pool) -> bool:
+    global _agent
+    started = time.perf_counter()
+    async with pool.acquire() as conn, conn.transaction():
+        latest = await rec_rows.latest_model(conn)
+        agent = await _load_agent(latest)
+        counts = await rec_rows.tag_counts(conn)
+        unknown = [t for t in counts if agent.vocabulary.entry(t) is None]
+        if unknown:
+            agent.vocabulary.seed(unknown)
+        rows = await rec_rows.claim_unprocessed_feedback(conn, MAX_EVENTS_PER_VERSION)
+        if not rows:
+            return False
+        batch = training_batch(rows, agent.config.features)
+        losses = []
+        for start in range(0, len(batch.events), BATCH_EVENTS):
+            report = await asyncio.to_thread(
+                agent.update, batch.events[start : start + BATCH_EVENTS]
+            )
+            losses.append(report.progressive_loss)
+        if batch.new_tags:
+            agent.vocabulary.add_user_tags(batch.new_tags)
+        version = (latest["version"] if latest else 0) + 1
+        checkpoint_blob = await asyncio.to_thread(checkpoint.save, agent)
+        scorer_blob = await asyncio.to_thread(agent.export_scorer)
+        checkpoint_key = f"models/agent-v{version:06d}.ckpt"
+        scorer_key = f"models/scorer-v{version:06d}.npz"
+        await storage().put_bytes(checkpoint_key, checkpoint_blob)
+        await storage().put_bytes(scorer_key, scorer_blob)
+        scorer = TagScorer.from_bytes(scorer_blob)
+        rounds = logged_rounds(
+            await rec_rows.recent_rounds(conn, EVALUATION_ROUNDS), agent.config.features
+        )
+        off_policy = await asyncio.to_thread(off_policy_report, scorer, rounds)
+        seconds = time.perf_counter() - started
+        await rec_rows.insert_model_version(
+            conn,
+            version=version,
+            checkpoint_key=checkpoint_key,
+            scorer_key=scorer_key,
+            events_trained=len(rows),
+            total_events=agent.events_seen,
+            loss=sum(losses) / len(losses) if losses else None,
+            seconds=seconds,
+            metrics={"off_policy": off_policy, "tag_events": len(batch.events)},
+        )
+        await rec_rows.mark_processed(conn, batch.event_ids, batch.event_rewards)
+    _agent = (version, agent)
+    log.info("published tag model v%s: %s events in %.2f s", version, len(rows), seconds)
+    return True

@@ -1,0 +1,24 @@
+"""Content features of a stored file row (used by the API and the updater alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from recommender.features import ContentFeatures, FeatureConfig, build_content_features
+
+
+def file_content_features(
+    row: Mapping[str, Any], config: FeatureConfig | None = None
+) -> ContentFeatures:
+    """Features from a file's title, description, (generated videos) script,
+    media type and duration — the same inputs wherever the file is scored."""
+    metadata = row.get("metadata") or {}
+    return build_content_features(
+        title=row.get("title"),
+        description=row.get("description"),
+        script=metadata.get("script"),
+        media_type=row.get("file_type"),
+        duration_s=metadata.get("duration"),
+        config=config,
+    )

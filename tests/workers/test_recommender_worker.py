@@ -1,0 +1,197 @@
+"""The recommender learns through the real path: HTTP feedback → worker → new version."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import numpy as np
+
+from pipeline.workers.broker import build_broker
+from recommender.content import file_content_features
+from recommender.inference import TagScorer
+from t2m.enqueue import Enqueuer
+from t2m.queues import UPDATE_RECOMMENDER
+from tests.api.files_helpers import upload
+from tests.media_factory import png_bytes
+
+TOPICS = {
+    "Waves rolling onto the sand at dawn": "beach ocean sand",
+    "Climbing the north face in winter": "mountain snow hiking",
+    "Neon lights and traffic after midnight": "city traffic night",
+    "Slow-cooked ragu for a Sunday lunch": "food recipe kitchen",
+    "Rocket launch seen from the coast": "rocket stars galaxy",
+}
+TRUE_TAGS = {"dog", "puppy"}
+
+
+async def _library(client, user) -> str:
+    for i, (title, tags) in enumerate(TOPICS.items()):
+        await upload(
+            client, user, png_bytes(color=(i, 2 * i, 3 * i)), f"{i}.png", title=title, tags=tags
+        )
+    await upload(
+        client,
+        user,
+        png_bytes(color=(99, 1, 1)),
+        "pets.png",
+        title="Our pets",
+        tags="dog puppy cat",
+    )
+    target = await upload(
+        client, user, png_bytes(color=(5, 99, 5)), "max.png", title="Max's first day at the lake"
+    )
+    return target["id"]
+
+
+async def _pending(db) -> int:
+    async with db.acquire() as conn:
+        return await conn.fetchval(
+            "SELECT count(*) FROM feedback_events WHERE processed_at IS NULL"
+        )
+
+
+async def _latest_scorer(client, db) -> tuple[int, TagScorer]:
+    from api.keys import STORAGE
+
+    async with db.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT version, scorer_key FROM model_versions ORDER BY version DESC LIMIT 1"
+        )
+    return row["version"], TagScorer.from_bytes(
+        await client.app[STORAGE].get_bytes(row["scorer_key"])
+    )
+
+
+def _rank_of_true_tags(scorer: TagScorer, file_row: dict) -> list[int]:
+    context = file_content_features(file_row, scorer.config)
+    tags = scorer.tags
+    order = list(np.argsort(-scorer.score(context, tags)))
+    return sorted(order.index(tags.index(t)) for t in TRUE_TAGS)
+
+
+async def test_feedback_teaches_the_agent(client, make_user, db, start_worker):
+    user = await make_user()
+    target = await _library(client, user)
+    start_worker(["rl_update"])
+    for round_no in range(40):
+        if round_no % 5 == 0:  # now and then the viewer names the tags themselves
+            response = await client.post(
+                "/api/v1/feedback",
+                json={"content_id": target, "event_type": "tag_accept", "tags": sorted(TRUE_TAGS)},
+                headers=user.headers,
+            )
+            assert response.status == 202
+        body = (
+            await (
+                await client.get(
+                    f"/api/v1/files/{target}/recommended-tags?k=3", headers=user.headers
+                )
+            ).json()
+        )["data"]
+        for shown in body["tags"]:
+            event = "tag_accept" if shown["tag"] in TRUE_TAGS else "tag_reject"
+            response = await client.post(
+                "/api/v1/feedback",
+                json={
+                    "content_id": target,
+                    "event_type": event,
+                    "tags": [shown["tag"]],
+                    "recommendation_id": body["recommendation_id"],
+                },
+                headers=user.headers,
+            )
+            assert response.status == 202
+    for _ in range(300):
+        if await _pending(db) == 0:
+            break
+        await asyncio.sleep(0.2)
+    assert await _pending(db) == 0
+
+    version, scorer = await _latest_scorer(client, db)
+    assert version >= 1
+    async with db.acquire() as conn:
+        row = dict(await conn.fetchrow("SELECT * FROM files WHERE id = $1", target))
+    assert _rank_of_true_tags(scorer, row) == [0, 1]  # both true tags rank first
+
+    # The API picks the new version up without a restart and now suggests them.
+    await asyncio.sleep(2.1)
+    hits = 0
+    for _ in range(10):
+        body = (
+            await (
+                await client.get(
+                    f"/api/v1/files/{target}/recommended-tags?k=2", headers=user.headers
+                )
+            ).json()
+        )["data"]
+        assert body["model_version"] == version
+        hits += bool(TRUE_TAGS & {t["tag"] for t in body["tags"]})
+    assert hits >= 8
+
+    metrics = await (await client.get("/metrics")).json()
+    assert metrics["agent"]["model_version"] == version
+    assert metrics["agent"]["pending_events"] == 0
+    assert metrics["agent"]["off_policy"]["rounds"] >= 1
+
+
+async def test_killed_updater_loses_no_event_and_reloads_its_checkpoint(
+    client, make_user, db, start_worker, settings
+):
+    user = await make_user()
+    target = await _library(client, user)
+    async with db.acquire() as conn:
+        await conn.execute(
+            """
+            INSERT INTO feedback_events (content_id, user_id, event_type, tags)
+            SELECT $1, $2, CASE WHEN i % 2 = 0 THEN 'tag_accept' ELSE 'tag_reject' END,
+                   ARRAY[CASE WHEN i % 2 = 0 THEN 'dog' ELSE 'city' END]
+            FROM generate_series(1, 30000) AS i
+            """,
+            target,
+            user.id,
+        )
+    enqueuer = Enqueuer(build_broker(settings))
+    updater = start_worker(["rl_update"])
+    enqueuer.send_now(UPDATE_RECOMMENDER)
+    for _ in range(200):  # wait until training holds the rows
+        async with db.acquire() as conn:
+            locked = await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            )
+        if locked:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    updater.kill(signal.SIGKILL)
+    updater.process.wait()
+    async with db.acquire() as conn:
+        versions = await conn.fetchval("SELECT count(*) FROM model_versions")
+    assert versions == 0  # nothing half-published
+    assert await _pending(db) == 30000  # nothing lost
+
+    start_worker(["rl_update"])
+    enqueuer.send_now(UPDATE_RECOMMENDER)
+    for _ in range(600):
+        if await _pending(db) == 0:
+            break
+        await asyncio.sleep(0.2)
+    async with db.acquire() as conn:
+        trained = await conn.fetchval("SELECT sum(events_trained) FROM model_versions")
+    assert trained == 30000
+
+    # A further update runs in a fresh process that must load the checkpoint.
+    start_worker(["rl_update"])
+    response = await client.post(
+        "/api/v1/feedback",
+        json={"content_id": target, "event_type": "tag_accept", "tags": ["puppy"]},
+        headers=user.headers,
+    )
+    assert response.status == 202
+    for _ in range(300):
+        if await _pending(db) == 0:
+            break
+        await asyncio.sleep(0.2)
+    async with db.acquire() as conn:
+        rows = await conn.fetch("SELECT version, total_events FROM model_versions ORDER BY version")
+    assert rows[-1]["total_events"] > rows[-2]["total_events"]  # training resumed, not restarted
