@@ -17,7 +17,8 @@ async def _content(
     if duration is not None:
         async with db.acquire() as conn:
             await conn.execute(
-                "UPDATE files SET metadata = jsonb_build_object('duration', $2::float) WHERE id = $1",
+                "UPDATE files SET metadata = jsonb_build_object('duration', $2::float)"
+                " WHERE id = $1",
                 data["id"],
                 duration,
             )
