@@ -6,14 +6,16 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from api import file_service
 from api.authn import Principal
-from api.keys import DB_POOL, ENQUEUER
+from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS
 from db import recommender as rec_rows
 from recommender.features import normalize_tag
 from t2m.errors import ServiceUnavailable, ValidationFailed
 from t2m.queues import UPDATE_RECOMMENDER
+from t2m.redis_client import redis_key
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 # is not a watch time of this content.
 WATCH_SLACK = 1.1
 WATCH_GRACE_MS = 5000
+UPDATE_WINDOW_MS = 1000
 
 
 async def record_feedback(
@@ -62,9 +65,19 @@ async def record_feedback(
             await rec_rows.add_tags(conn, tags, source="accepted")
         elif data["event_type"] == "tag_reject":
             await rec_rows.record_tag_rejects(conn, tags)
-    try:
-        await request.config_dict[ENQUEUER].send(UPDATE_RECOMMENDER)
-    except ServiceUnavailable:
-        # The event is a row: the next update (or the scheduled one) takes it.
-        log.warning("could not enqueue a recommender update; event %s waits", event_id)
+    await _schedule_update(request)
     return event_id
+
+
+async def _schedule_update(request: web.Request) -> None:
+    """Ask for one update per batching window, not one per event: the updater
+    trains on everything pending, and each version it publishes costs a
+    checkpoint."""
+    settings = request.config_dict[SETTINGS]
+    key = redis_key(settings, "rl_update", "scheduled")
+    try:
+        if await request.config_dict[REDIS].set(key, "1", nx=True, px=UPDATE_WINDOW_MS):
+            await request.config_dict[ENQUEUER].send(UPDATE_RECOMMENDER, delay_ms=UPDATE_WINDOW_MS)
+    except (ServiceUnavailable, RedisError):
+        # The event is a row: the next scheduled update takes it.
+        log.warning("could not schedule a recommender update; the event waits")

@@ -161,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     maintenance.add_argument("task", choices=sorted(MAINTENANCE_TASKS))
     maintenance.set_defaults(func=cmd_maintenance)
 
+    # Listed for --help; main() hands its arguments to the simulator untouched.
+    sub.add_parser(
+        "recommender",
+        help="'recommender simulate --synthetic N | --csv PATH [--json]': closed-loop evaluation",
+    )
+
     dev = sub.add_parser("dev", help="run everything locally (embedded PostgreSQL/Redis)")
     dev.add_argument("--procfile", default="Procfile")
     dev.set_defaults(func=cmd_dev)
@@ -168,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["recommender", "simulate"]:
+        from recommender.simulate import main as simulate
+
+        return simulate(argv[2:])
     args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result

@@ -1,0 +1,180 @@
+"""Recommender benchmarks through the running service.
+
+Starts the API and one ``rl_update`` worker (as the Procfile does) against
+PostgreSQL/Redis in a throwaway database, builds a small library with a tag
+vocabulary, then measures:
+
+1. recommendation latency over HTTP (``GET /api/v1/files/{id}/recommended-tags``)
+   at 50 concurrent clients: p50 / p99 and requests/s;
+2. feedback ingestion (``POST /api/v1/feedback``, 50 concurrent clients) and
+   the updater's end-to-end throughput: feedback events per second from the
+   first event recorded to the last one trained into a published model.
+
+    python bench/bench_recommender.py [--requests 2000] [--events 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.bench_files import _make_user_token, _wait_http  # noqa: E402
+from db.migrate import migrate_dsn  # noqa: E402
+from t2m.embedded import free_port  # noqa: E402
+from tests.infra import provide_infra  # noqa: E402
+from tests.media_factory import png_bytes  # noqa: E402
+
+CONCURRENCY = 50
+TOPICS = [
+    ("beach ocean sand waves", "Waves on the sand at dawn"),
+    ("mountain snow hiking", "Climbing the north face"),
+    ("city traffic night", "Neon lights after midnight"),
+    ("food recipe kitchen", "Slow-cooked ragu"),
+    ("rocket stars galaxy", "Launch seen from the coast"),
+    ("dog puppy park", "Max at the lake"),
+]
+
+
+async def _upload(session: aiohttp.ClientSession, base: str, i: int, title: str, tags: str) -> str:
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field("file", png_bytes(color=(i % 255, 3, 7)), filename=f"{i}.png")
+    form.add_field("title", title)
+    form.add_field("tags", tags)
+    async with session.post(f"{base}/api/v1/files/upload", data=form) as response:
+        return str((await response.json())["data"]["id"])
+
+
+async def _pool(count: int, work) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
+    latencies: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+
+    async def client() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            began = time.perf_counter()
+            await work(i)
+            latencies.append((time.perf_counter() - began) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+    return sorted(latencies), time.perf_counter() - started
+
+
+async def run(base: str, token: str, database_url: str, args: argparse.Namespace) -> dict:
+    headers = {"Authorization": f"Bearer {token}"}
+    results: dict = {}
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+        ids = [
+            await _upload(session, base, i, title, tags)
+            for i, (tags, title) in enumerate(TOPICS * 5)
+        ]
+
+        async def recommend(i: int) -> None:
+            async with session.get(
+                f"{base}/api/v1/files/{ids[i % len(ids)]}/recommended-tags?k=3"
+            ) as r:
+                assert r.status == 200, await r.text()
+                await r.read()
+
+        await _pool(100, recommend)  # warm-up
+        latencies, wall = await _pool(args.requests, recommend)
+        results["recommend_p50_ms"] = round(statistics.median(latencies), 2)
+        results["recommend_p99_ms"] = round(latencies[int(0.99 * (len(latencies) - 1))], 2)
+        results["recommend_requests_per_s"] = round(len(latencies) / wall, 1)
+
+        async def feedback(i: int) -> None:
+            body = {
+                "content_id": ids[i % len(ids)],
+                "event_type": "tag_accept" if i % 2 else "tag_reject",
+                "tags": [TOPICS[i % len(TOPICS)][0].split()[i % 3]],
+            }
+            async with session.post(f"{base}/api/v1/feedback", json=body) as r:
+                assert r.status == 202, await r.text()
+
+        started = time.perf_counter()
+        latencies, wall = await _pool(args.events, feedback)
+        results["feedback_ingest_per_s"] = round(args.events / wall, 1)
+        results["feedback_p99_ms"] = round(latencies[int(0.99 * (len(latencies) - 1))], 2)
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        while await conn.fetchval(
+            "SELECT count(*) FROM feedback_events WHERE processed_at IS NULL"
+        ):
+            await asyncio.sleep(0.1)
+        done = time.perf_counter()
+        row = await conn.fetchrow(
+            "SELECT sum(events_trained) AS events, sum(seconds) AS seconds, count(*) AS versions"
+            " FROM model_versions"
+        )
+    finally:
+        await conn.close()
+    assert int(row["events"]) == args.events
+    results["updater_end_to_end_events_per_s"] = round(args.events / (done - started), 1)
+    results["updater_training_events_per_s"] = round(int(row["events"]) / row["seconds"], 1)
+    results["model_versions"] = row["versions"]
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=10000)
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="t2m-bench-"))
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        with provide_infra(scratch / "infra") as infra:
+            asyncio.run(migrate_dsn(infra.database_url))
+            port = free_port()
+            env = {
+                **os.environ,
+                "T2M_ENV": "test",
+                "T2M_VAR_DIR": str(scratch / "var"),
+                "DATABASE_URL": infra.database_url,
+                "REDIS_URL": infra.redis_url,
+                "REDIS_NAMESPACE": infra.namespace,
+                "STORAGE_ROOT": str(scratch / "storage"),
+                "LOG_LEVEL": "WARNING",
+                "PORT": str(port),
+            }
+            token = asyncio.run(_make_user_token(infra.database_url, env))
+            cli = [sys.executable, "-m", "t2m.cli"]
+            processes.append(subprocess.Popen([*cli, "serve"], env=env, cwd=REPO))
+            processes.append(
+                subprocess.Popen([*cli, "worker", "--queues", "rl_update"], env=env, cwd=REPO)
+            )
+            base = f"http://127.0.0.1:{port}"
+            _wait_http(f"{base}/api/v1/auth/health")
+            results = asyncio.run(run(base, token, infra.database_url, args))
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(15)
+        shutil.rmtree(scratch, ignore_errors=True)
+    for key, value in results.items():
+        print(f"{key:<34} {value}")
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
