@@ -18,6 +18,7 @@ from api.keys import (
     ENQUEUER,
     HTTP_CLIENT,
     REDIS,
+    SCORER_CACHE,
     SETTINGS,
     STORAGE,
 )
@@ -25,7 +26,8 @@ from api.login_throttle import LoginThrottle
 from api.middlewares import request_context_middleware
 from api.oidc import OidcVerifier
 from api.openapi import setup_openapi
-from api.routes import auth, files, jobs, legacy, system, videos
+from api.recommendations import ScorerCache
+from api.routes import auth, feedback, files, jobs, legacy, system, videos, webhooks
 from db.pool import create_pool
 from pipeline.workers.broker import build_broker
 from t2m.enqueue import Enqueuer
@@ -87,6 +89,11 @@ async def _auth(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _recommender(app: web.Application) -> AsyncIterator[None]:
+    app[SCORER_CACHE] = ScorerCache(app[DB_POOL], app[STORAGE])
+    yield
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_request_body,
@@ -96,10 +103,27 @@ def create_app(settings: Settings) -> web.Application:
     # Order matters: contexts are closed in reverse, so background tasks finish
     # while the database pool is still open.
     app.cleanup_ctx.extend(
-        [_database, _redis, _storage, _broker, _http_client, _auth, background_tasks_ctx]
+        [
+            _database,
+            _redis,
+            _storage,
+            _broker,
+            _http_client,
+            _auth,
+            _recommender,
+            background_tasks_ctx,
+        ]
     )
 
-    for table in (auth.routes, files.routes, jobs.routes, videos.routes, system.routes):
+    for table in (
+        auth.routes,
+        files.routes,
+        jobs.routes,
+        videos.routes,
+        system.routes,
+        webhooks.routes,
+        feedback.routes,
+    ):
         _add_prefixed(app, API_PREFIX, table)
     app.add_routes(legacy.routes)
 

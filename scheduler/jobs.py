@@ -15,4 +15,7 @@ class ScheduledJob:
     interval_s: int
 
 
-SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (ScheduledJob("expire_revoked_tokens", 3600),)
+SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
+    ScheduledJob("expire_revoked_tokens", 3600),
+    ScheduledJob("requeue_webhook_deliveries", 60),
+)

@@ -49,6 +49,19 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _cidrs(raw: str) -> tuple[str, ...]:
+    """Comma-separated networks, checked at start so a typo is not a silent hole."""
+    import ipaddress
+
+    networks = _csv(raw)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"WEBHOOK_ALLOWED_CIDRS: {network!r} is not a network") from exc
+    return networks
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "dev"
@@ -104,6 +117,19 @@ class Settings:
     s3_presign_downloads: bool = False
 
     worker_heartbeat_s: float = 5.0
+
+    # Webhook targets in these networks pass the SSRF guard (which otherwise
+    # refuses loopback, private, link-local, multicast, reserved addresses).
+    webhook_allowed_cidrs: tuple[str, ...] = ()
+    # A delivery is retried (exponential backoff with jitter from the base
+    # delay, capped at an hour) for this long, then marked failed and kept.
+    webhook_max_retry_hours: float = 24.0
+    webhook_retry_base_s: float = 30.0
+    webhook_timeout_s: float = 10.0
+    webhook_connect_timeout_s: float = 3.0
+    # Attempts in flight at once per subscription: a slow receiver holds at
+    # most this many worker threads, whatever its backlog.
+    webhook_max_in_flight: int = 4
     log_level: str = "INFO"
     log_json: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -171,6 +197,16 @@ class Settings:
                 get("S3_PRESIGN_DOWNLOADS", "false"), "S3_PRESIGN_DOWNLOADS"
             ),
             worker_heartbeat_s=_float(get("WORKER_HEARTBEAT", "5"), "WORKER_HEARTBEAT"),
+            webhook_allowed_cidrs=_cidrs(get("WEBHOOK_ALLOWED_CIDRS", "")),
+            webhook_max_retry_hours=_float(
+                get("WEBHOOK_MAX_RETRY_HOURS", "24"), "WEBHOOK_MAX_RETRY_HOURS"
+            ),
+            webhook_retry_base_s=_float(get("WEBHOOK_RETRY_BASE_S", "30"), "WEBHOOK_RETRY_BASE_S"),
+            webhook_timeout_s=_float(get("WEBHOOK_TIMEOUT_S", "10"), "WEBHOOK_TIMEOUT_S"),
+            webhook_connect_timeout_s=_float(
+                get("WEBHOOK_CONNECT_TIMEOUT_S", "3"), "WEBHOOK_CONNECT_TIMEOUT_S"
+            ),
+            webhook_max_in_flight=_int(get("WEBHOOK_MAX_IN_FLIGHT", "4"), "WEBHOOK_MAX_IN_FLIGHT"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
             log_json=_bool(
                 get("LOG_JSON", "false" if mode != "production" else "true"), "LOG_JSON"

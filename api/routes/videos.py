@@ -18,6 +18,7 @@ from api.schemas.common import INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error
 from api.schemas.files import DownloadQuerySchema, StreamQuerySchema, ThumbnailQuerySchema
 from api.schemas.jobs import GenerateVideoSchema, JobSchema
 from db import files as file_rows
+from db import webhooks as webhook_rows
 from t2m.errors import Conflict
 
 routes = web.RouteTableDef()
@@ -57,6 +58,18 @@ async def generate(request: web.Request) -> web.Response:
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
     view = {**job_view(row), "job_id": row["id"]}
+    if row["webhook_url"]:
+        # The one-off subscription's secret, in this response only (a retry
+        # with the same Idempotency-Key is this response again).
+        async with request.config_dict[DB_POOL].acquire() as conn:
+            hook = await webhook_rows.job_webhook(conn, row["id"])
+        if hook is not None:
+            view["webhook"] = {
+                "id": hook["id"],
+                "url": hook["url"],
+                "events": list(hook["events"]),
+                "secret": hook["secret"],
+            }
     if created:
         return ok(view, "Video generation started", status=202)
     return ok(view, "Existing job for this Idempotency-Key")

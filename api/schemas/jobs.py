@@ -89,6 +89,12 @@ class JobSchema(Schema):
     result = fields.Dict(allow_none=True)
     error = fields.Str(allow_none=True)
     links = fields.Dict()
+    webhook = fields.Dict(
+        metadata={
+            "description": "Generate response only, when webhook_url was given: the job's"
+            " one-off subscription (id, url, events) and its signing secret"
+        }
+    )
 
 
 class JobListSchema(Schema):

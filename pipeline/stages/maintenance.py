@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 
 from db import tokens as token_rows
+from db import webhooks as webhook_rows
 
 MaintenanceTask = Callable[[asyncpg.Pool], Awaitable[dict[str, Any]]]
 
@@ -17,6 +18,33 @@ async def expire_revoked_tokens(pool: asyncpg.Pool) -> dict[str, Any]:
         return {"deleted": await token_rows.delete_expired_revocations(conn)}
 
 
+# A pending webhook delivery overdue by this much, with no attempt in flight,
+# has lost its message (worker crash, Redis outage at enqueue time).
+WEBHOOK_SWEEP_GRACE_S = 60.0
+WEBHOOK_SWEEP_BATCH = 1000
+DeliverySender = Callable[[Sequence[str]], Awaitable[None]]
+
+
+async def requeue_webhook_deliveries(
+    pool: asyncpg.Pool, send: DeliverySender | None = None
+) -> dict[str, Any]:
+    """Enqueue again the due webhook deliveries whose message was lost."""
+    async with pool.acquire() as conn:
+        due = await webhook_rows.due_deliveries(
+            conn, grace_s=WEBHOOK_SWEEP_GRACE_S, limit=WEBHOOK_SWEEP_BATCH
+        )
+    if due:
+        if send is None:
+            # Imported here: it binds the worker's broker, which a stage must
+            # not need to be imported or tested.
+            from pipeline.workers.notify import send_deliveries
+
+            send = send_deliveries
+        await send(due)
+    return {"requeued": len(due)}
+
+
 MAINTENANCE_TASKS: dict[str, MaintenanceTask] = {
     "expire_revoked_tokens": expire_revoked_tokens,
+    "requeue_webhook_deliveries": requeue_webhook_deliveries,
 }

@@ -6,7 +6,10 @@ from typing import Any
 
 from db import files as file_rows
 from db import jobs as job_rows
+from db import webhooks as webhook_rows
+from pipeline.workers import notify
 from pipeline.workers.jobs import StageRun
+from t2m.webhook_events import JOB_COMPLETED
 
 
 async def finalize_video(
@@ -23,6 +26,7 @@ async def finalize_video(
     params = job["parameters"]
     others = {q: r for q, r in rendered["renditions"].items() if q != rendered["primary"]}
     title = params.get("title") or "Generated video"
+    deliveries: list[str] = []
     async with run.pool.acquire() as conn, conn.transaction():
         if await file_rows.file_by_id(conn, file_id) is None:
             await file_rows.add_blob_reference(
@@ -64,6 +68,10 @@ async def finalize_video(
             await job_rows.add_log(
                 conn, job["id"], "INFO", "Video ready", {"step": "completed", "progress": 100}
             )
+            deliveries = await webhook_rows.emit_job_event(
+                conn, job["id"], JOB_COMPLETED, public_base_url=notify.public_base_url()
+            )
+    await notify.send_deliveries(deliveries)
 
 
 def _slug(title: str) -> str:

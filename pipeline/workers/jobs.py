@@ -19,7 +19,10 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from db import jobs as job_rows
+from db import webhooks as webhook_rows
+from pipeline.workers import notify
 from pipeline.workers.resources import db_pool
+from t2m import webhook_events
 from t2m.errors import T2MError
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,9 @@ class StageRun:
     job: asyncpg.Record
     stage: str
     pool: asyncpg.Pool
+    # The last 10 % step this run announced: most progress updates cross
+    # none and need no webhook work (the database guards across processes).
+    announced_step: int = 0
 
     async def log(self, level: str, message: str, **details: Any) -> None:
         async with self.pool.acquire() as conn:
@@ -40,8 +46,21 @@ class StageRun:
             )
 
     async def progress(self, value: int) -> None:
-        async with self.pool.acquire() as conn:
+        step = webhook_events.progress_step(value)
+        if step <= self.announced_step:
+            async with self.pool.acquire() as conn:
+                await job_rows.set_progress(conn, self.job["id"], value)
+            return
+        self.announced_step = step
+        async with self.pool.acquire() as conn, conn.transaction():
             await job_rows.set_progress(conn, self.job["id"], value)
+            deliveries = await webhook_rows.emit_job_event(
+                conn,
+                self.job["id"],
+                webhook_events.JOB_PROGRESS,
+                public_base_url=notify.public_base_url(),
+            )
+        await notify.send_deliveries(deliveries)
 
     async def status(self) -> str | None:
         async with self.pool.acquire() as conn:
@@ -66,6 +85,7 @@ def _actor_max_retries(message: dramatiq.Message[Any]) -> int:
 async def fail_job(
     pool: asyncpg.Pool, job_id: str, stage: str, error: str, *, permanent: bool, attempts: int
 ) -> None:
+    deliveries: list[str] = []
     async with pool.acquire() as conn, conn.transaction():
         failed = await job_rows.fail_job(conn, job_id, error)
         await job_rows.record_failed_operation(
@@ -73,6 +93,25 @@ async def fail_job(
         )
         if failed:
             await job_rows.add_log(conn, job_id, "ERROR", error, {"step": stage})
+            deliveries = await webhook_rows.emit_job_event(
+                conn, job_id, webhook_events.JOB_FAILED, public_base_url=notify.public_base_url()
+            )
+    await notify.send_deliveries(deliveries)
+
+
+async def _stage_events(conn: asyncpg.Connection, job: asyncpg.Record, stage: str) -> list[str]:
+    """job.started when parsing takes a queued job; job.progress when the
+    stage's starting progress reaches a new 10 % step (render, thumbnails)."""
+    base_url = notify.public_base_url()
+    deliveries: list[str] = []
+    if stage == STAGE_ORDER[0] and job["status"] == "queued":
+        deliveries += await webhook_rows.emit_job_event(
+            conn, job["id"], webhook_events.JOB_STARTED, public_base_url=base_url
+        )
+    deliveries += await webhook_rows.emit_job_event(
+        conn, job["id"], webhook_events.JOB_PROGRESS, public_base_url=base_url
+    )
+    return deliveries
 
 
 @contextlib.asynccontextmanager
@@ -88,12 +127,19 @@ async def stage_run(job_id: str, stage: str, progress: int) -> AsyncIterator[Sta
             log.info("job %s is past %s; late message dropped", job_id, stage)
             yield None
             return
-        await job_rows.start_stage(conn, job_id, stage, progress)
-        await job_rows.add_log(
-            conn, job_id, "INFO", f"Stage {stage} started", {"step": stage, "progress": progress}
-        )
+        async with conn.transaction():
+            await job_rows.start_stage(conn, job_id, stage, progress)
+            await job_rows.add_log(
+                conn,
+                job_id,
+                "INFO",
+                f"Stage {stage} started",
+                {"step": stage, "progress": progress},
+            )
+            deliveries = await _stage_events(conn, job, stage)
+    await notify.send_deliveries(deliveries)
     try:
-        yield StageRun(job, stage, pool)
+        yield StageRun(job, stage, pool, webhook_events.progress_step(progress))
     except T2MError as exc:
         last, attempts = _is_last_attempt()
         if not exc.retryable or last:

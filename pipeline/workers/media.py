@@ -10,8 +10,10 @@ from pathlib import Path
 import dramatiq
 
 from db import files as file_rows
+from db import webhooks as webhook_rows
 from pipeline.stages.upload_processing import process_local_upload
 from pipeline.workers import runtime  # noqa: F401  (the broker before any actor)
+from pipeline.workers.notify import public_base_url, send_deliveries
 from pipeline.workers.resources import db_pool, storage
 from t2m.queues import PROCESS_UPLOAD
 
@@ -50,7 +52,7 @@ async def process_upload(file_id: str) -> None:
             key = f"thumbnails/{file_id}/{size}{path.suffix}"
             await store.put_file(key, path, content_type="image/jpeg")
             thumbnail_keys[size] = key
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         await file_rows.finish_processing(
             conn,
             file_id,
@@ -59,4 +61,9 @@ async def process_upload(file_id: str) -> None:
             thumbnails=thumbnail_keys,
             error=result.error,
         )
+        # file.processed / file.failed, once per file however often this runs.
+        deliveries = await webhook_rows.emit_file_event(
+            conn, file_id, public_base_url=public_base_url()
+        )
+    await send_deliveries(deliveries)
     log.info("processed upload %s: %s", file_id, result.status)

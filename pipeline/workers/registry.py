@@ -14,6 +14,8 @@ QUEUE_MODULES: dict[str, tuple[str, ...]] = {
     "render": ("pipeline.workers.video",),
     "thumbnails": ("pipeline.workers.video",),
     "media": ("pipeline.workers.media",),
+    "rl_update": ("pipeline.workers.recommender",),
+    "webhooks": ("pipeline.workers.webhooks",),
     "maintenance": ("pipeline.workers.system",),
 }
 
