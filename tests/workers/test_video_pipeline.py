@@ -28,6 +28,11 @@ async def wait_job(
     raise AssertionError(f"job {job_id} still {job['status']} at {job['progress']} %")
 
 
+def scratch_dirs(job_id: str) -> list[Path]:
+    """The per-job scratch directories the render and thumbnail stages use."""
+    return list(Path(tempfile.gettempdir()).glob(f"t2m-*{job_id}*"))
+
+
 def top_level_boxes(data: bytes) -> list[str]:
     boxes, offset = [], 0
     while offset + 8 <= len(data):
@@ -150,8 +155,7 @@ async def test_cancel_stops_a_running_render(client, make_user, start_worker, se
     from api.keys import STORAGE
 
     assert [i.key async for i in client.app[STORAGE].list(f"videos/{job_id}/")] == []
-    leftovers = list(Path(tempfile.gettempdir()).glob(f"t2m-*{job_id}*"))
-    assert leftovers == []
+    assert scratch_dirs(job_id) == []
 
 
 async def test_bad_generate_requests(client, make_user):
@@ -219,4 +223,4 @@ async def test_killed_render_worker_is_redelivered_and_completes_once(
     keys = sorted([i.key async for i in client.app[STORAGE].list(f"videos/{job_id}/")])
     assert keys == [f"videos/{job_id}/{q}.mp4" for q in ("480p", "720p")]
     # The killed attempt's scratch space was cleared by the attempt that finished.
-    assert list(Path(tempfile.gettempdir()).glob(f"t2m-*{job_id}*")) == []
+    assert scratch_dirs(job_id) == []
