@@ -26,8 +26,19 @@ from api.login_throttle import LoginThrottle
 from api.middlewares import request_context_middleware
 from api.oidc import OidcVerifier
 from api.openapi import setup_openapi
+from api.rate_limit import add_rate_headers, rate_limit_middleware
 from api.recommendations import ScorerCache
-from api.routes import auth, feedback, files, jobs, legacy, system, videos, webhooks
+from api.routes import (
+    auth,
+    feedback,
+    files,
+    jobs,
+    legacy,
+    operations,
+    system,
+    videos,
+    webhooks,
+)
 from db.pool import create_pool
 from pipeline.workers.broker import build_broker
 from t2m.enqueue import Enqueuer
@@ -97,9 +108,10 @@ async def _recommender(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_request_body,
-        middlewares=[request_context_middleware, validation_middleware],
+        middlewares=[request_context_middleware, rate_limit_middleware, validation_middleware],
     )
     app[SETTINGS] = settings
+    app.on_response_prepare.append(add_rate_headers)
     # Order matters: contexts are closed in reverse, so background tasks finish
     # while the database pool is still open.
     app.cleanup_ctx.extend(
@@ -126,6 +138,7 @@ def create_app(settings: Settings) -> web.Application:
     ):
         _add_prefixed(app, API_PREFIX, table)
     app.add_routes(legacy.routes)
+    app.add_routes(operations.routes)
 
     setup_openapi(app)
     return app

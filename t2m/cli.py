@@ -109,16 +109,34 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     import json
 
     from db.pool import create_pool
-    from pipeline.stages.maintenance import MAINTENANCE_TASKS
+    from pipeline.stages.operations import MaintenanceContext, run_task
+    from pipeline.workers.broker import build_broker
+    from t2m.enqueue import Enqueuer
+    from t2m.redis_client import create_redis
+    from t2m.storage import build_storage
+
+    params: dict[str, float] = {}
+    for item in args.param or []:
+        name, _, value = item.partition("=")
+        params[name.strip()] = float(value)
 
     async def run() -> dict[str, object]:
-        pool = await create_pool(_settings().database_url, min_size=1, max_size=2)
+        settings = _settings()
+        pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+        client = create_redis(settings) if settings.redis_url else None
+        storage = build_storage(settings)
+        broker = build_broker(settings)
+        ctx = MaintenanceContext(pool, settings, storage, Enqueuer(broker).send, client)
         try:
-            return await MAINTENANCE_TASKS[args.task](pool)
+            return await run_task(ctx, args.task, **params)
         finally:
             await pool.close()
+            await storage.aclose()
+            if client is not None:
+                await client.aclose()
+            broker.close()
 
-    print(json.dumps(asyncio.run(run())))
+    print(json.dumps(asyncio.run(run()), default=str))
     return 0
 
 
@@ -159,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     maintenance = sub.add_parser("maintenance", help="run one maintenance task now")
     maintenance.add_argument("task", choices=sorted(MAINTENANCE_TASKS))
+    maintenance.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="task parameter, e.g. max_age_hours=12 (repeatable)",
+    )
     maintenance.set_defaults(func=cmd_maintenance)
 
     # Listed for --help; main() hands its arguments to the simulator untouched.

@@ -130,6 +130,28 @@ class Settings:
     # Attempts in flight at once per subscription: a slow receiver holds at
     # most this many worker threads, whatever its backlog.
     webhook_max_in_flight: int = 4
+
+    # Requests per caller per window (the spec's hourly limits); anonymous
+    # root-path callers get each limit divided by the guest divisor.
+    rate_limit_enabled: bool = True
+    rate_limit_window_s: int = 3600
+    rate_limit_general: int = 1000
+    rate_limit_uploads: int = 100
+    rate_limit_video: int = 10
+    rate_limit_system: int = 500
+    rate_limit_guest_divisor: int = 10
+    # Per-route request counters and latency percentiles in the API process.
+    metrics_enabled: bool = True
+
+    # Maintenance defaults (each task also takes them as parameters).
+    tmp_max_age_hours: float = 24.0
+    log_max_age_days: float = 30.0
+    # A processing job untouched this long with no worker on its queue, or a
+    # queued job this old, has lost its message.
+    stuck_processing_after_s: float = 1800.0
+    stuck_queued_after_s: float = 900.0
+    stuck_max_requeues: int = 3
+    purge_grace_hours: float = 72.0
     log_level: str = "INFO"
     log_json: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -207,6 +229,24 @@ class Settings:
                 get("WEBHOOK_CONNECT_TIMEOUT_S", "3"), "WEBHOOK_CONNECT_TIMEOUT_S"
             ),
             webhook_max_in_flight=_int(get("WEBHOOK_MAX_IN_FLIGHT", "4"), "WEBHOOK_MAX_IN_FLIGHT"),
+            rate_limit_enabled=_bool(get("RATE_LIMIT_ENABLED", "true"), "RATE_LIMIT_ENABLED"),
+            rate_limit_window_s=_int(get("RATE_LIMIT_WINDOW_S", "3600"), "RATE_LIMIT_WINDOW_S"),
+            rate_limit_general=_int(get("RATE_LIMIT_GENERAL", "1000"), "RATE_LIMIT_GENERAL"),
+            rate_limit_uploads=_int(get("RATE_LIMIT_UPLOADS", "100"), "RATE_LIMIT_UPLOADS"),
+            rate_limit_video=_int(get("RATE_LIMIT_VIDEO", "10"), "RATE_LIMIT_VIDEO"),
+            rate_limit_system=_int(get("RATE_LIMIT_SYSTEM", "500"), "RATE_LIMIT_SYSTEM"),
+            rate_limit_guest_divisor=_int(
+                get("RATE_LIMIT_GUEST_DIVISOR", "10"), "RATE_LIMIT_GUEST_DIVISOR"
+            ),
+            metrics_enabled=_bool(get("METRICS_ENABLED", "true"), "METRICS_ENABLED"),
+            tmp_max_age_hours=_float(get("TMP_MAX_AGE_HOURS", "24"), "TMP_MAX_AGE_HOURS"),
+            log_max_age_days=_float(get("LOG_MAX_AGE_DAYS", "30"), "LOG_MAX_AGE_DAYS"),
+            stuck_processing_after_s=_float(
+                get("STUCK_PROCESSING_AFTER_S", "1800"), "STUCK_PROCESSING_AFTER_S"
+            ),
+            stuck_queued_after_s=_float(get("STUCK_QUEUED_AFTER_S", "900"), "STUCK_QUEUED_AFTER_S"),
+            stuck_max_requeues=_int(get("STUCK_MAX_REQUEUES", "3"), "STUCK_MAX_REQUEUES"),
+            purge_grace_hours=_float(get("PURGE_GRACE_HOURS", "72"), "PURGE_GRACE_HOURS"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
             log_json=_bool(
                 get("LOG_JSON", "false" if mode != "production" else "true"), "LOG_JSON"

@@ -46,6 +46,11 @@ def settings(infra: Infra, tmp_path: Path) -> Settings:
         signing_secret="test-signing-secret-" + "y" * 32,
         storage_root=tmp_path / "storage",
         db_pool_max=5,
+        # Suites make many calls per user; the limits have their own tests.
+        rate_limit_general=1_000_000,
+        rate_limit_uploads=1_000_000,
+        rate_limit_video=1_000_000,
+        rate_limit_system=1_000_000,
     )
 
 

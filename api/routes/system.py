@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp_apigami import docs
+from aiohttp_apigami import docs, request_schema
 
+from api.authn import require_admin
 from api.health import system_health
-from api.responses import dumps_json
-from api.schemas.common import envelope
+from api.keys import DB_POOL
+from api.responses import dumps_json, ok, pagination
+from api.schemas.common import FORBIDDEN, INVALID, UNAUTHORIZED, envelope
+from api.schemas.operations import MaintenanceRunListSchema, MaintenanceRunsQuerySchema
 from api.schemas.system import HealthSchema
+from db import operations as op_rows
 
 routes = web.RouteTableDef()
 
@@ -41,3 +45,29 @@ async def health(request: web.Request) -> web.Response:
             },
         }
     return web.json_response(body, status=200 if healthy else 503, dumps=dumps_json)
+
+
+@routes.get("/system/maintenance-runs")
+@docs(
+    tags=["system"],
+    summary="Recent maintenance runs: task, duration, outcome, counts (admin)",
+    responses={
+        200: {
+            "schema": envelope(MaintenanceRunListSchema, "MaintenanceRuns"),
+            "description": "A page, newest first",
+        },
+        400: INVALID,
+        401: UNAUTHORIZED,
+        403: FORBIDDEN,
+    },
+)
+@request_schema(MaintenanceRunsQuerySchema, location="querystring")
+async def maintenance_runs(request: web.Request) -> web.Response:
+    await require_admin(request)
+    query = request["data"]
+    page, per_page = query["page"], query["items_per_page"]
+    async with request.config_dict[DB_POOL].acquire() as conn:
+        rows, total = await op_rows.list_maintenance_runs(
+            conn, job=query.get("job"), limit=per_page, offset=(page - 1) * per_page
+        )
+    return ok({"items": [dict(r) for r in rows], "pagination": pagination(page, per_page, total)})

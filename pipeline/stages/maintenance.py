@@ -9,8 +9,7 @@ import asyncpg
 
 from db import tokens as token_rows
 from db import webhooks as webhook_rows
-
-MaintenanceTask = Callable[[asyncpg.Pool], Awaitable[dict[str, Any]]]
+from pipeline.stages.operations import OPERATIONS_TASKS, MaintenanceContext, Task
 
 
 async def expire_revoked_tokens(pool: asyncpg.Pool) -> dict[str, Any]:
@@ -44,7 +43,18 @@ async def requeue_webhook_deliveries(
     return {"requeued": len(due)}
 
 
-MAINTENANCE_TASKS: dict[str, MaintenanceTask] = {
-    "expire_revoked_tokens": expire_revoked_tokens,
-    "requeue_webhook_deliveries": requeue_webhook_deliveries,
+async def _expire_revoked_tokens(ctx: MaintenanceContext) -> dict[str, Any]:
+    return await expire_revoked_tokens(ctx.pool)
+
+
+async def _requeue_webhook_deliveries(ctx: MaintenanceContext) -> dict[str, Any]:
+    return await requeue_webhook_deliveries(ctx.pool)
+
+
+# Every task by name; each takes a MaintenanceContext and keyword parameters
+# (run them through pipeline.stages.operations.run_task to record the run).
+MAINTENANCE_TASKS: dict[str, Task] = {
+    "expire_revoked_tokens": _expire_revoked_tokens,
+    "requeue_webhook_deliveries": _requeue_webhook_deliveries,
+    **OPERATIONS_TASKS,
 }

@@ -9,10 +9,12 @@ import dramatiq
 import redis
 
 from pipeline.stages.maintenance import MAINTENANCE_TASKS
+from pipeline.stages.operations import MaintenanceContext, run_task
 from pipeline.workers import runtime
-from pipeline.workers.resources import db_pool
+from pipeline.workers.resources import db_pool, storage
+from t2m.enqueue import Enqueuer
 from t2m.queues import PING, RUN_MAINTENANCE
-from t2m.redis_client import redis_key
+from t2m.redis_client import create_redis, redis_key
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +30,17 @@ def ping(nonce: str) -> None:
     actor_name=RUN_MAINTENANCE.actor_name, queue_name=RUN_MAINTENANCE.queue_name, max_retries=3
 )
 async def run_maintenance(task_name: str) -> None:
-    task = MAINTENANCE_TASKS.get(task_name)
-    if task is None:
+    if task_name not in MAINTENANCE_TASKS:
         log.error("unknown maintenance task %r; dropped", task_name)
         return
-    result = await task(await db_pool())
+    settings = runtime.settings
+    client = create_redis(settings) if settings.redis_url else None
+    ctx = MaintenanceContext(
+        await db_pool(), settings, storage(), Enqueuer(runtime.broker).send, client
+    )
+    try:
+        result = await run_task(ctx, task_name)
+    finally:
+        if client is not None:
+            await client.aclose()
     log.info("maintenance %s: %s", task_name, result)

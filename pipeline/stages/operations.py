@@ -1,0 +1,281 @@
+"""Operations tasks: temp cleanup, log rotation, stuck-job reaper, purge.
+
+Each task takes a :class:`MaintenanceContext` plus optional parameters whose
+defaults come from settings, and returns counts and the keys it touched.
+:func:`run_task` runs one and records it in ``maintenance_runs``; the worker
+actor, the CLI and the admin endpoints all go through it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from db import jobs as job_rows
+from db import operations as op_rows
+from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO, ActorRef
+from t2m.redis_client import worker_heartbeat_pattern
+from t2m.settings import Settings
+from t2m.storage import Storage
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[ActorRef, str], Awaitable[str]]
+
+STAGE_ACTORS: dict[str, ActorRef] = {
+    "parse": PARSE_SCRIPT,
+    "storyboard": BUILD_STORYBOARD,
+    "render": RENDER_VIDEO,
+    "thumbnails": MAKE_THUMBNAILS,
+}
+TEMP_DIR_PREFIX = "t2m-"
+BATCH = 5000
+
+
+@dataclass
+class MaintenanceContext:
+    pool: asyncpg.Pool
+    settings: Settings
+    storage: Storage
+    send: Send
+    redis: aioredis.Redis | None = None
+    # Where local temp dirs live; the system's by default.
+    temp_root: Path | None = None
+
+
+async def clean_tmp(ctx: MaintenanceContext, max_age_hours: float | None = None) -> dict[str, Any]:
+    """Delete ``tmp/`` objects and local ``t2m-*`` temp dirs older than the age."""
+    hours = ctx.settings.tmp_max_age_hours if max_age_hours is None else max_age_hours
+    cutoff = datetime.now(UTC) - timedelta(hours=hours)
+    removed: list[str] = []
+    async for info in ctx.storage.list("tmp/"):
+        if info.modified < cutoff:
+            await ctx.storage.delete(info.key)
+            removed.append(info.key)
+    local: list[str] = []
+    root = ctx.temp_root or Path(tempfile.gettempdir())
+    with_cutoff = cutoff.timestamp()
+    for entry in root.glob(TEMP_DIR_PREFIX + "*"):
+        try:
+            if entry.is_dir() and entry.stat().st_mtime < with_cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+                local.append(str(entry))
+        except OSError:  # vanished or not ours: not this task's business
+            continue
+    return {
+        "max_age_hours": hours,
+        "deleted": len(removed),
+        "objects": removed,
+        "local_dirs": local,
+    }
+
+
+def _jsonl_gz(rows: list[asyncpg.Record]) -> bytes:
+    lines = (
+        json.dumps(
+            {
+                "id": r["id"],
+                "job_id": r["job_id"],
+                "ts": r["ts"].isoformat(),
+                "level": r["level"],
+                "message": r["message"],
+                "details": r["details"],
+            },
+            default=str,
+        )
+        for r in rows
+    )
+    return gzip.compress(("\n".join(lines) + "\n").encode())
+
+
+async def rotate_logs(ctx: MaintenanceContext, max_age_days: float | None = None) -> dict[str, Any]:
+    """Archive job logs and ``logs/`` objects older than the age under ``archive/``."""
+    days = ctx.settings.log_max_age_days if max_age_days is None else max_age_days
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    archives: list[str] = []
+    rows_archived = 0
+    while True:
+        # One transaction per batch: if the archive write fails the rows stay.
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            rows = await op_rows.old_job_logs(conn, cutoff=cutoff, limit=BATCH)
+            if not rows:
+                break
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            key = f"archive/job_logs/{stamp}-{rows[0]['id']}-{rows[-1]['id']}.jsonl.gz"
+            await ctx.storage.put_bytes(key, _jsonl_gz(rows), content_type="application/gzip")
+            rows_archived += await op_rows.delete_job_logs(conn, [r["id"] for r in rows])
+            archives.append(key)
+        if len(rows) < BATCH:
+            break
+    moved: list[str] = []
+    async for info in ctx.storage.list("logs/"):
+        if info.modified < cutoff:
+            target = "archive/" + info.key
+            await ctx.storage.move(info.key, target)
+            moved.append(target)
+    return {
+        "max_age_days": days,
+        "job_log_rows": rows_archived,
+        "archives": archives,
+        "log_objects": moved,
+    }
+
+
+async def _served_queues(client: aioredis.Redis | None, settings: Settings) -> set[str] | None:
+    """Queues with a live worker heartbeat; ``None`` when Redis cannot tell."""
+    if client is None:
+        return None
+    try:
+        keys = [k async for k in client.scan_iter(worker_heartbeat_pattern(settings))]
+        beats = [json.loads(raw) for raw in await client.mget(keys) if raw] if keys else []
+    except Exception as exc:  # unknown liveness: the reaper must not guess
+        log.warning("reaper cannot read worker heartbeats: %r", exc)
+        return None
+    return {queue for beat in beats for queue in beat.get("queues", [])}
+
+
+async def reap_stuck_jobs(
+    ctx: MaintenanceContext,
+    processing_after_s: float | None = None,
+    queued_after_s: float | None = None,
+    max_requeues: int | None = None,
+) -> dict[str, Any]:
+    """Re-enqueue jobs whose message was lost; fail those requeued too often."""
+    s = ctx.settings
+    processing_after = (
+        s.stuck_processing_after_s if processing_after_s is None else processing_after_s
+    )
+    queued_after = s.stuck_queued_after_s if queued_after_s is None else queued_after_s
+    limit = s.stuck_max_requeues if max_requeues is None else max_requeues
+    served = await _served_queues(ctx.redis, s)
+    if served is None:
+        return {"requeued": [], "failed": [], "skipped": "worker liveness unknown"}
+    requeued: list[str] = []
+    failed: list[str] = []
+    to_send: list[tuple[ActorRef, str]] = []
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        jobs = await op_rows.stuck_jobs(
+            conn, processing_after_s=processing_after, queued_after_s=queued_after, limit=BATCH
+        )
+        for job in jobs:
+            stage = "parse" if job["status"] == "queued" else (job["current_stage"] or "parse")
+            ref = STAGE_ACTORS.get(stage)
+            if ref is None:
+                continue
+            if job["status"] == "processing" and ref.queue_name in served:
+                continue  # a live worker may still be on it (a long render)
+            if job["requeue_count"] >= limit:
+                error = (
+                    f"{stage} stalled: no progress for over {processing_after:.0f} s and "
+                    f"re-enqueued {job['requeue_count']} times without finishing"
+                )
+                if await job_rows.fail_job(conn, job["id"], error):
+                    await job_rows.add_log(conn, job["id"], "ERROR", error, {"step": stage})
+                    await job_rows.record_failed_operation(
+                        conn,
+                        stage=stage,
+                        job_id=job["id"],
+                        error=error,
+                        permanent=False,
+                        attempts=job["requeue_count"] + 1,
+                    )
+                    failed.append(job["id"])
+                continue
+            await op_rows.count_requeue(conn, job["id"])
+            await job_rows.add_log(
+                conn,
+                job["id"],
+                "WARNING",
+                f"Stage {stage} re-enqueued by the stuck-job reaper",
+                {"step": stage, "requeue": job["requeue_count"] + 1},
+            )
+            to_send.append((ref, job["id"]))
+    # After commit, so a worker taking the message sees the counted requeue.
+    for ref, job_id in to_send:
+        await ctx.send(ref, job_id)
+        requeued.append(job_id)
+    return {"requeued": requeued, "failed": failed}
+
+
+async def purge_deleted(
+    ctx: MaintenanceContext, grace_hours: float | None = None
+) -> dict[str, Any]:
+    """Remove soft-deleted files and unreferenced blobs past the grace period."""
+    hours = ctx.settings.purge_grace_hours if grace_hours is None else grace_hours
+    grace_s = hours * 3600
+    files: list[str] = []
+    async with ctx.pool.acquire() as conn:
+        for row in await op_rows.expired_deleted_files(conn, grace_s=grace_s, limit=BATCH):
+            for key in (row["thumbnails"] or {}).values():
+                await ctx.storage.delete(key)
+            await op_rows.delete_file_row(conn, row["id"])
+            files.append(row["id"])
+        blobs: list[str] = []
+        for row in await op_rows.expired_blobs(conn, grace_s=grace_s, limit=BATCH):
+            # The row is locked while its object goes, so an upload reusing
+            # the content waits and then stores it afresh.
+            async with conn.transaction():
+                locked = await conn.fetchval(
+                    "SELECT sha256 FROM blobs WHERE sha256 = $1 AND ref_count = 0 FOR UPDATE",
+                    row["sha256"],
+                )
+                if locked is None:
+                    continue
+                await ctx.storage.delete(row["storage_key"])
+                if await op_rows.delete_blob_row(conn, row["sha256"]):
+                    blobs.append(row["storage_key"])
+    return {"grace_hours": hours, "files": files, "blobs": blobs}
+
+
+Task = Callable[..., Awaitable[dict[str, Any]]]
+
+OPERATIONS_TASKS: dict[str, Task] = {
+    "clean_tmp": clean_tmp,
+    "rotate_logs": rotate_logs,
+    "reap_stuck_jobs": reap_stuck_jobs,
+    "purge_deleted": purge_deleted,
+}
+
+
+async def run_task(ctx: MaintenanceContext, name: str, **params: Any) -> dict[str, Any]:
+    """Run a maintenance task by name and record the run (also when it fails)."""
+    from pipeline.stages.maintenance import MAINTENANCE_TASKS
+
+    task = MAINTENANCE_TASKS[name]
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    outcome, error, result = "ok", None, {}
+    try:
+        result = await task(ctx, **params)
+        return result
+    except Exception as exc:
+        outcome, error = "error", f"{type(exc).__name__}: {exc}"[:1000]
+        raise
+    finally:
+        counts = {
+            k: (len(v) if isinstance(v, list) else v)
+            for k, v in result.items()
+            if isinstance(v, int | float | str | list)
+        }
+        async with ctx.pool.acquire() as conn:
+            await op_rows.insert_maintenance_run(
+                conn,
+                job=name,
+                started_at=started_at,
+                duration_s=time.perf_counter() - started,
+                outcome=outcome,
+                counts=counts,
+                error=error,
+            )

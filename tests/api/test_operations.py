@@ -1,0 +1,246 @@
+"""Maintenance tasks and their admin endpoints: cleanup, rotation, reaper, retries."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import redis
+
+from db import jobs as job_rows
+from pipeline.stages.operations import MaintenanceContext, reap_stuck_jobs, run_task
+from pipeline.workers.broker import build_broker
+from t2m.enqueue import Enqueuer
+from t2m.redis_client import create_redis
+from t2m.settings import Settings
+from t2m.storage import build_storage
+
+DAY = 24 * 3600
+
+
+async def _age(storage_root: Path, key: str, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(storage_root / key, (then, then))
+
+
+async def _job(db: asyncpg.Pool, owner_id: str, **fields: Any) -> str:
+    job_id = "job_" + secrets.token_hex(6)
+    async with db.acquire() as conn:
+        await job_rows.insert_job(
+            conn, id=job_id, owner_id=owner_id, output_file_id="file_" + secrets.token_hex(6)
+        )
+        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
+        if sets:
+            await conn.execute(f"UPDATE jobs SET {sets} WHERE id = $1", job_id, *fields.values())
+    return job_id
+
+
+async def test_cleanup_removes_only_old_tmp_objects(
+    client: Any, make_user: Any, settings: Settings, tmp_path: Path
+) -> None:
+    admin = await make_user("ADMIN")
+    store = build_storage(settings)
+    for key in ("tmp/old-1", "tmp/sub/old-2", "tmp/new", "uploads/old-but-kept"):
+        await store.put_bytes(key, b"x")
+    for key in ("tmp/old-1", "tmp/sub/old-2", "uploads/old-but-kept"):
+        await _age(settings.storage_root, key, 30 * 3600)
+    await _age(settings.storage_root, "tmp/new", 10 * 3600)
+
+    response = await client.post("/bucket/cleanup?max_age_hours=24", headers=admin.headers)
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert sorted(body["objects"]) == ["tmp/old-1", "tmp/sub/old-2"]
+    assert body["deleted"] == 2
+    assert await store.exists("tmp/new")
+    assert await store.exists("uploads/old-but-kept")
+    await store.aclose()
+
+
+async def test_cleanup_removes_old_local_temp_dirs(
+    db: asyncpg.Pool, settings: Settings, tmp_path: Path
+) -> None:
+    root = tmp_path / "temp"
+    old, new, other = root / "t2m-old", root / "t2m-new", root / "other-old"
+    for path in (old, new, other):
+        path.mkdir(parents=True)
+    then = time.time() - 3 * 3600
+    os.utime(old, (then, then))
+    os.utime(other, (then, then))
+    store = build_storage(settings)
+
+    async def send(*_: Any) -> str:
+        return "unused"
+
+    ctx = MaintenanceContext(db, settings, store, send, temp_root=root)
+    result = await run_task(ctx, "clean_tmp", max_age_hours=2)
+    assert result["local_dirs"] == [str(old)]
+    assert not old.exists() and new.exists() and other.exists()
+    await store.aclose()
+
+
+async def test_rotate_logs_archives_exactly_the_old_rows(
+    client: Any, make_user: Any, db: asyncpg.Pool, settings: Settings
+) -> None:
+    admin = await make_user("ADMIN")
+    job_id = await _job(db, admin.id)
+    async with db.acquire() as conn:
+        for age_days, message in ((10, "old-a"), (8, "old-b"), (5, "recent")):
+            await conn.execute(
+                "INSERT INTO job_logs (job_id, ts, level, message)"
+                " VALUES ($1, now() - make_interval(days => $2), 'INFO', $3)",
+                job_id,
+                age_days,
+                message,
+            )
+    store = build_storage(settings)
+    await store.put_bytes("logs/api-old.log", b"old")
+    await store.put_bytes("logs/api-new.log", b"new")
+    await _age(settings.storage_root, "logs/api-old.log", 8 * DAY)
+
+    response = await client.post("/bucket/rotate-logs?max_age_days=7", headers=admin.headers)
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["job_log_rows"] == 2
+    assert body["log_objects"] == ["archive/logs/api-old.log"]
+    [archive] = body["archives"]
+    lines = gzip.decompress(await store.get_bytes(archive)).decode().splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["old-a", "old-b"]
+    async with db.acquire() as conn:
+        left = await conn.fetch("SELECT message FROM job_logs WHERE job_id = $1", job_id)
+    assert [r["message"] for r in left] == ["recent"]
+    assert await store.exists("logs/api-new.log")
+    assert not await store.exists("logs/api-old.log")
+
+    runs = await client.get("/api/v1/system/maintenance-runs", headers=admin.headers)
+    items = (await runs.json())["data"]["items"]
+    assert items[0]["job"] == "rotate_logs" and items[0]["outcome"] == "ok"
+    assert items[0]["counts"]["job_log_rows"] == 2
+    await store.aclose()
+
+
+async def test_maintenance_endpoints_are_admin_only(client: Any, make_user: Any) -> None:
+    user = await make_user()
+    for method, path in (
+        ("POST", "/bucket/cleanup"),
+        ("POST", "/bucket/rotate-logs"),
+        ("GET", "/maintenance/failed-operations"),
+        ("POST", "/maintenance/failed-operations/1/retry"),
+        ("GET", "/api/v1/system/maintenance-runs"),
+    ):
+        response = await client.request(method, path, headers=user.headers)
+        assert response.status == 403, (path, await response.text())
+        response = await client.request(method, path)
+        assert response.status == 401, path
+
+
+async def test_stuck_job_is_requeued_then_failed(
+    db: asyncpg.Pool, make_user: Any, settings: Settings
+) -> None:
+    user = await make_user(login=False)
+    job_id = await _job(
+        db,
+        user.id,
+        status="processing",
+        current_stage="render",
+        updated_at=await _ago(db, 3600),
+    )
+    fresh = await _job(db, user.id, status="processing", current_stage="render")
+    broker = build_broker(settings)
+    store = build_storage(settings)
+    client = create_redis(settings)
+    ctx = MaintenanceContext(db, settings, store, Enqueuer(broker).send, client)
+    try:
+        result = await reap_stuck_jobs(ctx, processing_after_s=600, max_requeues=1)
+        assert result == {"requeued": [job_id], "failed": []}
+        # The message is in the broker's render queue.
+        sync = redis.Redis.from_url(settings.redis_url)
+        queue = f"{settings.redis_namespace}-dramatiq:render"
+        ids = [m.decode() for m in sync.lrange(queue, 0, -1)]
+        messages = [json.loads(sync.hget(queue + ".msgs", i)) for i in ids]
+        assert [m["args"] for m in messages] == [[job_id]]
+        assert messages[0]["actor_name"] == "render_video"
+
+        # Still stuck after its one allowed requeue: failed with a clear error.
+        async with db.acquire() as conn:
+            await conn.execute(
+                "UPDATE jobs SET updated_at = now() - interval '1 hour' WHERE id = $1", job_id
+            )
+        result = await reap_stuck_jobs(ctx, processing_after_s=600, max_requeues=1)
+        assert result == {"requeued": [], "failed": [job_id]}
+        async with db.acquire() as conn:
+            job = await conn.fetchrow("SELECT status, error FROM jobs WHERE id = $1", job_id)
+            other = await conn.fetchval("SELECT status FROM jobs WHERE id = $1", fresh)
+        assert job["status"] == "failed" and "render stalled" in job["error"]
+        assert other == "processing"
+    finally:
+        broker.close()
+        await store.aclose()
+        await client.aclose()
+
+
+async def test_queued_job_is_requeued_to_parse(
+    db: asyncpg.Pool, make_user: Any, settings: Settings
+) -> None:
+    user = await make_user(login=False)
+    job_id = await _job(db, user.id, updated_at=await _ago(db, 7200))
+    sent: list[tuple[str, str]] = []
+
+    async def send(ref: Any, arg: str) -> str:
+        sent.append((ref.actor_name, arg))
+        return "m1"
+
+    client = create_redis(settings)
+    store = build_storage(settings)
+    ctx = MaintenanceContext(db, settings, store, send, client)
+    assert (await reap_stuck_jobs(ctx, queued_after_s=600))["requeued"] == [job_id]
+    assert sent == [("parse_script", job_id)]
+    await client.aclose()
+    await store.aclose()
+
+
+async def test_failed_operation_list_and_retry(
+    client: Any, make_user: Any, db: asyncpg.Pool, settings: Settings
+) -> None:
+    admin = await make_user("ADMIN")
+    job_id = await _job(db, admin.id, status="failed", current_stage="render", error="boom")
+    async with db.acquire() as conn:
+        await job_rows.record_failed_operation(
+            conn, stage="render", job_id=job_id, error="boom", permanent=False, attempts=3
+        )
+        await job_rows.record_failed_operation(
+            conn, stage="parse", job_id=job_id, error="older", permanent=True, attempts=1
+        )
+    listing = await client.get("/maintenance/failed-operations?stage=render", headers=admin.headers)
+    body = await listing.json()
+    assert body["pagination"]["total_items"] == 1
+    [op] = body["items"]
+    retried = await client.post(
+        f"/maintenance/failed-operations/{op['id']}/retry", headers=admin.headers
+    )
+    assert retried.status == 200, await retried.text()
+    assert (await retried.json())["stage"] == "render"
+    async with db.acquire() as conn:
+        status = await conn.fetchval("SELECT status FROM jobs WHERE id = $1", job_id)
+        retried_at = await conn.fetchval(
+            "SELECT retried_at FROM failed_operations WHERE id = $1", op["id"]
+        )
+    assert status == "processing" and retried_at is not None
+    again = await client.post(
+        f"/maintenance/failed-operations/{op['id']}/retry", headers=admin.headers
+    )
+    assert again.status == 409
+    missing = await client.post(
+        "/maintenance/failed-operations/999999/retry", headers=admin.headers
+    )
+    assert missing.status == 404
+
+
+async def _ago(db: asyncpg.Pool, seconds: float) -> Any:
+    async with db.acquire() as conn:
+        return await conn.fetchval("SELECT now() - make_interval(secs => $1)", seconds)
