@@ -3,19 +3,21 @@
 Each download or stream response is counted on its file row (and a stream
 also gets a ``stream_sessions`` row).  Those writes are batched: a response
 only queues them, and one background task per database pool writes whatever
-has queued, in one transaction per batch.  Written one response at a time they
-cost a pool connection, three round trips (with the reset on release) and two
-commits per response, and a busy file's UPDATEs queued on its row lock while
-holding the pool connections requests need.  Nothing waits on a timer: a lone
-response is written at once, and responses served meanwhile form the next
-batch.  The task is an ``api.background`` task, which the app waits for on
-shutdown while the pool is still open, so queued rows are not lost.
+has queued, counters then sessions, each in one transaction.  Written one
+response at a time they cost a pool connection, three round trips (with the
+reset on release) and two commits per response, and a busy file's UPDATEs
+queued on its row lock while holding the pool connections requests need.
+Nothing waits on a timer: a lone response is written at once, and responses
+served meanwhile form the next batch.  The task is an ``api.background`` task,
+which the app waits for on shutdown while the pool is still open, so queued
+rows are not lost.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -46,40 +48,52 @@ class _Served:
     delivery: Delivery
 
 
-async def _record(conn: asyncpg.Connection, served: _Served) -> None:
-    delivery = served.delivery
+async def _count(conn: asyncpg.Connection, served: _Served) -> None:
     await file_rows.record_delivery(
-        conn, served.file_id, bytes_sent=delivery.bytes_sent, kind=served.kind
+        conn, served.file_id, bytes_sent=served.delivery.bytes_sent, kind=served.kind
     )
-    if served.kind == "stream":
-        await file_rows.insert_stream_session(
-            conn,
-            file_id=served.file_id,
-            user_id=served.user_id,
-            quality=served.quality,
-            range_start=delivery.start,
-            range_end=delivery.end,
-            bytes_sent=delivery.bytes_sent,
-            duration_ms=delivery.duration_ms,
-            completed=delivery.completed,
-        )
 
 
-async def _record_batch(conn: asyncpg.Connection, batch: list[_Served]) -> None:
+async def _add_session(conn: asyncpg.Connection, served: _Served) -> None:
+    delivery = served.delivery
+    await file_rows.insert_stream_session(
+        conn,
+        file_id=served.file_id,
+        user_id=served.user_id,
+        quality=served.quality,
+        range_start=delivery.start,
+        range_end=delivery.end,
+        bytes_sent=delivery.bytes_sent,
+        duration_ms=delivery.duration_ms,
+        completed=delivery.completed,
+    )
+
+
+async def _write_together(
+    conn: asyncpg.Connection,
+    batch: list[_Served],
+    write: Callable[[asyncpg.Connection, _Served], Awaitable[None]],
+) -> None:
     try:
         async with conn.transaction():
-            # One lock order for file rows, so concurrent batches cannot deadlock.
-            for served in sorted(batch, key=lambda s: s.file_id):
-                await _record(conn, served)
+            for served in batch:
+                await write(conn, served)
     except asyncpg.PostgresError:
         # A row that cannot be written (its file deleted meanwhile) must not
         # take the rest of the batch with it: write them one by one.
         for served in batch:
             try:
-                async with conn.transaction():
-                    await _record(conn, served)
+                await write(conn, served)
             except asyncpg.PostgresError as exc:
                 log.warning("analytics of file %s not recorded: %s", served.file_id, exc)
+
+
+async def _record_batch(conn: asyncpg.Connection, batch: list[_Served]) -> None:
+    # Counters first, in one lock order for file rows so that concurrent batches
+    # cannot deadlock; then sessions.  As when each response was written on its
+    # own, a stream session is never visible before its file's counters.
+    await _write_together(conn, sorted(batch, key=lambda s: s.file_id), _count)
+    await _write_together(conn, [s for s in batch if s.kind == "stream"], _add_session)
 
 
 class _DeliveryLog:

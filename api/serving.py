@@ -8,17 +8,19 @@ or, when configured, answered with a redirect to a presigned URL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from pathlib import Path
+from io import FileIO
 
 from aiohttp import web
 
-from t2m.errors import RangeNotSatisfiable
+from t2m.errors import NotFound, RangeNotSatisfiable, StorageError
 from t2m.storage import Storage
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -142,56 +144,76 @@ async def serve_object(
         else None
     )
     start, end = byte_range if byte_range is not None else (0, size - 1)
+    count = end - start + 1
     response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
     response.content_type = content_type
     response.headers["Content-Disposition"] = content_disposition
-    response.content_length = end - start + 1
+    response.content_length = count
     if byte_range:
         response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
 
-    started = time.perf_counter()
-    sent = 0
-    completed = False
-    try:
-        await response.prepare(request)
-        if request.method != "HEAD" and end >= start:
-            local = storage.local_path(key)
-            if local is not None:
-                sent = await _sendfile(request, local, start, end - start + 1)
-            else:
-                async for chunk in storage.iter_range(key, start, end, chunk_size=SEND_CHUNK):
-                    await response.write(chunk)
-                    sent += len(chunk)
-        await response.write_eof()
-        completed = True
-    except (ConnectionResetError, asyncio.CancelledError):
-        # The client went away (a seeking player does this all the time).
-        raise
-    finally:
-        if on_delivered is not None:
-            delivery = Delivery(start, end, sent, (time.perf_counter() - started) * 1000, completed)
-            # Analytics must not be lost to a cancelled request, nor delay it:
-            # the callback only queues them.
-            on_delivered(delivery)
+    with _open_local(storage, key, end + 1, request.method != "HEAD" and count > 0) as handle:
+        started = time.perf_counter()
+        sent = 0
+        completed = False
+        try:
+            await response.prepare(request)
+            if request.method != "HEAD" and count > 0:
+                sent_by_sendfile = None
+                if handle is not None:
+                    try:
+                        sent_by_sendfile = await _sendfile(request, handle, start, count)
+                    finally:
+                        # asyncio leaves the position after the last byte sent,
+                        # even when the client went away mid-way.
+                        sent = max(0, handle.tell() - start)
+                if sent_by_sendfile is None:
+                    async for chunk in storage.iter_range(key, start, end, chunk_size=SEND_CHUNK):
+                        await response.write(chunk)
+                        sent += len(chunk)
+            await response.write_eof()
+            completed = True
+        except (ConnectionResetError, asyncio.CancelledError):
+            # The client went away (a seeking player does this all the time).
+            raise
+        finally:
+            if on_delivered is not None:
+                duration_ms = (time.perf_counter() - started) * 1000
+                # Analytics must not be lost to a cancelled request, nor delay it:
+                # the callback only queues them.
+                on_delivered(Delivery(start, end, sent, duration_ms, completed))
     return response
 
 
-async def _sendfile(request: web.Request, path: Path, offset: int, count: int) -> int:
+@contextlib.contextmanager
+def _open_local(storage: Storage, key: str, needed: int, wanted: bool) -> Iterator[FileIO | None]:
+    """The object's file for sendfile, opened before the response starts.
+
+    A missing or short file is then an error answer, not a 200 whose body
+    stops short (leaving the client waiting for the announced length).
+    """
+    path = storage.local_path(key) if wanted else None
+    if path is None:
+        yield None
+        return
+    try:
+        handle = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by the with below)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise NotFound("Stored object not found") from exc
+    except OSError as exc:
+        raise StorageError(f"Storage I/O error: cannot read {key}") from exc
+    with handle:
+        if os.fstat(handle.fileno()).st_size < needed:
+            raise StorageError(f"Stored object {key} is shorter than its record")
+        yield handle
+
+
+async def _sendfile(request: web.Request, handle: FileIO, offset: int, count: int) -> int | None:
+    """Bytes sent by sendfile; ``None`` if the event loop has none (uvloop)."""
     transport = request.transport
     if transport is None:
         raise ConnectionResetError("client disconnected")
-    loop = asyncio.get_running_loop()
-    with open(path, "rb") as handle:  # noqa: ASYNC230 (open is instant; sendfile is async)
-        try:
-            return await loop.sendfile(transport, handle, offset, count)
-        except NotImplementedError:
-            # TLS transports cannot sendfile; copy in chunks instead.
-            handle.seek(offset)
-            remaining = count
-            while remaining > 0:
-                chunk = await asyncio.to_thread(handle.read, min(SEND_CHUNK, remaining))
-                if not chunk:
-                    break
-                transport.write(chunk)
-                remaining -= len(chunk)
-            return count - remaining
+    try:
+        return await asyncio.get_running_loop().sendfile(transport, handle, offset, count)
+    except NotImplementedError:
+        return None

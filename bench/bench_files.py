@@ -29,7 +29,6 @@ import asyncio
 import json
 import os
 import random
-import secrets
 import shutil
 import socket
 import statistics
@@ -38,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO))
 
 from db.migrate import migrate_dsn  # noqa: E402
 from t2m.embedded import free_port  # noqa: E402
+from t2m.storage import content_key  # noqa: E402
 from tests.infra import provide_infra  # noqa: E402
 
 MIB = 1024 * 1024
@@ -137,7 +138,7 @@ def multipart_file(
     The file is ``head`` followed by ``block`` repeated (random bytes, so the
     API hashes and stores real-looking content); nothing of its size is built.
     """
-    boundary = f"t2m-bench-{secrets.token_hex(8)}"
+    boundary = uuid.uuid4().hex  # as aiohttp's client (the server scans for it)
     opening = (
         f"--{boundary}\r\n"
         f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
@@ -157,6 +158,33 @@ def multipart_file(
 
     content_type = f"multipart/form-data; boundary={boundary}"
     return content_type, len(opening) + size + len(closing), pieces()
+
+
+class BareFileServer:
+    """Answers one GET with a file, by blocking sendfile, from a thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.base = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with self.listener, open(self.path, "rb") as source:
+            conn, _ = self.listener.accept()
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(65536)
+                size = os.fstat(source.fileno()).st_size
+                conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode())
+                offset = 0
+                while offset < size:
+                    offset += os.sendfile(conn.fileno(), source.fileno(), offset, size - offset)
+
+    def join(self) -> None:
+        self._thread.join()
 
 
 class RssSampler:
@@ -183,7 +211,8 @@ class RssSampler:
 
 async def upload(
     base: str, headers: dict[str, str], head: bytes, size: int, name: str, block: bytes
-) -> str:
+) -> dict:
+    """The uploaded file's details."""
     content_type, length, pieces = multipart_file(head, size, name, block)
     response = await request(
         base,
@@ -196,7 +225,7 @@ async def upload(
     body = json.loads(response.body)
     if response.status != 201:
         raise RuntimeError(body)
-    return str(body["data"]["id"])
+    return dict(body["data"])
 
 
 async def download(
@@ -217,8 +246,9 @@ async def run(args: argparse.Namespace, base: str, token: str, api_pid: int, scr
     buffer = bytearray(4 * MIB)
     with RssSampler(api_pid) as rss:
         started = time.perf_counter()
-        file_id = await upload(base, headers, PNG_HEAD, size, "big.png", block)
+        uploaded = await upload(base, headers, PNG_HEAD, size, "big.png", block)
         upload_s = time.perf_counter() - started
+    file_id = uploaded["id"]
     results["upload_mib"] = args.upload_mib
     results["api_rss_baseline_mib"] = round(rss.baseline / MIB, 1)
     results["api_rss_peak_growth_mib"] = round((rss.peak - rss.baseline) / MIB, 1)
@@ -230,8 +260,19 @@ async def run(args: argparse.Namespace, base: str, token: str, api_pid: int, scr
     assert received == size, (received, size)
     results["download_mib_s"] = round(args.upload_mib / download_s, 1)
 
+    # The same bytes from a bare sendfile loop to the same client: what any
+    # server could reach over loopback here, next to the API's figure.
+    stored = scratch / "storage" / content_key(uploaded["checksum"].removeprefix("sha256:"))
+    bare = BareFileServer(stored)
+    started = time.perf_counter()
+    received = await download(bare.base, "/", {}, buffer)
+    bare_s = time.perf_counter() - started
+    bare.join()
+    assert received == size, (received, size)
+    results["loopback_sendfile_mib_s"] = round(args.upload_mib / bare_s, 1)
+
     video_size = args.video_mib * MIB
-    video_id = await upload(base, headers, MP4_HEAD, video_size, "video.mp4", block)
+    video_id = (await upload(base, headers, MP4_HEAD, video_size, "video.mp4", block))["id"]
     path = f"/api/v1/files/{video_id}/stream"
     rng = random.Random(0)
     latencies: list[float] = []
@@ -267,6 +308,9 @@ async def run(args: argparse.Namespace, base: str, token: str, api_pid: int, scr
     results["upload_vs_raw_write"] = round(results["upload_mib_s"] / results["raw_write_mib_s"], 2)
     results["download_vs_raw_read"] = round(
         results["download_mib_s"] / results["raw_read_mib_s"], 2
+    )
+    results["download_vs_loopback_sendfile"] = round(
+        results["download_mib_s"] / results["loopback_sendfile_mib_s"], 2
     )
     return results
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import BodyPartReader, MultipartReader, StreamReader
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from api.uploads import FormStream, _part_chunks
+from tests.media_factory import png_bytes
 
 # Truncated bodies cut part headers short too; aiohttp warns about those.
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.BadContentDispositionHeader")
@@ -164,3 +168,30 @@ async def test_fast_reader_matches_aiohttp_on_random_bodies() -> None:
             body = body[: rng.randint(0, len(body))]
         pieces = _split(body, rng, rng.choice([1, 2, 3, 5, 9, 30, 1000]))
         assert await _parse(pieces, fast=True) == await _parse(pieces, fast=False), pieces
+
+
+async def test_chunked_upload_through_the_api(client: Any, make_user: Any) -> None:
+    """A chunked request body (no Content-Length) in uneven chunks, then a field."""
+    user = await make_user()
+    content = png_bytes() + random.Random(3).randbytes(200_000) + b"\r\n--" + b"\r" * 3
+
+    async def pieces() -> AsyncIterator[bytes]:
+        rng = random.Random(5)
+        position = 0
+        while position < len(content):
+            size = rng.choice([1, 7, 100, 4096, 70_000])
+            yield content[position : position + size]
+            position += size
+
+    writer = aiohttp.MultipartWriter("form-data")
+    part = writer.append(pieces(), {"Content-Type": "application/octet-stream"})
+    part.set_content_disposition("form-data", name="file", filename="p.png")
+    field = writer.append("after the file")
+    field.set_content_disposition("form-data", name="description")
+    response = await client.post("/api/v1/files/upload", data=writer, headers=user.headers)
+    assert response.status == 201, await response.text()
+    data = (await response.json())["data"]
+    assert data["size"] == len(content)
+    assert data["description"] == "after the file"
+    download = await client.get(f"/api/v1/files/{data['id']}/download", headers=user.headers)
+    assert await download.read() == content

@@ -1,12 +1,14 @@
-"""Delivery analytics are batched: every response is still counted, exactly once."""
+"""Delivering stored bytes: batched analytics, and stored objects gone missing."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 
 from api import background, file_delivery
-from api.keys import DB_POOL
+from api.keys import DB_POOL, STORAGE
 from api.serving import Delivery
+from t2m.storage import content_key
 from tests.api.files_helpers import upload
 from tests.media_factory import png_bytes
 
@@ -61,3 +63,31 @@ async def test_a_row_that_cannot_be_written_does_not_lose_its_batch(client, make
     assert body["streams"] == 2
     assert body["stream_sessions"] == 2
     assert body["bytes_served"] == 20
+
+
+async def _stored_path(client, data: dict) -> str:
+    path = client.app[STORAGE].local_path(content_key(data["checksum"].removeprefix("sha256:")))
+    assert path is not None
+    return str(path)
+
+
+async def test_a_missing_stored_object_is_an_error_answer_not_a_cut_body(client, make_user):
+    user = await make_user()
+    data = await upload(client, user, png_bytes())
+    os.unlink(await _stored_path(client, data))
+    response = await client.get(f"/api/v1/files/{data['id']}/download", headers=user.headers)
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "RESOURCE_NOT_FOUND"
+
+
+async def test_a_short_stored_object_is_an_error_answer_not_a_cut_body(client, make_user):
+    user = await make_user()
+    data = await upload(client, user, png_bytes())
+    os.truncate(await _stored_path(client, data), data["size"] - 5)
+    path = f"/api/v1/files/{data['id']}/stream"
+    ranged = await client.get(path, headers={**user.headers, "Range": "bytes=0-9"})
+    assert ranged.status == 206  # what is asked for is still there
+    assert len(await ranged.read()) == 10
+    response = await client.get(path, headers=user.headers)
+    assert response.status == 503
+    assert (await response.json())["success"] is False
