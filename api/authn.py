@@ -19,7 +19,6 @@ from aiohttp import web
 
 from api.keys import AUTHENTICATOR, DB_POOL, SETTINGS
 from api.oidc import OidcVerifier
-from db import tokens as token_rows
 from db import users as user_rows
 from t2m.errors import AuthInvalid, AuthRequired, PermissionDenied
 from t2m.settings import Settings
@@ -94,9 +93,9 @@ class Authenticator:
             token, secret=self.settings.jwt_secret, issuer=self.settings.jwt_issuer, kind="access"
         )
         async with self.pool.acquire() as conn:
-            if await token_rows.is_token_revoked(conn, claims["jti"]):
-                raise AuthInvalid("Token has been revoked")
-            row = await user_rows.user_by_id(conn, claims["sub"])
+            row = await user_rows.user_for_token(conn, claims["sub"], claims["jti"])
+        if row is not None and row["revoked"]:
+            raise AuthInvalid("Token has been revoked")
         if row is None or not row["is_active"]:
             raise AuthInvalid("Token subject no longer exists")
         return Principal.from_row(row, "local", claims)

@@ -23,10 +23,6 @@ async def revoke_token(
     return status.endswith(" 1")
 
 
-async def is_token_revoked(conn: asyncpg.Connection, jti: str) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM revoked_tokens WHERE jti = $1", jti))
-
-
 async def delete_expired_revocations(conn: asyncpg.Connection) -> int:
     status = await conn.execute("DELETE FROM revoked_tokens WHERE expires_at < now()")
     return int(status.split()[-1])
