@@ -29,12 +29,10 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -48,10 +46,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from db.migrate import migrate_dsn  # noqa: E402
-from t2m.embedded import free_port  # noqa: E402
+from bench.harness import running_service  # noqa: E402
 from t2m.storage import content_key  # noqa: E402
-from tests.infra import provide_infra  # noqa: E402
 
 MIB = 1024 * 1024
 PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 100
@@ -322,79 +318,18 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=200)
     args = parser.parse_args()
 
-    scratch = Path(
-        tempfile.mkdtemp(prefix="t2m-bench-", dir=REPO / "var" if (REPO / "var").exists() else None)
-    )
-    try:
-        with provide_infra(scratch / "infra") as infra:
-            asyncio.run(migrate_dsn(infra.database_url))
-            port = free_port()
-            env = {
-                **os.environ,
-                "T2M_ENV": "test",
-                "T2M_VAR_DIR": str(scratch / "var"),
-                "DATABASE_URL": infra.database_url,
-                "REDIS_URL": infra.redis_url,
-                "REDIS_NAMESPACE": infra.namespace,
-                "STORAGE_ROOT": str(scratch / "storage"),
-                "MAX_UPLOAD_BYTES": str((args.upload_mib + 10) * MIB),
-                "LOG_LEVEL": "WARNING",
-                "PORT": str(port),
-            }
-            token = asyncio.run(_make_user_token(infra.database_url, env))
-            api = subprocess.Popen([sys.executable, "-m", "t2m.cli", "serve"], env=env, cwd=REPO)
-            try:
-                base = f"http://127.0.0.1:{port}"
-                _wait_http(f"{base}/api/v1/auth/health")
-                results = asyncio.run(run(args, base, token, api.pid, scratch))
-            finally:
-                api.terminate()
-                api.wait(10)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    env = {"MAX_UPLOAD_BYTES": str((args.upload_mib + 10) * MIB)}
+    with running_service({"web": ["serve"]}, env=env) as service:
+        results = asyncio.run(
+            run(
+                args, service.base_url, service.token, service.processes["web"].pid, service.scratch
+            )
+        )
     width = max(len(k) for k in results)
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")
     print(json.dumps(results))
     return 0
-
-
-async def _make_user_token(database_url: str, env: dict[str, str]) -> str:
-    import asyncpg
-
-    from db.users import insert_user
-    from t2m.settings import Settings
-    from t2m.tokens import issue_token
-
-    settings = Settings.from_env(env)
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await insert_user(
-            conn, username="bench", email="bench@example.test", password_hash=None
-        )
-    finally:
-        await conn.close()
-    return issue_token(
-        secret=settings.jwt_secret,
-        issuer=settings.jwt_issuer,
-        subject=row["id"],
-        role="USER",
-        kind="access",
-        ttl_s=3600,
-    ).token
-
-
-def _wait_http(url: str, timeout_s: float = 30) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (loopback URL we built)
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"API did not answer at {url}")
 
 
 if __name__ == "__main__":

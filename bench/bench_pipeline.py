@@ -16,12 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,10 +26,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_files import _make_user_token, _wait_http  # noqa: E402
-from db.migrate import migrate_dsn  # noqa: E402
-from t2m.embedded import free_port  # noqa: E402
-from tests.infra import provide_infra  # noqa: E402
+from bench.harness import running_service  # noqa: E402
 
 SCRIPT = "[duration: 5s]\nOne scene, five seconds, to measure what surrounds the render."
 
@@ -65,42 +58,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=20)
     args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="t2m-bench-"))
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        with provide_infra(scratch / "infra") as infra:
-            asyncio.run(migrate_dsn(infra.database_url))
-            port = free_port()
-            env = {
-                **os.environ,
-                "T2M_ENV": "test",
-                "T2M_VAR_DIR": str(scratch / "var"),
-                "DATABASE_URL": infra.database_url,
-                "REDIS_URL": infra.redis_url,
-                "REDIS_NAMESPACE": infra.namespace,
-                "STORAGE_ROOT": str(scratch / "storage"),
-                "LOG_LEVEL": "WARNING",
-                "PORT": str(port),
-            }
-            token = asyncio.run(_make_user_token(infra.database_url, env))
-            cli = [sys.executable, "-m", "t2m.cli"]
-            processes.append(subprocess.Popen([*cli, "serve"], env=env, cwd=REPO))
-            processes.append(
-                subprocess.Popen(
-                    [*cli, "worker", "--queues", "parse", "storyboard", "render", "thumbnails"],
-                    env=env,
-                    cwd=REPO,
-                )
-            )
-            base = f"http://127.0.0.1:{port}"
-            _wait_http(f"{base}/api/v1/auth/health")
-            asyncio.run(run_jobs(base, token, 1))  # warm-up: imports, fonts, caches
-            timings = asyncio.run(run_jobs(base, token, args.jobs))
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(15)
-        shutil.rmtree(scratch, ignore_errors=True)
+    video_queues = ["parse", "storyboard", "render", "thumbnails"]
+    with running_service({"web": ["serve"], "video": ["worker", "--queues", *video_queues]}) as svc:
+        asyncio.run(run_jobs(svc.base_url, svc.token, 1))  # warm-up: imports, fonts, caches
+        timings = asyncio.run(run_jobs(svc.base_url, svc.token, args.jobs))
     totals = [t["total"] for t in timings]
     renders = [t["render"] for t in timings]
     overheads = [t["total"] - t["render"] for t in timings]

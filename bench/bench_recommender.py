@@ -18,12 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,10 +29,7 @@ import asyncpg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_files import _make_user_token, _wait_http  # noqa: E402
-from db.migrate import migrate_dsn  # noqa: E402
-from t2m.embedded import free_port  # noqa: E402
-from tests.infra import provide_infra  # noqa: E402
+from bench.harness import running_service  # noqa: E402
 from tests.media_factory import png_bytes  # noqa: E402
 
 CONCURRENCY = 50
@@ -140,37 +133,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--events", type=int, default=10000)
     args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="t2m-bench-"))
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        with provide_infra(scratch / "infra") as infra:
-            asyncio.run(migrate_dsn(infra.database_url))
-            port = free_port()
-            env = {
-                **os.environ,
-                "T2M_ENV": "test",
-                "T2M_VAR_DIR": str(scratch / "var"),
-                "DATABASE_URL": infra.database_url,
-                "REDIS_URL": infra.redis_url,
-                "REDIS_NAMESPACE": infra.namespace,
-                "STORAGE_ROOT": str(scratch / "storage"),
-                "LOG_LEVEL": "WARNING",
-                "PORT": str(port),
-            }
-            token = asyncio.run(_make_user_token(infra.database_url, env))
-            cli = [sys.executable, "-m", "t2m.cli"]
-            processes.append(subprocess.Popen([*cli, "serve"], env=env, cwd=REPO))
-            processes.append(
-                subprocess.Popen([*cli, "worker", "--queues", "rl_update"], env=env, cwd=REPO)
-            )
-            base = f"http://127.0.0.1:{port}"
-            _wait_http(f"{base}/api/v1/auth/health")
-            results = asyncio.run(run(base, token, infra.database_url, args))
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(15)
-        shutil.rmtree(scratch, ignore_errors=True)
+    commands = {"web": ["serve"], "updater": ["worker", "--queues", "rl_update"]}
+    with running_service(commands) as service:
+        results = asyncio.run(
+            run(service.base_url, service.token, service.infra.database_url, args)
+        )
     for key, value in results.items():
         print(f"{key:<34} {value}")
     print(json.dumps(results))

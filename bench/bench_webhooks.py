@@ -36,7 +36,7 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_files import _make_user_token, _wait_http  # noqa: E402
+from bench.harness import make_user_token, wait_http  # noqa: E402
 from db.migrate import migrate_dsn  # noqa: E402
 from t2m.embedded import free_port  # noqa: E402
 from tests.infra import provide_infra  # noqa: E402
@@ -203,8 +203,9 @@ def main() -> int:
                 "LOG_LEVEL": "WARNING",
                 "PORT": str(port),
                 "WEBHOOK_ALLOWED_CIDRS": "127.0.0.1/32",
+                "RATE_LIMIT_ENABLED": "false",
             }
-            token = asyncio.run(_make_user_token(infra.database_url, env))
+            token = asyncio.run(make_user_token(infra.database_url, env))
             env["BENCH_USER_ID"] = asyncio.run(_user_id(infra.database_url))
             cli = [sys.executable, "-m", "t2m.cli"]
             processes.append(subprocess.Popen([*cli, "serve"], env=env, cwd=REPO))
@@ -222,7 +223,7 @@ def main() -> int:
             )
             base = f"http://127.0.0.1:{port}"
             try:
-                _wait_http(f"{base}/api/v1/auth/health")
+                wait_http(f"{base}/api/v1/auth/health")
                 results = asyncio.run(run(base, token, env, args.deliveries, args.jobs))
             finally:  # before the database is dropped
                 _stop(processes)

@@ -41,7 +41,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LoggedRound:
-    """One logged decision: ``propensities[i]`` and ``rewards[i]`` belong to ``shown[i]``."""
+    """One logged decision: ``propensities[i]`` and ``rewards[i]`` belong to ``shown[i]``.
+
+    ``candidates`` may be empty when only their number was stored
+    (``Decision.n_candidates``): pass ``n_candidates`` then; the uniform policy needs
+    only the number, and ``scorer_policy`` falls back to the scorer's vocabulary.
+    """
 
     context: Any
     candidates: tuple[str, ...]
@@ -49,6 +54,11 @@ class LoggedRound:
     propensities: tuple[float, ...]
     rewards: tuple[float, ...]
     k: int
+    n_candidates: int | None = None
+
+    @property
+    def candidate_count(self) -> int:
+        return self.n_candidates if self.n_candidates is not None else len(self.candidates)
 
     def __post_init__(self) -> None:
         if not len(self.shown) == len(self.propensities) == len(self.rewards):
@@ -85,11 +95,11 @@ class OPEResult:
 
 def uniform_policy(round_: LoggedRound) -> dict[str, float]:
     """Uniformly random k of the candidates: inclusion probability k / n for each."""
-    n = len(round_.candidates)
+    n = round_.candidate_count
     if n == 0:
         return {}
     p = min(round_.k, n) / n
-    return dict.fromkeys(round_.candidates, p)
+    return dict.fromkeys(round_.candidates or round_.shown, p)
 
 
 def ips_estimate(
@@ -104,7 +114,7 @@ def ips_estimate(
     for r in logs:
         rounds += 1
         probs = target(r)
-        total_slots += min(r.k, len(r.candidates)) if r.candidates else r.k
+        total_slots += min(r.k, r.candidate_count) if r.candidate_count else r.k
         for tag, p_log, reward in zip(r.shown, r.propensities, r.rewards, strict=True):
             w = float(probs.get(tag, 0.0)) / p_log
             if clip is not None and w > clip:
@@ -164,7 +174,7 @@ def scorer_policy(
     def policy(round_: LoggedRound) -> Mapping[str, float]:
         probs: Mapping[str, float] = scorer.inclusion_probabilities(
             round_.context,
-            list(round_.candidates),
+            list(round_.candidates) or None,
             round_.k,
             rng,
             explore=explore,

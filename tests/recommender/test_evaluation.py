@@ -6,8 +6,11 @@ from recommender.evaluation import (
     evaluate_policies,
     ips_estimate,
     logged_policy_reward,
+    scorer_policy,
     uniform_policy,
 )
+from recommender.features import build_content_features
+from recommender.inference import TagScorer
 
 CANDIDATES = ("a", "b", "c", "d")
 TRUE_REWARD = {"a": 1.0, "b": 0.5, "c": 0.0, "d": 0.0}
@@ -67,3 +70,26 @@ def test_invalid_rounds_are_rejected():
     with pytest.raises(ValueError, match="equal lengths"):
         LoggedRound(None, CANDIDATES, ("a", "b"), (0.5,), (1.0,), k=2)
     assert np.isnan(ips_estimate([], uniform_policy).ips)
+
+
+def test_rounds_that_store_only_the_candidate_count():
+    full = [
+        LoggedRound(None, CANDIDATES, (t,), (0.25,), (TRUE_REWARD[t],), k=1) for t in CANDIDATES
+    ]
+    slim = [
+        LoggedRound(None, (), (t,), (0.25,), (TRUE_REWARD[t],), k=1, n_candidates=4)
+        for t in CANDIDATES
+    ]
+    assert ips_estimate(slim, uniform_policy) == ips_estimate(full, uniform_policy)
+
+
+def test_a_trained_scorer_can_be_evaluated_off_policy():
+    scorer = TagScorer.untrained({"chess": 0, "music": 0})
+    content = build_content_features("Chess openings", "the sicilian defence")
+    logs = [
+        LoggedRound(content, ("chess", "music"), ("chess",), (0.5,), (1.0,), k=1),
+        LoggedRound(content, ("chess", "music"), ("music",), (0.5,), (0.0,), k=1),
+    ]
+    greedy = ips_estimate(logs, scorer_policy(scorer))  # always picks "chess" here
+    assert greedy.ips == pytest.approx(1.0)
+    assert ips_estimate(logs, uniform_policy).ips == pytest.approx(0.5)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from recommender.features import (
+    FeatureCache,
     FeatureConfig,
     build_content_features,
     build_tag_features,
@@ -106,3 +107,14 @@ def test_match_features_find_tag_words_in_text():
     assert m[0, 0] == pytest.approx(1.0)  # both words present
     assert m[1, 0] == 0.0 and m[1, 1] > 0.5  # "noodle" only as grams of "noodles"
     assert m[2, 0] == 0.0 and m[2, 1] < m[1, 1]
+
+
+def test_feature_cache_reuses_features_per_key_and_evicts_oldest():
+    cache = FeatureCache(maxsize=2)
+    a = cache.get(("c1", 1), "Title", "desc")
+    assert cache.get(("c1", 1), "ignored on a hit") is a
+    b = cache.get(("c1", 2), "Edited title", "desc")  # new version, new features
+    assert not np.array_equal(a.dense(), b.dense())
+    cache.get(("c2", 1), "Other")
+    assert len(cache) == 2 and (cache.hits, cache.misses) == (1, 3)
+    assert cache.get(("c1", 1), "Title", "desc") is not a  # evicted, rebuilt

@@ -1,3 +1,5 @@
+import io
+import json
 import subprocess
 import sys
 
@@ -116,9 +118,6 @@ def test_export_is_versioned(trained):
     assert scorer.model_events == trained.events_seen
     assert scorer.config == trained.config.features
     assert len(blob) < 20_000_000
-    import io
-    import json
-
     with np.load(io.BytesIO(blob)) as data:
         arrays = {k: data[k] for k in data.files}
     arrays["format"] = np.array(SCORER_FORMAT + 1)
@@ -127,3 +126,24 @@ def test_export_is_versioned(trained):
     with pytest.raises(ValueError, match="unsupported scorer format"):
         TagScorer.from_bytes(buf.getvalue())
     assert json.loads(str(arrays["meta"]))["events_seen"] == trained.events_seen
+
+
+def test_untrained_numpy_scorer_matches_a_fresh_agent():
+    agent = new_agent()
+    fresh = agent.scorer()
+    cold = TagScorer.untrained(agent.vocabulary.counts())
+    content = build_content_features("Chess openings", "the sicilian defence explained")
+    np.testing.assert_allclose(cold.score(content, ALL_TAGS), fresh.score(content, ALL_TAGS))
+    np.testing.assert_allclose(cold.head_chol, fresh.head_chol)
+    assert cold.recommend(content, None, 1, explore=False).tags == ("chess",)
+    assert cold.epsilon == pytest.approx(fresh.epsilon)
+
+
+def test_shown_tags_never_get_zero_propensity_even_with_ties():
+    # untrained, no popularity and no text match: every candidate ties
+    scorer = TagScorer.untrained({t: 0 for t in ALL_TAGS}, epsilon=0.0)
+    scorer.exploration_scale = 0.0
+    content = build_content_features("zzz", "qqq")
+    for _ in range(10):
+        d = scorer.recommend(content, None, 3, np.random.default_rng(0))
+        assert all(p > 0 for p in d.propensities.values())
