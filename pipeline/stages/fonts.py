@@ -228,10 +228,27 @@ def _cjk_face_index(path: Path, locale: str) -> int:
     return 0
 
 
-@functools.lru_cache(maxsize=256)
+_fonts_local = threading.local()
+
+
 def _load_font(path: Path, index: int, size: int) -> ImageFont.FreeTypeFont:
-    engine = ImageFont.Layout.RAQM if features.check("raqm") else ImageFont.Layout.BASIC
-    return ImageFont.truetype(str(path), size=size, index=index, layout_engine=engine)
+    # One cache per thread: a FreeType face must not be used by two threads
+    # at once, and a worker process may render several jobs in parallel.
+    cache: dict[tuple[Path, int, int], ImageFont.FreeTypeFont] | None = getattr(
+        _fonts_local, "cache", None
+    )
+    if cache is None:
+        cache = _fonts_local.cache = {}
+    key = (path, index, size)
+    font = cache.get(key)
+    if font is None:
+        if len(cache) > 256:
+            cache.clear()
+        engine = ImageFont.Layout.RAQM if features.check("raqm") else ImageFont.Layout.BASIC
+        font = cache[key] = ImageFont.truetype(
+            str(path), size=size, index=index, layout_engine=engine
+        )
+    return font
 
 
 def guess_cjk_locale(text: str) -> str:

@@ -541,11 +541,9 @@ def gradient(width: int, height: int, colors: Sequence[str], angle_deg: float) -
     t = np.clip(proj / (2 * span) + 0.5, 0.0, 1.0)[..., None]
     rgb = c1 * (1 - t) + c2 * t
     vignette = 1.0 - 0.25 * np.clip((xs**2 + ys**2) * 2.0, 0.0, 1.0)[..., None]
-    # A little ordered noise keeps 8-bit H.264 from banding smooth gradients.
-    noise = (np.indices((height, width)).sum(axis=0) % 2)[..., None].astype(np.float32) - 0.5
-    pixels = np.clip(rgb * vignette + noise, 0, 255).astype(np.uint8)
+    pixels = np.clip(rgb * vignette, 0, 255).astype(np.uint8)
     alpha = np.full((height, width, 1), 255, dtype=np.uint8)
-    return Image.fromarray(np.concatenate([pixels, alpha], axis=2), "RGBA")
+    return Image.fromarray(np.concatenate([pixels, alpha], axis=2))  # 4 channels: RGBA
 
 
 @dataclass(frozen=True)
