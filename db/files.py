@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from db.sql import insert_sql
+
 FILE_COLUMNS = (
     "f.id, f.owner_id, f.blob_sha256, f.filename, f.title, f.description, f.content_type,"
     " f.file_type, f.subdirectory, f.size, f.source, f.processing_status, f.processing_error,"
@@ -37,12 +39,8 @@ async def add_blob_reference(
 
 
 async def insert_file(conn: asyncpg.Connection, **fields: Any) -> asyncpg.Record:
-    names = list(fields)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    file_id = await conn.fetchval(
-        f"INSERT INTO files ({', '.join(names)}) VALUES ({placeholders}) RETURNING id",
-        *fields.values(),
-    )
+    sql, args = insert_sql("files", fields)
+    file_id = await conn.fetchval(f"{sql} RETURNING id", *args)
     row = await file_by_id(conn, file_id)
     assert row is not None
     return row

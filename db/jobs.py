@@ -6,6 +6,8 @@ from typing import Any
 
 import asyncpg
 
+from db.sql import insert_sql
+
 JOB_COLUMNS = (
     "id, owner_id, type, status, progress, current_stage, parameters, script_key,"
     " storyboard_key, storyboard_summary, result, error, output_file_id, idempotency_key,"
@@ -16,13 +18,11 @@ FINISHED = ("completed", "failed", "cancelled")
 
 async def insert_job(conn: asyncpg.Connection, **fields: Any) -> asyncpg.Record | None:
     """Insert a job; None when the owner already used this idempotency key."""
-    names = list(fields)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    sql, args = insert_sql("jobs", fields)
     return await conn.fetchrow(
-        f"INSERT INTO jobs ({', '.join(names)}) VALUES ({placeholders})"
-        " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+        f"{sql} ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
         f" DO NOTHING RETURNING {JOB_COLUMNS}",
-        *fields.values(),
+        *args,
     )
 
 

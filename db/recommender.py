@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from db.sql import insert_sql
+
 
 async def add_tags(conn: asyncpg.Connection, tags: Sequence[str], *, source: str) -> None:
     """Grow the vocabulary; a tag seen again counts one more use."""
@@ -36,12 +38,8 @@ async def tag_counts(conn: asyncpg.Connection) -> dict[str, int]:
 
 
 async def insert_recommendation(conn: asyncpg.Connection, **fields: Any) -> None:
-    names = list(fields)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    await conn.execute(
-        f"INSERT INTO recommendations ({', '.join(names)}) VALUES ({placeholders})",
-        *fields.values(),
-    )
+    sql, args = insert_sql("recommendations", fields)
+    await conn.execute(sql, *args)
 
 
 async def recommendation_for(
@@ -55,12 +53,8 @@ async def recommendation_for(
 
 
 async def insert_feedback(conn: asyncpg.Connection, **fields: Any) -> int:
-    names = list(fields)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    value: int = await conn.fetchval(
-        f"INSERT INTO feedback_events ({', '.join(names)}) VALUES ({placeholders}) RETURNING id",
-        *fields.values(),
-    )
+    sql, args = insert_sql("feedback_events", fields)
+    value: int = await conn.fetchval(f"{sql} RETURNING id", *args)
     return value
 
 
@@ -114,12 +108,8 @@ async def latest_model_version(conn: asyncpg.Connection) -> int:
 
 
 async def insert_model_version(conn: asyncpg.Connection, **fields: Any) -> None:
-    names = list(fields)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    await conn.execute(
-        f"INSERT INTO model_versions ({', '.join(names)}) VALUES ({placeholders})",
-        *fields.values(),
-    )
+    sql, args = insert_sql("model_versions", fields)
+    await conn.execute(sql, *args)
 
 
 async def recent_rounds(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:

@@ -49,9 +49,7 @@ async def user_by_id(conn: asyncpg.Connection, user_id: str) -> asyncpg.Record |
     return await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
 
 
-async def user_for_token(
-    conn: asyncpg.Connection, user_id: str, jti: str
-) -> asyncpg.Record | None:
+async def user_for_token(conn: asyncpg.Connection, user_id: str, jti: str) -> asyncpg.Record | None:
     """The token's user with a ``revoked`` flag: one round trip per request."""
     return await conn.fetchrow(
         f"SELECT {_COLUMNS}, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked"
