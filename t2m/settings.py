@@ -140,8 +140,6 @@ class Settings:
     rate_limit_video: int = 10
     rate_limit_system: int = 500
     rate_limit_guest_divisor: int = 10
-    # Per-route request counters and latency percentiles in the API process.
-    metrics_enabled: bool = True
 
     # Maintenance defaults (each task also takes them as parameters).
     tmp_max_age_hours: float = 24.0
@@ -238,7 +236,6 @@ class Settings:
             rate_limit_guest_divisor=_int(
                 get("RATE_LIMIT_GUEST_DIVISOR", "10"), "RATE_LIMIT_GUEST_DIVISOR"
             ),
-            metrics_enabled=_bool(get("METRICS_ENABLED", "true"), "METRICS_ENABLED"),
             tmp_max_age_hours=_float(get("TMP_MAX_AGE_HOURS", "24"), "TMP_MAX_AGE_HOURS"),
             log_max_age_days=_float(get("LOG_MAX_AGE_DAYS", "30"), "LOG_MAX_AGE_DAYS"),
             stuck_processing_after_s=_float(
