@@ -9,7 +9,8 @@ from pathlib import Path
 
 import av
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "scripts"
+from tests.samples import SCRIPTS
+
 VIDEO_QUEUES = ["parse", "storyboard", "render", "thumbnails"]
 
 
@@ -49,7 +50,7 @@ def top_level_boxes(data: bytes) -> list[str]:
 async def test_sample_script_becomes_a_video(client, make_user, start_worker):
     user = await make_user()
     start_worker(VIDEO_QUEUES)
-    script = (SAMPLES / "sample_video_script.txt").read_text()
+    script = (SCRIPTS / "sample_video_script.txt").read_text()
     response = await client.post(
         "/api/v1/videos/generate",
         json={"script": script, "title": "Product tour", "quality": "480p", "duration": 12},
@@ -122,7 +123,7 @@ async def test_sample_script_becomes_a_video(client, make_user, start_worker):
 async def test_cancel_stops_a_running_render(client, make_user, start_worker, settings):
     user = await make_user()
     start_worker(VIDEO_QUEUES)
-    script = (SAMPLES / "long_60_scenes.txt").read_text()
+    script = (SCRIPTS / "long_60_scenes.txt").read_text()
     response = await client.post(
         "/api/v1/videos/generate",
         json={"script": script, "quality": "720p"},

@@ -1,21 +1,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from pipeline.stages.script import Background, Script, ScriptError, parse_script
 from t2m.errors import ValidationFailed
-
-SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "samples" / "scripts"
+from tests.samples import SCRIPTS
 
 
 def sample(name: str) -> bytes:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"sample {path} not available")
-    return path.read_bytes()
+    return (SCRIPTS / name).read_bytes()
 
 
 def test_sample_script_paragraphs_become_scenes():

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,8 @@ from pipeline.stages.storyboard import (
     reading_seconds,
 )
 from pipeline.stages.text_cards import CardFonts, _lines_per_card
+from tests.samples import SCRIPTS
 
-SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "samples" / "scripts"
 SAMPLE = b"""Welcome to our product tour.
 In the next minute you will see how a plain text script becomes a finished video.
 
@@ -210,9 +209,7 @@ def test_poster_time_is_inside_the_fullest_card_and_never_in_a_fade():
 
 
 def test_multilingual_sample_storyboard():
-    path = SAMPLES / "multilingual.txt"
-    if not path.exists():
-        pytest.skip("sample missing")
+    path = SCRIPTS / "multilingual.txt"
     sb = build_storyboard(parse_script(path.read_bytes()), quality="480p")
     locales = [s.cjk_locale for s in sb.scenes]
     assert locales[1] == "JP" and locales[2] == "SC" and locales[3] == "KR"
