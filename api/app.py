@@ -35,6 +35,7 @@ from api.routes import (
     jobs,
     legacy,
     operations,
+    reports,
     system,
     videos,
     webhooks,
@@ -138,6 +139,7 @@ def create_app(settings: Settings) -> web.Application:
     ):
         _add_prefixed(app, API_PREFIX, table)
     app.add_routes(legacy.routes)
+    app.add_routes(reports.routes)
     app.add_routes(operations.routes)
 
     setup_openapi(app)

@@ -1,0 +1,56 @@
+"""Root-path reports of the workflow guide: video statistics and streaming performance.
+
+Callers see figures about their own content; administrators see everyone's.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp_apigami import docs, request_schema
+from marshmallow import Schema, fields, validate
+
+from api.authn import require_user
+from api.keys import DB_POOL
+from api.responses import plain
+from api.schemas.common import INVALID, UNAUTHORIZED
+from db import reports
+
+routes = web.RouteTableDef()
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+class WindowQuerySchema(Schema):
+    hours = fields.Float(
+        load_default=24.0, validate=validate.Range(min=0.01, max=24 * 365, error="0.01 to 8760")
+    )
+
+
+@routes.get("/reports/video-stats")
+@docs(
+    tags=["workflow"],
+    summary="Generated videos: jobs by status, durations, render-time percentiles, engagement",
+    security=BEARER,
+    responses={200: {"description": "Statistics"}, 401: UNAUTHORIZED},
+)
+async def video_stats(request: web.Request) -> web.Response:
+    principal = await require_user(request, allow_guest=True)
+    async with request.config_dict[DB_POOL].acquire() as conn:
+        stats = await reports.video_stats(conn, None if principal.is_admin else principal.user_id)
+    return plain(stats)
+
+
+@routes.get("/streaming-performance")
+@docs(
+    tags=["workflow"],
+    summary="Stream sessions, bytes, mean and p95 throughput and duration by quality",
+    security=BEARER,
+    responses={200: {"description": "Streaming figures"}, 400: INVALID, 401: UNAUTHORIZED},
+)
+@request_schema(WindowQuerySchema, location="querystring")
+async def streaming_performance(request: web.Request) -> web.Response:
+    principal = await require_user(request, allow_guest=True)
+    async with request.config_dict[DB_POOL].acquire() as conn:
+        figures = await reports.streaming_performance(
+            conn, None if principal.is_admin else principal.user_id, request["data"]["hours"]
+        )
+    return plain(figures)
