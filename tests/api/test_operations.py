@@ -244,3 +244,52 @@ async def test_failed_operation_list_and_retry(
 async def _ago(db: asyncpg.Pool, seconds: float) -> Any:
     async with db.acquire() as conn:
         return await conn.fetchval("SELECT now() - make_interval(secs => $1)", seconds)
+
+
+async def test_purge_removes_expired_deleted_files_and_unreferenced_blobs_only(
+    client: Any, make_user: Any, db: asyncpg.Pool, settings: Settings
+) -> None:
+    from api.keys import STORAGE
+    from tests.api.files_helpers import upload
+    from tests.media_factory import png_bytes
+
+    user = await make_user()
+    shared = png_bytes(color=(4, 4, 4))
+    kept_twin = await upload(client, user, shared, "a.png")
+    deleted_twin = await upload(client, user, shared, "b.png")  # same bytes, one blob
+    lonely = await upload(client, user, png_bytes(color=(5, 5, 5)), "c.png")
+    recent = await upload(client, user, png_bytes(color=(6, 6, 6)), "d.png")
+    for file_id in (deleted_twin["id"], lonely["id"], recent["id"]):
+        assert (await client.delete(f"/api/v1/files/{file_id}", headers=user.headers)).status == 200
+    async with db.acquire() as conn:  # all but the recent deletion are past the grace period
+        await conn.execute(
+            "UPDATE files SET deleted_at = now() - interval '4 days' WHERE id = ANY($1::text[])",
+            [deleted_twin["id"], lonely["id"]],
+        )
+        await conn.execute(
+            "UPDATE blobs SET unreferenced_since = now() - interval '4 days' WHERE sha256 = $1",
+            lonely["checksum"].removeprefix("sha256:"),
+        )
+
+    async def send(*_: Any) -> str:
+        return "unused"
+
+    store = client.app[STORAGE]
+    result = await run_task(
+        MaintenanceContext(db, settings, store, send), "purge_deleted", grace_hours=72
+    )
+    assert sorted(result["files"]) == sorted([deleted_twin["id"], lonely["id"]])
+    async with db.acquire() as conn:
+        left = {r["id"] for r in await conn.fetch("SELECT id FROM files")}
+        blobs = {
+            r["sha256"]: r["storage_key"]
+            for r in await conn.fetch("SELECT sha256, storage_key FROM blobs")
+        }
+    assert left == {kept_twin["id"], recent["id"]}
+    lonely_sha = lonely["checksum"].removeprefix("sha256:")
+    assert lonely_sha not in blobs  # unreferenced and old: gone, bytes too
+    assert await store.stat(f"uploads/{lonely_sha[:2]}/{lonely_sha}") is None
+    # Shared bytes still referenced, and a recent deletion's blob, stay.
+    response = await client.get(f"/api/v1/files/{kept_twin['id']}/download", headers=user.headers)
+    assert await response.read() == shared
+    assert recent["checksum"].removeprefix("sha256:") in blobs
