@@ -30,10 +30,14 @@ from api.rate_limit import add_rate_headers, rate_limit_middleware
 from api.recommendations import ScorerCache
 from api.routes import (
     auth,
+    cache_admin,
+    console,
+    events,
     feedback,
     files,
     jobs,
     legacy,
+    monitoring,
     operations,
     reports,
     system,
@@ -136,11 +140,22 @@ def create_app(settings: Settings) -> web.Application:
         system.routes,
         webhooks.routes,
         feedback.routes,
+        monitoring.routes,
+        cache_admin.routes,
+        events.routes,
+        console.routes,
     ):
         _add_prefixed(app, API_PREFIX, table)
-    app.add_routes(legacy.routes)
-    app.add_routes(reports.routes)
-    app.add_routes(operations.routes)
+    for root_table in (
+        legacy.routes,
+        reports.routes,
+        operations.routes,
+        monitoring.root_routes,
+        cache_admin.root_routes,
+        events.root_routes,
+        console.root_routes,
+    ):
+        app.add_routes(root_table)
 
     setup_openapi(app)
     return app

@@ -1,0 +1,9 @@
+"""The web console served at /."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+# Routes mounted under /api/v1, and routes at the root path.
+routes = web.RouteTableDef()
+root_routes = web.RouteTableDef()

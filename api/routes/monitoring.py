@@ -1,0 +1,9 @@
+"""/api/v1/system/{metrics,queue,performance,connections,async} and the root /logs and /metrics/prometheus."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+# Routes mounted under /api/v1, and routes at the root path.
+routes = web.RouteTableDef()
+root_routes = web.RouteTableDef()
