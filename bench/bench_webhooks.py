@@ -20,12 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -36,10 +32,8 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import make_user_token, wait_http  # noqa: E402
-from db.migrate import migrate_dsn  # noqa: E402
+from bench.harness import running_service  # noqa: E402
 from t2m.embedded import free_port  # noqa: E402
-from tests.infra import provide_infra  # noqa: E402
 
 SCRIPT = "[duration: 2s]\nOne short scene, to time the webhook after completion."
 SUBSCRIPTIONS = 4
@@ -163,73 +157,20 @@ async def run(base: str, token: str, env: dict[str, str], deliveries: int, jobs:
     return results
 
 
-async def _user_id(database_url: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(database_url)
-    try:
-        user_id: str = await conn.fetchval("SELECT id FROM users WHERE username = 'bench'")
-    finally:
-        await conn.close()
-    return user_id
-
-
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(15)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deliveries", type=int, default=2000)
     parser.add_argument("--jobs", type=int, default=10)
     args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="t2m-bench-"))
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        with provide_infra(scratch / "infra") as infra:
-            asyncio.run(migrate_dsn(infra.database_url))
-            port = free_port()
-            env = {
-                **os.environ,
-                "T2M_ENV": "test",
-                "T2M_VAR_DIR": str(scratch / "var"),
-                "DATABASE_URL": infra.database_url,
-                "REDIS_URL": infra.redis_url,
-                "REDIS_NAMESPACE": infra.namespace,
-                "STORAGE_ROOT": str(scratch / "storage"),
-                "LOG_LEVEL": "WARNING",
-                "PORT": str(port),
-                "WEBHOOK_ALLOWED_CIDRS": "127.0.0.1/32",
-                "RATE_LIMIT_ENABLED": "false",
-            }
-            token = asyncio.run(make_user_token(infra.database_url, env))
-            env["BENCH_USER_ID"] = asyncio.run(_user_id(infra.database_url))
-            cli = [sys.executable, "-m", "t2m.cli"]
-            processes.append(subprocess.Popen([*cli, "serve"], env=env, cwd=REPO))
-            processes.append(
-                subprocess.Popen(
-                    [*cli, "worker", "--queues", "webhooks", "--threads", "16"], env=env, cwd=REPO
-                )
-            )
-            processes.append(
-                subprocess.Popen(
-                    [*cli, "worker", "--queues", "parse", "storyboard", "render", "thumbnails"],
-                    env=env,
-                    cwd=REPO,
-                )
-            )
-            base = f"http://127.0.0.1:{port}"
-            try:
-                wait_http(f"{base}/api/v1/auth/health")
-                results = asyncio.run(run(base, token, env, args.deliveries, args.jobs))
-            finally:  # before the database is dropped
-                _stop(processes)
-    finally:
-        _stop(processes)
-        shutil.rmtree(scratch, ignore_errors=True)
+    commands = {
+        "web": ["serve"],
+        "webhooks": ["worker", "--queues", "webhooks", "--threads", "16"],
+        "video": ["worker", "--queues", "parse", "storyboard", "render", "thumbnails"],
+    }
+    # The receiver listens on loopback, which the SSRF guard refuses by default.
+    with running_service(commands, env={"WEBHOOK_ALLOWED_CIDRS": "127.0.0.1/32"}) as svc:
+        env = {**svc.env, "BENCH_USER_ID": svc.user_id}
+        results = asyncio.run(run(svc.base_url, svc.token, env, args.deliveries, args.jobs))
     for key, value in results.items():
         print(f"{key:<32} {value}")
     print(json.dumps({"bench": "webhooks", **results}))

@@ -37,6 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 class Service:
     base_url: str
     token: str
+    user_id: str
+    env: dict[str, str]
     infra: Infra
     scratch: Path
     processes: dict[str, subprocess.Popen[bytes]]
@@ -46,8 +48,8 @@ class Service:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-async def make_user_token(database_url: str, env: dict[str, str]) -> str:
-    """A 'bench' user and an access token for it, signed with ``env``'s secrets."""
+async def make_user_token(database_url: str, env: dict[str, str]) -> tuple[str, str]:
+    """A 'bench' user's id and an access token for it, signed with ``env``'s secrets."""
     settings = Settings.from_env(env)
     conn = await asyncpg.connect(database_url)
     try:
@@ -56,7 +58,7 @@ async def make_user_token(database_url: str, env: dict[str, str]) -> str:
         )
     finally:
         await conn.close()
-    return issue_token(
+    token = issue_token(
         secret=settings.jwt_secret,
         issuer=settings.jwt_issuer,
         subject=row["id"],
@@ -64,6 +66,7 @@ async def make_user_token(database_url: str, env: dict[str, str]) -> str:
         kind="access",
         ttl_s=6 * 3600,
     ).token
+    return str(row["id"]), token
 
 
 def wait_http(url: str, timeout_s: float = 60) -> None:
@@ -101,7 +104,7 @@ def running_service(
                 "PORT": str(port),
                 **(env or {}),
             }
-            token = asyncio.run(make_user_token(infra.database_url, full_env))
+            user_id, token = asyncio.run(make_user_token(infra.database_url, full_env))
             for name, command in commands.items():
                 processes[name] = subprocess.Popen(
                     [sys.executable, "-m", "t2m.cli", *command], env=full_env, cwd=REPO
@@ -109,7 +112,7 @@ def running_service(
             base = f"http://127.0.0.1:{port}"
             wait_http(f"{base}/api/v1/auth/health")
             try:
-                yield Service(base, token, infra, scratch, processes)
+                yield Service(base, token, user_id, full_env, infra, scratch, processes)
             finally:
                 for process in processes.values():
                     process.terminate()
