@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck pytest install bench clean
+.PHONY: dev test test-faults lint typecheck pytest install bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ pytest: $(INSTALLED)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Only the fault tests (killed workers, restarted Redis/PostgreSQL, full storage...);
+# they are part of `make test` too.
+test-faults: $(INSTALLED)
+	$(BIN)/pytest -m faults tests/faults
 
 bench: $(INSTALLED)
 	$(BIN)/pip install -q -e '.[test,bench]'

