@@ -49,6 +49,7 @@ def _to_openapi3(spec: dict[str, Any]) -> None:
             for field in _SWAGGER2_ONLY:
                 operation.pop(field, None)
             _form_parameters_to_request_body(operation)
+            _document_input_errors(operation)
 
 
 def _form_parameters_to_request_body(operation: dict[str, Any]) -> None:
@@ -79,6 +80,30 @@ def _form_parameters_to_request_body(operation: dict[str, Any]) -> None:
     operation["requestBody"] = {
         "required": bool(required),
         "content": {media: {"schema": body_schema} for media in media_types},
+    }
+
+
+def _document_input_errors(operation: dict[str, Any]) -> None:
+    """Document the answers the request frame gives to bad input on every
+    operation that takes input, so the document lists every status a client
+    can meet (schema fuzzing checks it), not only those a handler raises."""
+    responses = operation.setdefault("responses", {})
+    takes_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
+    takes_body = "requestBody" in operation
+    if takes_query or takes_body:
+        # Unknown or ill-typed query fields, malformed bodies, unstorable text.
+        responses.setdefault("400", _error_entry("Validation failed (VALIDATION_ERROR)"))
+    if takes_body:
+        # A body in a content type the operation does not read.
+        responses.setdefault(
+            "415", _error_entry("Body in an unsupported content type (UNSUPPORTED_MEDIA_TYPE)")
+        )
+
+
+def _error_entry(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
     }
 
 

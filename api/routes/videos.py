@@ -16,7 +16,7 @@ from api.keys import DB_POOL
 from api.responses import ok
 from api.schemas.common import INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
 from api.schemas.files import DownloadQuerySchema, StreamQuerySchema, ThumbnailQuerySchema
-from api.schemas.jobs import GenerateVideoSchema, JobSchema
+from api.schemas.jobs import GenerateVideoSchema, JobSchema, SubmittedJobSchema
 from db import files as file_rows
 from db import webhooks as webhook_rows
 from t2m.errors import Conflict
@@ -42,8 +42,11 @@ BYTES = {"description": "The video (206 with Content-Range for a Range request)"
         }
     ],
     responses={
-        202: {"schema": envelope(JobSchema, "SubmittedJob"), "description": "Queued"},
-        200: {"schema": envelope(JobSchema, "ExistingJob"), "description": "Key seen before"},
+        202: {"schema": envelope(SubmittedJobSchema, "SubmittedJob"), "description": "Queued"},
+        200: {
+            "schema": envelope(SubmittedJobSchema, "ExistingJob"),
+            "description": "Key seen before",
+        },
         400: INVALID,
         401: UNAUTHORIZED,
     },

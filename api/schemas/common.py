@@ -28,10 +28,17 @@ class PaginationSchema(Schema):
     previous_page = fields.Int(allow_none=True)
 
 
+MAX_PAGE = 1_000_000
+
+
 class PageQuerySchema(Schema):
     page = fields.Int(
         load_default=1,
-        validate=validate.Range(min=1, error="Page must be greater than 0"),
+        validate=[
+            validate.Range(min=1, error="Page must be greater than 0"),
+            # The row offset must fit PostgreSQL's bigint.
+            validate.Range(max=MAX_PAGE, error=f"Page must be at most {MAX_PAGE}"),
+        ],
     )
     items_per_page = fields.Int(
         load_default=20,

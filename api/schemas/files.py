@@ -57,7 +57,8 @@ class SecureQuerySchema(Schema):
 
 
 class CleanupRequestSchema(Schema):
-    older_than_days = fields.Float(validate=validate.Range(min=0))
+    # Bounded so the cut-off date stays a representable datetime.
+    older_than_days = fields.Float(validate=validate.Range(min=0, max=36_500))
     file_type = fields.Str(validate=FILE_TYPE)
     dry_run = fields.Bool(load_default=True)
 

@@ -115,7 +115,17 @@ class JobLogsSchema(Schema):
     has_more = fields.Bool(required=True)
 
 
+class SubmittedJobSchema(JobSchema):
+    # The spec names the id of a submitted job ``job_id``; ``id`` is kept so
+    # the body is also a plain job.
+    job_id = fields.Str(required=True)
+    webhook = fields.Dict(
+        metadata={"description": "The one-off subscription of webhook_url, with its secret"}
+    )
+
+
 class GeneratedSchema(Schema):
+    message = fields.Str()
     job_id = fields.Str(required=True)
     status = fields.Str(required=True)
     content_id = fields.Str(required=True)
