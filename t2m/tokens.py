@@ -1,4 +1,4 @@
-"""JWTs issued by T2M itself (HS256 access and refresh tokens)."""
+"""JWTs issued by T2M itself (HS256 access, refresh and job-events tokens)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import jwt
 from t2m.errors import AuthExpired, AuthInvalid
 from t2m.ids import new_id
 
-TokenKind = Literal["access", "refresh"]
+# "events": a short-lived token scoped to one job's event stream (claim "job"),
+# for browsers' EventSource, which cannot send an Authorization header.
+TokenKind = Literal["access", "refresh", "events"]
 ALGORITHM = "HS256"
 
 
@@ -31,6 +33,7 @@ def issue_token(
     kind: TokenKind,
     ttl_s: int,
     now: float | None = None,
+    extra_claims: dict[str, Any] | None = None,
 ) -> IssuedToken:
     issued_at = int(now if now is not None else time.time())
     jti = new_id("tok")
@@ -42,6 +45,7 @@ def issue_token(
         "jti": jti,
         "iat": issued_at,
         "exp": issued_at + ttl_s,
+        **(extra_claims or {}),
     }
     return IssuedToken(jwt.encode(claims, secret, algorithm=ALGORITHM), jti, issued_at + ttl_s)
 
