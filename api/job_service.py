@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -11,13 +12,14 @@ from aiohttp import web
 
 from api import webhook_service
 from api.authn import Principal
-from api.keys import DB_POOL, ENQUEUER, SETTINGS, STORAGE
+from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS, STORAGE
 from db import files as file_rows
 from db import jobs as job_rows
 from db import recommender as rec_rows
 from db import webhooks as webhook_rows
 from t2m.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from t2m.ids import is_id, new_id
+from t2m.job_events import END, JobEvents, end_data
 from t2m.queues import PARSE_SCRIPT
 from t2m.webhook_events import JOB_CANCELLED, JOB_EVENTS
 
@@ -173,7 +175,15 @@ async def cancel_visible_job(
         fresh = await job_rows.job_by_id(conn, row["id"])
     await webhook_service.send_deliveries(request, deliveries)
     assert fresh is not None
+    await _publish_cancelled(request, fresh)
     return fresh
+
+
+async def _publish_cancelled(request: web.Request, row: Mapping[str, Any]) -> None:
+    """Tell live followers (after the commit, like every job event)."""
+    events = JobEvents(request.config_dict[REDIS], request.config_dict[SETTINGS])
+    await events.publish_log(row["id"], "WARNING", "Cancel requested", "cancel")
+    await events.publish(row["id"], END, end_data(row))
 
 
 async def delete_visible_job(request: web.Request, principal: Principal, job_id: str) -> None:
@@ -181,9 +191,11 @@ async def delete_visible_job(request: web.Request, principal: Principal, job_id:
     row = await get_visible_job(request, principal, job_id)
     storage = request.config_dict[STORAGE]
     deliveries: list[str] = []
+    cancelled = False
     async with request.config_dict[DB_POOL].acquire() as conn:
         async with conn.transaction():
             if await job_rows.cancel_job(conn, row["id"]):
+                cancelled = True
                 deliveries = await webhook_rows.emit_job_event(
                     conn,
                     row["id"],
@@ -196,6 +208,8 @@ async def delete_visible_job(request: web.Request, principal: Principal, job_id:
         # unreferenced blobs are purged by maintenance after a grace period.
         keep = await file_rows.referenced_keys(conn, f"videos/{row['id']}/")
     await webhook_service.send_deliveries(request, deliveries)
+    if cancelled:
+        await _publish_cancelled(request, {**dict(row), "status": "cancelled"})
     for prefix in (f"videos/{row['id']}/", f"storyboards/{row['id']}", f"scripts/{row['id']}"):
         async for info in storage.list(prefix):
             if info.key not in keep:

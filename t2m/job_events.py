@@ -82,8 +82,8 @@ class JobEvent:
         return json.dumps(self.data, ensure_ascii=False, default=str)
 
 
-def _entry_number(entry_id: str) -> int:
-    return int(entry_id.split("-", 1)[0])
+def _entry_number(entry_id: Any) -> int:
+    return int(str(entry_id).split("-", 1)[0])
 
 
 def now_iso() -> str:
@@ -124,7 +124,7 @@ class JobEvents:
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown job event type {event_type!r}")
         assert self.client is not None
-        result = await self.client.eval(  # type: ignore[misc]
+        result = await self.client.eval(
             _APPEND,
             1,
             self.key(job_id),
@@ -162,7 +162,7 @@ class JobEvents:
     async def last_id(self, job_id: str) -> int:
         """The id of the newest entry (0 when the job has none)."""
         assert self.client is not None
-        entries = await self.client.xrevrange(self.key(job_id), count=1)
+        entries: Any = await self.client.xrevrange(self.key(job_id), count=1)
         return _entry_number(entries[0][0]) if entries else 0
 
     async def covers(self, job_id: str, after: int) -> bool:
@@ -170,16 +170,16 @@ class JobEvents:
         that saw ``after`` can resume without a gap."""
         assert self.client is not None
         key = self.key(job_id)
-        oldest = await self.client.xrange(key, count=1)
+        oldest: Any = await self.client.xrange(key, count=1)
         if not oldest:
             return False
-        newest = await self.client.xrevrange(key, count=1)
+        newest: Any = await self.client.xrevrange(key, count=1)
         return _entry_number(oldest[0][0]) <= after + 1 and after <= _entry_number(newest[0][0])
 
     async def read_after(self, job_id: str, after: int, *, block_ms: int) -> list[JobEvent]:
         """Events with id > ``after``, waiting up to ``block_ms`` for one."""
         assert self.client is not None
-        answer = await self.client.xread(
+        answer: Any = await self.client.xread(
             {self.key(job_id): f"{after}-0"}, count=100, block=block_ms
         )
         events: list[JobEvent] = []

@@ -9,6 +9,8 @@ from db import jobs as job_rows
 from db import webhooks as webhook_rows
 from pipeline.workers import notify
 from pipeline.workers.jobs import StageRun
+from pipeline.workers.resources import job_events
+from t2m import job_events as live
 from t2m.webhook_events import JOB_COMPLETED
 
 
@@ -64,7 +66,8 @@ async def finalize_video(
             "stream_url": f"/api/v1/videos/{job['id']}/stream",
             "thumbnail_url": f"/api/v1/videos/{job['id']}/thumbnail",
         }
-        if await job_rows.complete_job(conn, job["id"], result):
+        completed = await job_rows.complete_job(conn, job["id"], result)
+        if completed:
             await job_rows.add_log(
                 conn, job["id"], "INFO", "Video ready", {"step": "completed", "progress": 100}
             )
@@ -72,6 +75,14 @@ async def finalize_video(
                 conn, job["id"], JOB_COMPLETED, public_base_url=notify.public_base_url()
             )
     await notify.send_deliveries(deliveries)
+    if completed:  # after the commit: a client reading the job then sees it done
+        events = job_events()
+        await events.publish_log(job["id"], "INFO", "Video ready", "completed")
+        await events.publish(
+            job["id"],
+            live.END,
+            {"status": "completed", "progress": 100, "output_file_id": file_id},
+        )
 
 
 def _slug(title: str) -> str:

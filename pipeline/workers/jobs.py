@@ -21,7 +21,8 @@ from dramatiq.middleware import CurrentMessage
 from db import jobs as job_rows
 from db import webhooks as webhook_rows
 from pipeline.workers import notify
-from pipeline.workers.resources import db_pool
+from pipeline.workers.resources import db_pool, job_events
+from t2m import job_events as live
 from t2m import webhook_events
 from t2m.errors import T2MError
 
@@ -44,12 +45,14 @@ class StageRun:
             await job_rows.add_log(
                 conn, self.job["id"], level, message, {"step": self.stage, **details}
             )
+        await job_events().publish_log(self.job["id"], level, message, self.stage)
 
     async def progress(self, value: int) -> None:
         step = webhook_events.progress_step(value)
         if step <= self.announced_step:
             async with self.pool.acquire() as conn:
                 await job_rows.set_progress(conn, self.job["id"], value)
+            await self._publish_progress(value)
             return
         self.announced_step = step
         async with self.pool.acquire() as conn, conn.transaction():
@@ -61,6 +64,12 @@ class StageRun:
                 public_base_url=notify.public_base_url(),
             )
         await notify.send_deliveries(deliveries)
+        await self._publish_progress(value)
+
+    async def _publish_progress(self, value: int) -> None:
+        await job_events().publish(
+            self.job["id"], live.PROGRESS, {"progress": value, "current_stage": self.stage}
+        )
 
     async def status(self) -> str | None:
         async with self.pool.acquire() as conn:
@@ -97,6 +106,16 @@ async def fail_job(
                 conn, job_id, webhook_events.JOB_FAILED, public_base_url=notify.public_base_url()
             )
     await notify.send_deliveries(deliveries)
+    if failed:
+        await job_events().publish_log(job_id, "ERROR", error, stage)
+        await _publish_end(pool, job_id)
+
+
+async def _publish_end(pool: asyncpg.Pool, job_id: str) -> None:
+    async with pool.acquire() as conn:
+        row = await job_rows.job_by_id(conn, job_id)
+    if row is not None:
+        await job_events().publish(job_id, live.END, live.end_data(row))
 
 
 async def _stage_events(conn: asyncpg.Connection, job: asyncpg.Record, stage: str) -> list[str]:
@@ -112,6 +131,18 @@ async def _stage_events(conn: asyncpg.Connection, job: asyncpg.Record, stage: st
         conn, job["id"], webhook_events.JOB_PROGRESS, public_base_url=base_url
     )
     return deliveries
+
+
+async def _publish_stage_start(job: asyncpg.Record, stage: str, progress: int) -> None:
+    events, progress = job_events(), max(progress, job["progress"])
+    if job["status"] == "queued":
+        await events.publish(
+            job["id"],
+            live.STATUS,
+            {"status": "processing", "progress": progress, "current_stage": stage},
+        )
+    await events.publish(job["id"], live.STAGE, {"stage": stage, "progress": progress})
+    await events.publish_log(job["id"], "INFO", f"Stage {stage} started", stage)
 
 
 @contextlib.asynccontextmanager
@@ -138,6 +169,7 @@ async def stage_run(job_id: str, stage: str, progress: int) -> AsyncIterator[Sta
             )
             deliveries = await _stage_events(conn, job, stage)
     await notify.send_deliveries(deliveries)
+    await _publish_stage_start(job, stage, progress)
     try:
         yield StageRun(job, stage, pool, webhook_events.progress_step(progress))
     except T2MError as exc:

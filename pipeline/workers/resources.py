@@ -12,6 +12,8 @@ import asyncpg
 
 from db.pool import create_pool
 from pipeline.workers import runtime
+from t2m.job_events import JobEvents
+from t2m.redis_client import create_redis
 from t2m.storage import Storage, build_storage
 
 _pool: asyncpg.Pool | None = None
@@ -36,3 +38,17 @@ def storage() -> Storage:
     if _storage is None:
         _storage = build_storage(runtime.settings)
     return _storage
+
+
+_job_events: JobEvents | None = None
+
+
+def job_events() -> JobEvents:
+    """The process's publisher of live job events (its Redis client is made
+    on first use, on the actor loop; without REDIS_URL it publishes nothing)."""
+    global _job_events
+    if _job_events is None:
+        settings = runtime.settings
+        client = create_redis(settings) if settings.redis_url else None
+        _job_events = JobEvents(client, settings)
+    return _job_events
