@@ -103,6 +103,8 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
         return response
     finally:
         elapsed_ms = (time.perf_counter() - started) * 1000
+        # The path only, never the query string: it can carry credentials
+        # (the events stream's ?token=, signed links' signatures).
         access_log.info(
             "%s %s %s %.1fms", request.method, request.rel_url.raw_path, status, elapsed_ms
         )
