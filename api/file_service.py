@@ -12,7 +12,7 @@ from aiohttp import web
 
 from api.authn import Principal
 from api.keys import DB_POOL, ENQUEUER, SETTINGS, STORAGE
-from api.uploads import ReceivedFile, discard, promote, receive_form, record_upload
+from api.uploads import ReceivedFile, discard, receive_form, store_upload
 from db import files as file_rows
 from db import recommender as rec_rows
 from pipeline.stages.media_types import check_declared_type
@@ -92,15 +92,13 @@ async def upload_files(
     pending: list[ReceivedFile] = list(form.files)
     try:
         for received, file_type in zip(form.files, file_types, strict=True):
-            key = await promote(storage, received)
-            pending.remove(received)
             async with app[DB_POOL].acquire() as conn:
                 await rec_rows.add_tags(conn, options.tags, source="user")
                 rows.append(
-                    await record_upload(
+                    await store_upload(
                         conn,
+                        storage,
                         received,
-                        key,
                         owner_id=principal.user_id,
                         file_type=file_type,
                         title=options.title,
@@ -109,6 +107,7 @@ async def upload_files(
                         tags=options.tags,
                     )
                 )
+            pending.remove(received)
     finally:
         await discard(storage, pending)
     for row in rows:

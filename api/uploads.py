@@ -297,20 +297,21 @@ async def discard(storage: Storage, files: list[ReceivedFile]) -> None:
             await storage.delete(received.tmp_key)
 
 
-async def promote(storage: Storage, received: ReceivedFile) -> str:
-    """Move a received file to its content-addressed key; return that key."""
+async def promote(storage: Storage, received: ReceivedFile) -> tuple[str, bool]:
+    """Move a received file to its content-addressed key; return that key and
+    whether this call put the bytes there (False: identical bytes were stored)."""
     key = content_key(received.sha256)
     if await storage.exists(key):
-        await storage.delete(received.tmp_key)  # identical bytes are stored already
-    else:
-        await storage.move(received.tmp_key, key)
-    return key
+        await storage.delete(received.tmp_key)
+        return key, False
+    await storage.move(received.tmp_key, key)
+    return key, True
 
 
-async def record_upload(
+async def store_upload(
     conn: asyncpg.Connection,
+    storage: Storage,
     received: ReceivedFile,
-    storage_key: str,
     *,
     owner_id: str,
     file_type: str,
@@ -319,25 +320,35 @@ async def record_upload(
     subdirectory: str | None,
     tags: list[str],
 ) -> asyncpg.Record:
+    """Move the bytes to their content key and record the file, as one step
+    under the blob's lock (see ``file_rows.lock_blob``)."""
+    fields: dict[str, Any] = {
+        "id": new_id("file"),
+        "owner_id": owner_id,
+        "blob_sha256": received.sha256,
+        "filename": received.filename,
+        "title": title,
+        "description": description,
+        "content_type": received.media.mime,
+        "file_type": file_type,
+        "subdirectory": subdirectory,
+        "size": received.size,
+        "tags": tags,
+    }
     async with conn.transaction():
-        await file_rows.add_blob_reference(
-            conn,
-            sha256=received.sha256,
-            storage_key=storage_key,
-            size=received.size,
-            mime=received.media.mime,
-        )
-        fields: dict[str, Any] = {
-            "id": new_id("file"),
-            "owner_id": owner_id,
-            "blob_sha256": received.sha256,
-            "filename": received.filename,
-            "title": title,
-            "description": description,
-            "content_type": received.media.mime,
-            "file_type": file_type,
-            "subdirectory": subdirectory,
-            "size": received.size,
-            "tags": tags,
-        }
-        return await file_rows.insert_file(conn, **fields)
+        await file_rows.lock_blob(conn, received.sha256)
+        storage_key, stored_now = await promote(storage, received)
+        try:
+            await file_rows.add_blob_reference(
+                conn,
+                sha256=received.sha256,
+                storage_key=storage_key,
+                size=received.size,
+                mime=received.media.mime,
+            )
+            return await file_rows.insert_file(conn, **fields)
+        except BaseException:
+            if stored_now:  # still under the lock: nothing else counts on these bytes
+                with contextlib.suppress(StorageError):
+                    await storage.delete(storage_key)
+            raise

@@ -18,6 +18,13 @@ FILE_COLUMNS = (
 _FROM = "FROM files f JOIN blobs b ON b.sha256 = f.blob_sha256"
 
 
+async def lock_blob(conn: asyncpg.Connection, sha256: str) -> None:
+    """Serialise, until the transaction ends, everything that stores, references
+    or purges the bytes ``sha256``: an upload finding the object already stored
+    must not have it deleted by the purge before its reference is counted."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('blob:' || $1, 0))", sha256)
+
+
 async def add_blob_reference(
     conn: asyncpg.Connection, *, sha256: str, storage_key: str, size: int, mime: str
 ) -> bool:

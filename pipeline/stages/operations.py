@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
+from db import files as file_rows
 from db import jobs as job_rows
 from db import operations as op_rows
 from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO, ActorRef
@@ -224,9 +225,10 @@ async def purge_deleted(
             files.append(row["id"])
         blobs: list[str] = []
         for row in await op_rows.expired_blobs(conn, grace_s=grace_s, limit=BATCH):
-            # The row is locked while its object goes, so an upload reusing
-            # the content waits and then stores it afresh.
+            # The blob is locked while its object goes, so an upload of the
+            # same content waits and then stores it afresh.
             async with conn.transaction():
+                await file_rows.lock_blob(conn, row["sha256"])
                 locked = await conn.fetchval(
                     "SELECT sha256 FROM blobs WHERE sha256 = $1 AND ref_count = 0 FOR UPDATE",
                     row["sha256"],

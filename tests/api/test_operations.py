@@ -293,3 +293,49 @@ async def test_purge_removes_expired_deleted_files_and_unreferenced_blobs_only(
     response = await client.get(f"/api/v1/files/{kept_twin['id']}/download", headers=user.headers)
     assert await response.read() == shared
     assert recent["checksum"].removeprefix("sha256:") in blobs
+
+
+async def test_upload_waits_for_a_purge_of_its_bytes_and_stores_them_afresh(
+    client: Any, make_user: Any, db: asyncpg.Pool
+) -> None:
+    """An upload whose bytes the purge is deleting must not count on the old
+    object: it waits for the blob's lock, then stores the bytes again."""
+    import asyncio
+
+    from api.keys import STORAGE
+    from db import files as file_rows
+    from tests.api.files_helpers import upload
+    from tests.media_factory import png_bytes
+
+    user = await make_user()
+    data = png_bytes(color=(9, 9, 9))
+    first = await upload(client, user, data, "first.png")
+    assert (await client.delete(f"/api/v1/files/{first['id']}", headers=user.headers)).status == 200
+    sha = first["checksum"].removeprefix("sha256:")
+    store = client.app[STORAGE]
+    async with db.acquire() as purger, purger.transaction():
+        # The purge's critical section, held open while the upload arrives.
+        await file_rows.lock_blob(purger, sha)
+        key = await purger.fetchval(
+            "SELECT storage_key FROM blobs WHERE sha256 = $1 AND ref_count = 0 FOR UPDATE", sha
+        )
+        assert key is not None
+        second = asyncio.create_task(upload(client, user, data, "second.png"))
+        for _ in range(200):  # until the upload waits on the blob's lock
+            waiting = await purger.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                " AND datname = current_database()"
+            )
+            if waiting:
+                break
+            assert not second.done(), "the upload did not wait for the purge"
+            await asyncio.sleep(0.05)
+        assert waiting == 1
+        await store.delete(key)
+        await purger.execute("DELETE FROM files WHERE id = $1", first["id"])
+        await purger.execute("DELETE FROM blobs WHERE sha256 = $1", sha)
+    stored = await second
+    response = await client.get(f"/api/v1/files/{stored['id']}/download", headers=user.headers)
+    assert response.status == 200
+    assert await response.read() == data
