@@ -22,6 +22,11 @@ from t2m.redis_client import worker_heartbeat_pattern
 
 CHECK_TIMEOUT_S = 2.0
 VERSION = "0.1.0"
+# A report this fresh is answered again: load balancers and monitors probing
+# every instance several times a second must not become as many database,
+# Redis, storage and heartbeat-scan round trips (each an extra load on the
+# very dependencies being checked).
+REPORT_MAX_AGE_S = 1.0
 
 
 async def _timed(check: Callable[[], Awaitable[dict[str, Any] | None]]) -> dict[str, Any]:
@@ -87,3 +92,33 @@ async def system_health(app: web.Application) -> dict[str, Any]:
         "version": VERSION,
         "components": components,
     }
+
+
+class HealthProbe:
+    """The latest health report, at most ``REPORT_MAX_AGE_S`` old; concurrent
+    callers share one check instead of each running their own."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        self._report: dict[str, Any] | None = None
+        self._checked_at = 0.0
+        self._running: asyncio.Future[dict[str, Any]] | None = None
+
+    async def report(self) -> dict[str, Any]:
+        if self._report is not None and time.monotonic() - self._checked_at < REPORT_MAX_AGE_S:
+            return self._report
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._check())
+        # shield(): one caller going away must not cancel the others' check.
+        return await asyncio.shield(self._running)
+
+    async def _check(self) -> dict[str, Any]:
+        try:
+            report = await system_health(self._app)
+            self._report, self._checked_at = report, time.monotonic()
+            return report
+        finally:
+            self._running = None
+
+
+HEALTH_PROBE = web.AppKey("health_probe", HealthProbe)

@@ -6,13 +6,14 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 from aiohttp_apigami import docs, request_schema
 
-from api import file_service, job_service
+from api import cached_reads, file_service, job_service
 from api.authn import require_admin, require_user
+from api.cache import cached_json
 from api.feedback_service import record_feedback
 from api.file_delivery import send_original, send_stream
 from api.file_views import content_view
-from api.health import system_health
-from api.keys import AUTH_SERVICE, DB_POOL, SCORER_CACHE, STORAGE
+from api.health import HEALTH_PROBE
+from api.keys import AUTH_SERVICE, CACHE, DB_POOL, SCORER_CACHE, STORAGE
 from api.recommender_metrics import recommender_metrics
 from api.responses import plain
 from api.schemas.auth import LoginSchema
@@ -22,7 +23,6 @@ from api.schemas.files import UPLOAD_FIELDS, FileListQuerySchema, StreamQuerySch
 from api.schemas.jobs import MAX_SCRIPT_CHARS, GeneratedSchema
 from api.schemas.legacy import ContentListSchema, ContentSchema, LegacyTokenSchema
 from api.schemas.system import HealthSchema
-from db import jobs as job_rows
 from t2m.errors import NotFound, ValidationFailed
 from t2m.storage import SEGMENTS
 
@@ -39,7 +39,7 @@ routes = web.RouteTableDef()
     },
 )
 async def health(request: web.Request) -> web.Response:
-    report = await system_health(request.app)
+    report = await request.app[HEALTH_PROBE].report()
     return plain(report, status=503 if report["status"] == "unhealthy" else 200)
 
 
@@ -98,21 +98,15 @@ async def upload(request: web.Request) -> web.Response:
 async def contents(request: web.Request) -> web.Response:
     principal = await require_user(request, allow_guest=True)
     query = request["data"]
-    rows, total = await file_service.list_visible_files(
-        request,
-        principal,
+    listing = cached_reads.file_listing(
+        request.config_dict[DB_POOL],
+        cached_reads.Viewer(principal.user_id, principal.is_admin),
         file_type=query.get("file_type"),
         page=query["page"],
         items_per_page=query["items_per_page"],
+        kind="contents",
     )
-    return plain(
-        {
-            "contents": [content_view(r) for r in rows],
-            "total": total,
-            "page": query["page"],
-            "items_per_page": query["items_per_page"],
-        }
-    )
+    return cached_json(await cached_reads.read(request.config_dict[CACHE], listing), envelope=False)
 
 
 @routes.get("/content/{content_id}")
@@ -127,8 +121,13 @@ async def contents(request: web.Request) -> web.Response:
 )
 async def content(request: web.Request) -> web.Response:
     principal = await require_user(request, allow_guest=True)
-    row = await file_service.get_visible_file(request, principal, request.match_info["content_id"])
-    return plain(content_view(row))
+    details = cached_reads.file_details(
+        request.config_dict[DB_POOL],
+        cached_reads.Viewer(principal.user_id, principal.is_admin),
+        request.match_info["content_id"],
+        kind="content",
+    )
+    return cached_json(await cached_reads.read(request.config_dict[CACHE], details), envelope=False)
 
 
 @routes.get("/download/{content_id}")
@@ -288,8 +287,8 @@ async def generate_video(request: web.Request) -> web.Response:
     responses={200: {"description": "Statistics"}},
 )
 async def storyboard_stats(request: web.Request) -> web.Response:
-    async with request.config_dict[DB_POOL].acquire() as conn:
-        return plain(await job_rows.storyboard_stats(conn))
+    stats = cached_reads.storyboard_stats(request.config_dict[DB_POOL])
+    return cached_json(await cached_reads.read(request.config_dict[CACHE], stats), envelope=False)
 
 
 @routes.post("/feedback")

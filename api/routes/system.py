@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
 from api.authn import require_admin
-from api.health import system_health
+from api.health import HEALTH_PROBE
 from api.keys import DB_POOL
 from api.responses import dumps_json, ok, pagination
 from api.schemas.common import FORBIDDEN, INVALID, UNAUTHORIZED, envelope
@@ -33,7 +33,7 @@ routes = web.RouteTableDef()
     },
 )
 async def health(request: web.Request) -> web.Response:
-    report = await system_health(request.app)
+    report = await request.app[HEALTH_PROBE].report()
     healthy = report["status"] != "unhealthy"
     body = {"success": healthy, "data": report}
     if not healthy:
