@@ -356,3 +356,25 @@ async def user_token(database_url: str, settings: Settings, username: str) -> st
         kind="access",
         ttl_s=3600,
     ).token
+
+
+BOUNDARY = "faultboundary7d1c"
+
+
+def multipart_head(filename: str, field: str = "file") -> bytes:
+    return (
+        f"--{BOUNDARY}\r\n"
+        f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+
+
+MULTIPART_TAIL = f"\r\n--{BOUNDARY}--\r\n".encode()
+MULTIPART_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def stored_files(root: Path) -> list[str]:
+    """Every regular file under a local storage root, as relative paths."""
+    if not root.exists():
+        return []
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
