@@ -11,6 +11,7 @@ from aiohttp_apigami import validation_middleware
 from api.auth_service import AuthService
 from api.authn import Authenticator
 from api.background import background_tasks_ctx
+from api.cache import cache_ctx
 from api.keys import (
     AUTH_SERVICE,
     AUTHENTICATOR,
@@ -123,6 +124,7 @@ def create_app(settings: Settings) -> web.Application:
         [
             _database,
             _redis,
+            cache_ctx,
             _storage,
             _broker,
             _http_client,

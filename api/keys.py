@@ -31,3 +31,8 @@ AUTH_SERVICE: web.AppKey[AuthService] = web.AppKey("auth_service")
 if TYPE_CHECKING:
     from api.recommendations import ScorerCache
 SCORER_CACHE: web.AppKey[ScorerCache] = web.AppKey("scorer_cache")
+
+
+if TYPE_CHECKING:
+    from api.cache import ReadThroughCache
+CACHE: web.AppKey[ReadThroughCache] = web.AppKey("cache")

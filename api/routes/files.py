@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
-from api import file_service
+from api import cached_reads, file_service
 from api.authn import require_user
+from api.cache import cached_json
 from api.file_delivery import send_original, send_stream, send_thumbnail
-from api.file_views import file_detail, file_metadata, file_summary
-from api.keys import DB_POOL, SETTINGS
-from api.responses import ok, pagination
+from api.file_views import file_detail, file_metadata
+from api.keys import CACHE, DB_POOL, SETTINGS
+from api.responses import ok
 from api.schemas.common import INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
 from api.schemas.files import (
     UPLOAD_FIELDS,
@@ -103,19 +104,14 @@ async def batch_upload(request: web.Request) -> web.Response:
 async def list_files(request: web.Request) -> web.Response:
     principal = await require_user(request)
     query = request["data"]
-    rows, total = await file_service.list_visible_files(
-        request,
-        principal,
+    listing = cached_reads.file_listing(
+        request.config_dict[DB_POOL],
+        cached_reads.Viewer(principal.user_id, principal.is_admin),
         file_type=query.get("file_type"),
         page=query["page"],
         items_per_page=query["items_per_page"],
     )
-    return ok(
-        {
-            "items": [file_summary(r) for r in rows],
-            "pagination": pagination(query["page"], query["items_per_page"], total),
-        }
-    )
+    return cached_json(await cached_reads.read(request.config_dict[CACHE], listing), envelope=True)
 
 
 @routes.get("/files/stats")
@@ -207,8 +203,12 @@ async def secure(request: web.Request) -> web.StreamResponse:
 )
 async def get_file(request: web.Request) -> web.Response:
     principal = await require_user(request)
-    row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
-    return ok(file_detail(row))
+    details = cached_reads.file_details(
+        request.config_dict[DB_POOL],
+        cached_reads.Viewer(principal.user_id, principal.is_admin),
+        request.match_info["file_id"],
+    )
+    return cached_json(await cached_reads.read(request.config_dict[CACHE], details), envelope=True)
 
 
 @routes.get("/files/{file_id}/metadata")

@@ -9,11 +9,11 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 from marshmallow import Schema, fields, validate
 
+from api import cached_reads
 from api.authn import require_user
-from api.keys import DB_POOL
-from api.responses import plain
+from api.cache import cached_json
+from api.keys import CACHE, DB_POOL
 from api.schemas.common import INVALID, UNAUTHORIZED
-from db import reports
 
 routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -34,9 +34,10 @@ class WindowQuerySchema(Schema):
 )
 async def video_stats(request: web.Request) -> web.Response:
     principal = await require_user(request, allow_guest=True)
-    async with request.config_dict[DB_POOL].acquire() as conn:
-        stats = await reports.video_stats(conn, None if principal.is_admin else principal.user_id)
-    return plain(stats)
+    stats = cached_reads.video_stats(
+        request.config_dict[DB_POOL], cached_reads.Viewer(principal.user_id, principal.is_admin)
+    )
+    return cached_json(await cached_reads.read(request.config_dict[CACHE], stats), envelope=False)
 
 
 @routes.get("/streaming-performance")
@@ -49,8 +50,9 @@ async def video_stats(request: web.Request) -> web.Response:
 @request_schema(WindowQuerySchema, location="querystring")
 async def streaming_performance(request: web.Request) -> web.Response:
     principal = await require_user(request, allow_guest=True)
-    async with request.config_dict[DB_POOL].acquire() as conn:
-        figures = await reports.streaming_performance(
-            conn, None if principal.is_admin else principal.user_id, request["data"]["hours"]
-        )
-    return plain(figures)
+    figures = cached_reads.streaming_performance(
+        request.config_dict[DB_POOL],
+        cached_reads.Viewer(principal.user_id, principal.is_admin),
+        request["data"]["hours"],
+    )
+    return cached_json(await cached_reads.read(request.config_dict[CACHE], figures), envelope=False)
