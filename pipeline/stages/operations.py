@@ -57,7 +57,7 @@ class MaintenanceContext:
 
 
 async def clean_tmp(ctx: MaintenanceContext, max_age_hours: float | None = None) -> dict[str, Any]:
-    """Delete ``tmp/`` objects and local ``t2m-*`` temp dirs older than the age."""
+    """Delete ``tmp/`` objects, partial writes and local ``t2m-*`` temp dirs older than the age."""
     hours = ctx.settings.tmp_max_age_hours if max_age_hours is None else max_age_hours
     cutoff = datetime.now(UTC) - timedelta(hours=hours)
     removed: list[str] = []
@@ -65,6 +65,8 @@ async def clean_tmp(ctx: MaintenanceContext, max_age_hours: float | None = None)
         if info.modified < cutoff:
             await ctx.storage.delete(info.key)
             removed.append(info.key)
+    # Half-written objects of a writer that died (an API killed mid-upload).
+    removed += await ctx.storage.reap_partial_writes(cutoff)
     local: list[str] = []
     root = ctx.temp_root or Path(tempfile.gettempdir())
     with_cutoff = cutoff.timestamp()

@@ -243,6 +243,14 @@ class Storage(ABC):
             bucket["bytes"] += info.size
         return usage
 
+    async def reap_partial_writes(self, older_than: datetime) -> tuple[str, ...]:
+        """Remove half-written objects a crashed writer left, older than the cutoff.
+
+        Such leftovers are invisible to :meth:`list`, so only the backend can
+        find them; returns what it removed.  Backends without them do nothing.
+        """
+        return ()
+
     @abstractmethod
     async def health(self) -> None:
         """Raise :class:`t2m.errors.StorageError` if the backend cannot be used."""

@@ -536,6 +536,28 @@ class LocalStorage(Storage):
         info["free_bytes"] = vfs.f_frsize * vfs.f_bavail
         return info
 
+    async def reap_partial_writes(self, older_than: datetime) -> tuple[str, ...]:
+        # A process killed mid-write leaves its temp file beside the final
+        # path, in any segment; a live writer keeps touching its own.
+        cutoff = older_than.timestamp()
+
+        def sweep() -> list[str]:
+            removed: list[str] = []
+            for segment in SEGMENTS:
+                for path in (self.root / segment).rglob(f"{TEMP_PREFIX}*"):
+                    try:
+                        if path.is_file() and path.stat().st_mtime < cutoff:
+                            path.unlink()
+                            removed.append(str(path.relative_to(self.root)))
+                    except FileNotFoundError:  # finished or reaped meanwhile
+                        continue
+            return removed
+
+        try:
+            return tuple(await _run(sweep))
+        except OSError as exc:
+            raise _storage_error(exc, "clean", "partial writes") from exc
+
     async def usage_by_segment(self) -> dict[str, dict[str, int]]:
         def count(directory: Path) -> dict[str, int]:
             objects = size = 0

@@ -328,8 +328,17 @@ def run_maintenance(settings: Settings, task: str, log_path: Path, **params: flo
     argv = [sys.executable, "-m", "t2m.cli", "maintenance", task]
     for name, value in params.items():
         argv += ["--param", f"{name}={value}"]
+    # A private temp dir: clean_tmp also reaps ``t2m-*`` dirs in the system's,
+    # which may belong to other processes on this machine.
+    private_tmp = log_path.parent / "maintenance-tmp"
+    private_tmp.mkdir(exist_ok=True)
     done = subprocess.run(
-        argv, env=service_env(settings), cwd=REPO, capture_output=True, timeout=120, check=False
+        argv,
+        env=service_env(settings, TMPDIR=str(private_tmp)),
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
     with open(log_path, "ab") as log:
         log.write(done.stdout + done.stderr)
