@@ -25,10 +25,12 @@ from api.keys import (
 )
 from api.login_throttle import LoginThrottle
 from api.middlewares import request_context_middleware
+from api.monitoring_state import monitoring_ctx
 from api.oidc import OidcVerifier
 from api.openapi import setup_openapi
 from api.rate_limit import add_rate_headers, rate_limit_middleware
 from api.recommendations import ScorerCache
+from api.request_metrics import request_metrics_middleware
 from api.routes import (
     auth,
     cache_admin,
@@ -114,7 +116,14 @@ async def _recommender(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_request_body,
-        middlewares=[request_context_middleware, rate_limit_middleware, validation_middleware],
+        # request_metrics_middleware first: it times everything and sees the
+        # status the client gets.
+        middlewares=[
+            request_metrics_middleware,
+            request_context_middleware,
+            rate_limit_middleware,
+            validation_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app.on_response_prepare.append(add_rate_headers)
@@ -124,6 +133,7 @@ def create_app(settings: Settings) -> web.Application:
         [
             _database,
             _redis,
+            monitoring_ctx,
             cache_ctx,
             _storage,
             _broker,

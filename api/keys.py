@@ -34,5 +34,10 @@ SCORER_CACHE: web.AppKey[ScorerCache] = web.AppKey("scorer_cache")
 
 
 if TYPE_CHECKING:
+    from api.monitoring_state import Monitoring
+MONITORING: web.AppKey[Monitoring] = web.AppKey("monitoring")
+
+
+if TYPE_CHECKING:
     from api.cache import ReadThroughCache
 CACHE: web.AppKey[ReadThroughCache] = web.AppKey("cache")

@@ -152,6 +152,9 @@ class Settings:
     purge_grace_hours: float = 72.0
     log_level: str = "INFO"
     log_json: bool = False
+    # Bearer token a Prometheus scraper sends to GET /metrics/prometheus
+    # (empty: admin tokens only).
+    metrics_token: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -227,6 +230,7 @@ class Settings:
                 get("WEBHOOK_CONNECT_TIMEOUT_S", "3"), "WEBHOOK_CONNECT_TIMEOUT_S"
             ),
             webhook_max_in_flight=_int(get("WEBHOOK_MAX_IN_FLIGHT", "4"), "WEBHOOK_MAX_IN_FLIGHT"),
+            metrics_token=get("METRICS_TOKEN", ""),
             rate_limit_enabled=_bool(get("RATE_LIMIT_ENABLED", "true"), "RATE_LIMIT_ENABLED"),
             rate_limit_window_s=_int(get("RATE_LIMIT_WINDOW_S", "3600"), "RATE_LIMIT_WINDOW_S"),
             rate_limit_general=_int(get("RATE_LIMIT_GENERAL", "1000"), "RATE_LIMIT_GENERAL"),

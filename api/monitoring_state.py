@@ -1,0 +1,54 @@
+"""What an app keeps for monitoring, and the context that starts and stops it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from api.keys import MONITORING, REDIS, SETTINGS
+from api.prometheus import PrometheusExporter
+from api.request_metrics import RequestMetrics
+from api.system_stats import LoopMonitor, prime_cpu_counters
+from t2m.logs import RecentLogs, install_recent_logs
+from t2m.redis_client import create_redis
+
+
+@dataclass
+class Monitoring:
+    requests: RequestMetrics
+    loop: LoopMonitor
+    logs: RecentLogs
+    prometheus: PrometheusExporter
+    # The Redis the Dramatiq broker uses: the app's own client unless
+    # BROKER_URL points elsewhere; None when the broker is not Redis.
+    broker_redis: aioredis.Redis | None
+
+
+async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Needs ``_redis`` before it (cleanup_ctx order)."""
+    settings = app[SETTINGS]
+    requests = RequestMetrics()
+    loop = LoopMonitor()
+    logs = install_recent_logs()
+    broker_url = settings.effective_broker_url
+    own_broker_client: aioredis.Redis | None = None
+    broker_redis: aioredis.Redis | None
+    if broker_url == settings.redis_url:
+        broker_redis = app[REDIS]
+    elif broker_url.startswith(("redis://", "rediss://", "unix://")):
+        own_broker_client = create_redis(settings.with_overrides(redis_url=broker_url))
+        broker_redis = own_broker_client
+    else:
+        broker_redis = None
+    app[MONITORING] = Monitoring(
+        requests, loop, logs, PrometheusExporter(requests, loop, logs), broker_redis
+    )
+    prime_cpu_counters()
+    loop.start()
+    yield
+    await loop.stop()
+    if own_broker_client is not None:
+        await own_broker_client.aclose()
