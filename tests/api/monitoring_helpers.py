@@ -32,7 +32,8 @@ async def job_with_stage_times(
             )
         await conn.execute(
             "UPDATE jobs SET status = 'completed', current_stage = 'completed',"
-            " started_at = $2, completed_at = $2::timestamptz + make_interval(secs => $3), updated_at = now()"
+            " started_at = $2,"
+            " completed_at = $2::timestamptz + make_interval(secs => $3), updated_at = now()"
             " WHERE id = $1",
             job_id,
             start,

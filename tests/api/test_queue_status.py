@@ -51,9 +51,7 @@ def _backlog(settings: Settings) -> None:
         _fetch_one(dead_consumer)
         # That worker's last broker call was long ago: it is dead.
         sync = redis.Redis.from_url(settings.redis_url)
-        sync.zadd(
-            f"{settings.redis_namespace}-dramatiq:__heartbeats__", {dead_broker.broker_id: 1}
-        )
+        sync.zadd(f"{settings.redis_namespace}-dramatiq:__heartbeats__", {dead_broker.broker_id: 1})
         sync.close()
     finally:
         broker.close()
@@ -138,7 +136,9 @@ async def test_estimated_wait_uses_recent_stage_durations_and_live_workers(
     # 3 ready × 15 s ÷ 1 worker.
     assert render["estimated_wait_s"] == 45.0
     assert data["status"] == "ok" and data["workers_alive"] == 1
-    assert data["workers"][0]["host"] == "render-host" and data["workers"][0]["queues"] == ["render"]
+    assert data["workers"][0]["host"] == "render-host" and data["workers"][0]["queues"] == [
+        "render"
+    ]
     assert "÷ live worker" in data["estimated_wait_method"]
 
 
