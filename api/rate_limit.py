@@ -49,8 +49,9 @@ return {count, redis.call('PTTL', KEYS[1])}
 _UPLOAD_PATHS = frozenset({"/api/v1/files/upload", "/api/v1/files/batch-upload", "/upload"})
 _VIDEO_PATHS = frozenset({"/api/v1/videos/generate", "/generate-video"})
 _SYSTEM_PREFIX = "/api/v1/system/"
-# Docs and the machine-readable spec are static; limiting them helps nobody.
-_EXEMPT_PREFIXES = ("/api/docs", "/api/v1/openapi.json", "/docs")
+# Docs, the machine-readable spec and the console's files are static;
+# limiting them helps nobody.
+_EXEMPT_PREFIXES = ("/api/docs", "/api/v1/openapi.json", "/docs", "/console/")
 
 _NOUNS = {
     "general": "requests",
