@@ -1,4 +1,5 @@
-"""The ``t2m`` command line: servers, workers, maintenance and admin tasks."""
+"""The ``t2m`` command line: servers, workers, maintenance and admin tasks,
+and the HTTP client commands (``t2m login``, ``upload``, ``generate`` … in t2m/client)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from t2m.settings import Settings
 
@@ -64,12 +66,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
+    from scheduler.jobs import SCHEDULED_JOBS, parse_job_overrides
     from scheduler.main import run_scheduler
     from t2m.logs import configure_logging
 
+    try:
+        jobs = parse_job_overrides(args.job) if args.job else SCHEDULED_JOBS
+    except ValueError as exc:
+        print(f"t2m scheduler: {exc}", file=sys.stderr)
+        return 2
     settings = _settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    asyncio.run(run_scheduler(settings))
+    asyncio.run(run_scheduler(settings, jobs, lease_ms=int(args.lease_s * 1000)))
     return 0
 
 
@@ -115,7 +123,7 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     from t2m.redis_client import create_redis
     from t2m.storage import build_storage
 
-    params: dict[str, float] = {}
+    params: dict[str, Any] = {}
     for item in args.param or []:
         name, _, value = item.partition("=")
         params[name.strip()] = float(value)
@@ -166,9 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=cmd_worker)
 
-    sub.add_parser("scheduler", help="run the maintenance scheduler").set_defaults(
-        func=cmd_scheduler
+    scheduler = sub.add_parser("scheduler", help="run the maintenance scheduler")
+    scheduler.add_argument(
+        "--job",
+        action="append",
+        metavar="NAME=SECONDS",
+        help="run only these jobs at these intervals (repeatable; default: the full schedule)",
     )
+    scheduler.add_argument(
+        "--lease-s", type=float, default=30.0, help="leader lease: how soon a standby takes over"
+    )
+    scheduler.set_defaults(func=cmd_scheduler)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
     admin = sub.add_parser("create-admin", help="create the admin user if missing")
@@ -194,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="run everything locally (embedded PostgreSQL/Redis)")
     dev.add_argument("--procfile", default="Procfile")
     dev.set_defaults(func=cmd_dev)
+
+    # The client side: login, upload, generate, jobs, download, files.
+    from t2m.client.commands import add_client_commands
+
+    add_client_commands(sub)
     return parser
 
 
