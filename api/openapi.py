@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +38,7 @@ def setup_openapi(app: web.Application) -> None:
         },
     )
     _to_openapi3(app[SWAGGER_DICT])
+    _add_links(app[SWAGGER_DICT])
     app.router.add_get("/docs", _docs_redirect)
 
 
@@ -105,6 +107,46 @@ def _error_entry(description: str) -> dict[str, Any]:
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
     }
+
+
+# Operations that create an object, and where its id is in their answer: every
+# operation of the same family addressing that object by the path parameter is
+# linked from the creation response, so clients (and schemathesis' stateful
+# runs: upload → get → download → delete) can follow them.
+_CREATORS: tuple[tuple[str, str, str, str, str], ...] = (
+    # (creating path, method, status, id pointer, path prefix + parameter)
+    ("/api/v1/files/upload", "post", "201", "/data/id", "/api/v1/files/{file_id}"),
+    ("/api/v1/videos/generate", "post", "202", "/data/id", "/api/v1/jobs/{job_id}"),
+    ("/api/v1/videos/generate", "post", "202", "/data/id", "/api/v1/videos/{job_id}"),
+    ("/api/v1/webhooks", "post", "201", "/data/id", "/api/v1/webhooks/{webhook_id}"),
+    ("/upload", "post", "201", "/content_id", "/content/{content_id}"),
+    ("/upload", "post", "201", "/content_id", "/download/{content_id}"),
+    ("/upload", "post", "201", "/content_id", "/stream/{content_id}"),
+    ("/upload", "post", "201", "/content_id", "/recommend-tags/{content_id}"),
+)
+
+
+def _add_links(spec: dict[str, Any]) -> None:
+    paths = spec.get("paths", {})
+    for creator, creator_method, status, pointer, target_prefix in _CREATORS:
+        response = paths.get(creator, {}).get(creator_method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        parameter = target_prefix.rsplit("{", 1)[1].rstrip("}")
+        links = response.setdefault("links", {})
+        for path, item in paths.items():
+            if not path.startswith(target_prefix):
+                continue
+            for method in item:
+                if method in ("head", "options", "parameters"):
+                    continue
+                # Link names are limited to [A-Za-z0-9._-].
+                name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{method}{path}").strip("_")
+                escaped = path.replace("~", "~0").replace("/", "~1")
+                links[name] = {
+                    "operationRef": f"#/paths/{escaped}/{method}",
+                    "parameters": {parameter: f"$response.body#{pointer}"},
+                }
 
 
 async def _docs_redirect(request: web.Request) -> web.Response:

@@ -7,7 +7,9 @@ from marshmallow import Schema, fields, validate
 
 class EventsQuerySchema(Schema):
     token = fields.Str(
-        validate=validate.Length(min=1, max=4096),
+        # A JWT is base64url and dots; bounded in characters and bytes so the
+        # request line stays under the HTTP parser's 8 KiB limit.
+        validate=[validate.Length(min=1, max=2048), validate.Regexp(r"^[A-Za-z0-9_.-]+$")],
         metadata={
             "description": "An events token from POST /jobs/{id}/events/token, for clients"
             " that cannot send an Authorization header (EventSource)"
