@@ -12,10 +12,12 @@ going backwards.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,6 +94,34 @@ class MonotonicProgress:
             self._callback(self.value)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL ffmpeg when its parent dies.
+
+    ffmpeg runs in a session of its own (below), so a worker killed with
+    SIGKILL - its process group included - would leave it running, burning
+    CPU and writing into scratch space the redelivered attempt reuses.  Linux
+    only; elsewhere nothing is armed.  The death signal follows the thread
+    that forked, which here blocks on this very child until it exits.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
 def run_ffmpeg(
     args: Sequence[str],
     *,
@@ -127,6 +157,7 @@ def run_ffmpeg(
             # honcho restart) does not hit ffmpeg mid-write, and we kill it
             # ourselves, by pid.
             start_new_session=True,
+            preexec_fn=_die_with_parent(),
         )
     assert proc.stdout is not None
     selector = selectors.DefaultSelector()
