@@ -16,12 +16,11 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Iterator
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 from t2m.client import config
-from t2m.client.errors import ApiError, CliError
+from t2m.client.errors import CliError
 from t2m.client.http import CHUNK, Api
 from t2m.client.output import print_fields, print_json, print_table
 from t2m.client.progress import ProgressBar, human_bytes
@@ -259,8 +258,8 @@ def wait_for_job(api: Api, job_id: str, *, quiet: bool = False) -> dict[str, Any
         elif event.type == "end":
             progress = int(data.get("progress", progress))
             if bar is not None:
-                bar.update(progress, f"{job_id} {data.get('status')}")
-                bar.close()
+                bar.done = progress
+                bar.close(label=f"{job_id} {data.get('status')}")
             break
         if not quiet:
             label = f"{job_id} {stage}"
@@ -393,24 +392,23 @@ def cmd_files(args: argparse.Namespace) -> int:
 # -- download -----------------------------------------------------------------
 
 
-def _download_path(item_id: str) -> str:
+def _file_to_download(api: Api, item_id: str) -> tuple[str, dict[str, Any]]:
+    """The download path and the file record (name, size, checksum) of a
+    file id, or of a job id's finished video."""
     if item_id.startswith("job_"):
-        return f"/api/v1/videos/{item_id}/download"
+        job = api.get_data(f"/api/v1/jobs/{item_id}")
+        file_id = (job.get("result") or {}).get("file_id")
+        if job["status"] != "completed" or not file_id:
+            raise CliError(f"job {item_id} is {job['status']}: no video to download")
+        return f"/api/v1/videos/{item_id}/download", api.get_data(f"/api/v1/files/{file_id}")
     if item_id.startswith("file_"):
-        return f"/api/v1/files/{item_id}/download"
+        return f"/api/v1/files/{item_id}/download", api.get_data(f"/api/v1/files/{item_id}")
     raise CliError(f"{item_id!r} is neither a file id (file_…) nor a job id (job_…)", 2)
 
 
-def _attachment_name(disposition: str | None) -> str | None:
-    if not disposition:
-        return None
-    message = Message()
-    message["Content-Disposition"] = disposition
-    name = message.get_filename()
-    if not name:
-        return None
+def _safe_name(name: str | None) -> str | None:
     # Only a bare name: never a path the server could point elsewhere.
-    name = os.path.basename(name.replace("\\", "/")).strip()
+    name = os.path.basename((name or "").replace("\\", "/")).strip()
     return None if name in ("", ".", "..") else name
 
 
@@ -423,39 +421,47 @@ def _total_size(content_range: str | None) -> int | None:
 
 def cmd_download(args: argparse.Namespace) -> int:
     api = Api(server_of(args))
-    path = _download_path(args.id)
-    head = api.send("HEAD", path)
-    head.close()
-    etag = head.header("ETag")
-    target = Path(args.output or _attachment_name(head.header("Content-Disposition")) or args.id)
+    path, record = _file_to_download(api, args.id)
+    name = _safe_name(record.get("filename")) or args.id
+    target = Path(args.output or name)
     if target.is_dir():
-        target = target / (_attachment_name(head.header("Content-Disposition")) or args.id)
+        target = target / name
     part = target.with_name(target.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
+    checksum = str(record.get("checksum") or "").removeprefix("sha256:")
+    size = _resume_into(api, path, part, checksum, int(record["size"]), target.name)
+    if checksum and _sha256(part) != checksum:
+        part.unlink()
+        raise CliError(f"the downloaded bytes do not match the file's checksum; {part} removed")
+    os.replace(part, target)
+    if args.json:
+        print_json({"id": args.id, "path": str(target), "size": size, "sha256": checksum})
+    else:
+        print(f"Saved {target} ({human_bytes(size)})")
+    return 0
 
-    headers: dict[str, str] = {}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-        if etag:
-            # Resume only if the bytes are still the ones the .part began with.
-            headers["If-Range"] = etag
-    try:
-        response = api.send("GET", path, headers=headers, timeout_s=120)
-    except ApiError as exc:
-        if exc.status != 416:
-            raise
-        # The .part is at least as long as the file: start again.
+
+def _resume_into(api: Api, path: str, part: Path, checksum: str, size: int, label: str) -> int:
+    """Fetch into ``part``, continuing after the bytes it already has."""
+    have = part.stat().st_size if part.exists() else 0
+    if have > size:  # not a prefix of this file
         part.unlink()
         have = 0
-        response = api.send("GET", path, timeout_s=120)
+    headers: dict[str, str] = {}
+    if 0 < have < size:
+        headers["Range"] = f"bytes={have}-"
+        if checksum:
+            # T2M's ETag of a file's bytes is their quoted sha256: the range
+            # is sent only if the file is still the one the .part began with.
+            headers["If-Range"] = f'"{checksum}"'
+    if have == size:
+        return size  # complete already; the checksum decides
+    response = api.send("GET", path, headers=headers, timeout_s=120)
     if response.status == 206:
-        total = _total_size(response.header("Content-Range"))
+        total = _total_size(response.header("Content-Range")) or size
         mode = "ab"
-    else:  # 200: the whole file (no .part yet, or it no longer matches)
-        have = 0
-        total = int(response.header("Content-Length") or 0) or None
-        mode = "wb"
-    bar = ProgressBar(target.name, total, start=have)
+    else:  # 200: the whole file (no .part, or it no longer matches)
+        have, total, mode = 0, int(response.header("Content-Length") or size), "wb"
+    bar = ProgressBar(label, total, start=have)
     try:
         with part.open(mode) as handle:
             for chunk in response.chunks():
@@ -467,17 +473,12 @@ def cmd_download(args: argparse.Namespace) -> int:
             f"download interrupted at {human_bytes(bar.done)} ({exc}); "
             f"run it again to resume from {part}"
         ) from exc
-    size = part.stat().st_size
-    if total is not None and size != total:
+    received = part.stat().st_size
+    if received != total:
         bar.close("incomplete")
-        raise CliError(f"received {size} of {total} bytes; run it again to resume from {part}")
-    bar.close(f"done, {human_bytes(size)}")
-    os.replace(part, target)
-    if args.json:
-        print_json({"id": args.id, "path": str(target), "size": size, "sha256": _sha256(target)})
-    else:
-        print(f"Saved {target} ({human_bytes(size)})")
-    return 0
+        raise CliError(f"received {received} of {total} bytes; run it again to resume from {part}")
+    bar.close(f"done, {human_bytes(received)}")
+    return received
 
 
 def _sha256(path: Path) -> str:

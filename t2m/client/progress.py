@@ -58,11 +58,12 @@ class ProgressBar:
     def advance(self, count: int) -> None:
         self.update(self.done + count)
 
-    def close(self, message: str | None = None) -> None:
+    def close(self, message: str | None = None, *, label: str | None = None) -> None:
         """End the bar with a final state (``message`` replaces the figures)."""
         if self._closed:
             return
         self._closed = True
+        self.label = label or self.label
         if self.tty:
             self.stream.write("\r" + self._line(message) + "\x1b[K\n")
         else:
