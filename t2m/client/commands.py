@@ -313,7 +313,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.action != "list" and not args.job_id:
         raise CliError(f"'jobs {args.action}' needs a job id", 2)
     if args.action == "list":
-        query: dict[str, Any] = {"page": args.page, "items_per_page": args.limit}
+        query: dict[str, Any] = {"page": args.page, "items_per_page": args.limit or 20}
         if args.status:
             query["status"] = args.status
         page = api.get_data("/api/v1/jobs", query)
@@ -337,7 +337,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             _print_job(job)
         return 0
     if args.action == "logs":
-        query = {"limit": args.limit}
+        query = {"limit": args.limit or 200}
         if args.level:
             query["level"] = args.level
         logs = api.get_data(f"{path}/logs", query)
@@ -545,7 +545,7 @@ def add_client_commands(sub: Any) -> None:
     )
     jobs.add_argument("--level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     jobs.add_argument("--page", type=int, default=1)
-    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--limit", type=int, help="jobs per page (20) or log lines (200)")
     jobs.set_defaults(func=run(cmd_jobs))
 
     download = sub.add_parser(

@@ -90,13 +90,16 @@ class ProgressBar:
         if not self.tty:
             percent = "" if fraction is None or self.unit == "percent" else f"{fraction:.0%} "
             return f"{self.label}: {percent}{figures}"
+        if self.unit == "percent" and message is None:
+            figures = ""  # the bar's own percentage says it
         width = shutil.get_terminal_size((80, 20)).columns
         label = self.label[: max(10, width // 3)]
         if fraction is None:
             return f"{label} {figures}"
         bar_width = max(10, width - len(label) - len(figures) - 10)
         filled = int(bar_width * fraction)
-        return f"{label} [{'#' * filled}{'-' * (bar_width - filled)}] {fraction:4.0%} {figures}"
+        bar = "#" * filled + "-" * (bar_width - filled)
+        return f"{label} [{bar}] {fraction:4.0%} {figures}".rstrip()
 
     def _draw(self, *, force: bool = False) -> None:
         if self._closed:
