@@ -91,7 +91,7 @@ def host_stats(disk_path: Path) -> dict[str, Any]:
     memory = psutil.virtual_memory()
     disk_target = disk_path if disk_path.exists() else Path(os.sep)
     disk = psutil.disk_usage(str(disk_target))
-    process = psutil.Process()
+    process = _this_process()
     with process.oneshot():
         rss = process.memory_info().rss
         threads = process.num_threads()
@@ -126,7 +126,19 @@ def prime_cpu_counters() -> None:
     """psutil's first non-blocking CPU reading is meaningless (0.0); take it
     at start so the first request gets a real one."""
     psutil.cpu_percent(interval=None)
-    psutil.Process().cpu_percent(interval=None)
+    _this_process().cpu_percent(interval=None)
+
+
+_process: psutil.Process | None = None
+
+
+def _this_process() -> psutil.Process:
+    # One object per process: psutil keeps the previous CPU reading on the
+    # object, so a fresh one would always report 0 %.
+    global _process
+    if _process is None or _process.pid != os.getpid():
+        _process = psutil.Process()
+    return _process
 
 
 def pool_stats(pool: asyncpg.Pool) -> dict[str, Any]:
