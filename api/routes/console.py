@@ -128,7 +128,11 @@ async def index(request: web.Request) -> web.Response:
             "description": "File path under the console directory, e.g. js/api.js",
         }
     ],
-    responses={200: {"description": "The file"}, 304: {"description": "Not modified"}, 404: NOT_FOUND},
+    responses={
+        200: {"description": "The file"},
+        304: {"description": "Not modified"},
+        404: NOT_FOUND,
+    },
 )
 async def asset(request: web.Request) -> web.Response:
     path = resolve_asset(request.match_info["path"])

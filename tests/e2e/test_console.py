@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, Response, async_playwright, expect
 
-from tests.media_factory import png_bytes
+from tests.media_factory import jpeg_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 QUEUES = ["parse", "storyboard", "render", "thumbnails", "media", "rl_update"]
@@ -73,6 +73,8 @@ class Screens:
         assert await page.evaluate(UNLABELLED) == [], f"unlabelled controls on {name}"
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
             await page.set_viewport_size(size)
+            # From the top, so the sticky header sits where it belongs.
+            await page.evaluate("window.scrollTo(0, 0)")
             await page.wait_for_timeout(150)  # one layout pass after the resize
             assert await page.evaluate(OVERFLOW) <= 0, f"{name} scrolls sideways at {label} width"
             path = self.directory / f"{len(self.saved) // 2 + 1:02d}-{name}-{label}.png"
@@ -154,16 +156,16 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
             await upload.get_by_label("File", exact=True).set_input_files(
                 files=[
                     {
-                        "name": "sunset.png",
-                        "mimeType": "image/png",
-                        "buffer": png_bytes(640, 400, (230, 120, 40)),
+                        "name": "sunset.jpg",
+                        "mimeType": "image/jpeg",
+                        "buffer": jpeg_bytes(640, 400),
                     }
                 ]
             )
             await upload.get_by_label("Title").fill("Sunset")
             await upload.get_by_label("Tags").fill("sunset, beach")
             await upload.get_by_role("button", name="Upload", exact=True).click()
-            await expect(page.locator("#upload-status")).to_contain_text("Uploaded sunset.png")
+            await expect(page.locator("#upload-status")).to_contain_text("Uploaded sunset.jpg")
             await expect(page.locator("#upload-progress")).to_have_js_property("value", 100)
             await screens.take("upload")
 
@@ -176,7 +178,6 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
             await page.locator("label[for=type-image]").click()
             await expect(tile).to_be_visible()
             assert "type=image" in page.url
-            await screens.take("library")
 
             # Generate a short, low-quality video from the console's sample script.
             await page.get_by_role("link", name="Generate", exact=True).click()
@@ -228,7 +229,8 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
                   v.currentTime = 1.5;
                 })"""
             )
-            assert abs(await page.evaluate("document.querySelector('#item-video').currentTime") - 1.5) < 0.1
+            position = await page.evaluate("document.querySelector('#item-video').currentTime")
+            assert abs(position - 1.5) < 0.1, position
             await page.evaluate("() => document.querySelector('#item-video').play()")
             await page.wait_for_function(
                 "() => document.querySelector('#item-video').currentTime > 2.6", timeout=WAIT_MS
@@ -261,10 +263,10 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
             await page.get_by_role("button", name="Share").click()
             link = page.get_by_label("Share link (valid 7 days)")
             await expect(link).to_have_value(re.compile(r"/api/v1/files/secure/"))
-            async with aiohttp.ClientSession() as anonymous:
-                async with anonymous.get(await link.input_value()) as shared:
-                    assert shared.status == 200
-                    assert shared.headers["Content-Type"] == "video/mp4"
+            shared_url = await link.input_value()
+            async with aiohttp.ClientSession() as anonymous, anonymous.get(shared_url) as shared:
+                assert shared.status == 200
+                assert shared.headers["Content-Type"] == "video/mp4"
             await wait_rows(db, video_id, "share", page)
             await screens.take("player")
 
@@ -279,6 +281,14 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
             assert views[0]["watch_time_ms"] >= 500, views[0]["watch_time_ms"]
             await screens.take("jobs")
 
+            # The library now holds both, each with its thumbnail.
+            await page.get_by_role("link", name="Library", exact=True).click()
+            await page.locator("label[for=type-all]").click()
+            video_tile = page.locator(".tile", has_text="Console tour")
+            await expect(video_tile.locator(".thumb.loaded")).to_be_visible(timeout=WAIT_MS)
+            await expect(page.locator(".tile")).to_have_count(2)
+            await screens.take("library")
+
             assert page_errors == []
         finally:
             await browser.close()
@@ -288,3 +298,61 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
         f"\nconsole browser test: {elapsed:.1f} s; progress followed by {live_mode};"
         f" {len(screens.saved)} screenshots in {directory}"
     )
+
+
+@pytest.mark.timeout(600)
+async def test_progress_falls_back_to_polling_without_events(client, make_user, start_worker):
+    """With no event stream (here: the token request fails) the console polls
+    the job and still shows every step up to 100 %."""
+    chromium = chromium_binary()
+    if chromium is None:
+        pytest.skip("No Chromium binary: install Debian's 'chromium' (system-packages.txt)")
+    user = await make_user(login=False)
+    start_worker(["parse", "storyboard", "render", "thumbnails"])
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport=DESKTOP)
+            token_requests: list[str] = []
+
+            async def refuse(route: Any) -> None:
+                token_requests.append(route.request.url)
+                await route.fulfill(
+                    status=503,
+                    content_type="application/json",
+                    body='{"success": false, "error": {"code": "SERVICE_UNAVAILABLE",'
+                    ' "message": "Event stream unavailable"}}',
+                )
+
+            await page.route("**/api/v1/jobs/*/events/token", refuse)
+            event_streams: list[str] = []
+            page.on(
+                "request",
+                lambda request: (
+                    event_streams.append(request.url)
+                    if re.search(r"/jobs/[^/]+/events(\?|$)", request.url)
+                    else None
+                ),
+            )
+            await page.goto(str(client.make_url("/#/generate")))
+            await page.get_by_label("Username or e-mail").fill(user.username)
+            await page.get_by_label("Password").fill(user.password)
+            await page.get_by_role("button", name="Sign in").click()
+            # Back where the sign-in interrupted.
+            generate = page.locator("section[data-view=generate]")
+            await expect(generate.get_by_role("heading", name="Generate a video")).to_be_visible()
+            await generate.get_by_role("button", name="Insert the sample script").click()
+            await generate.get_by_label("Quality").select_option("480p")
+            await generate.get_by_label("Length, seconds").fill("6")
+            await generate.get_by_role("button", name="Generate video").click()
+            bar = page.locator("#gen-progress")
+            await expect(bar).to_have_attribute("data-ended", "true", timeout=RENDER_WAIT_MS)
+            assert await bar.get_attribute("data-status") == "completed"
+            assert await bar.get_attribute("data-mode") == "polling"
+            await expect(bar).to_have_js_property("value", 100)
+            await expect(page.locator("#gen-log")).to_contain_text("Video ready")
+            await expect(page.get_by_role("link", name="Watch the video")).to_be_visible()
+            assert len(token_requests) == 1
+            assert event_streams == []
+        finally:
+            await browser.close()

@@ -64,6 +64,12 @@ export function formatDate(value) {
     : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
+export function formatTime(value) {
+  if (!value) return "";
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleTimeString(undefined, { hour12: false });
+}
+
 export function formatSeconds(value) {
   if (value === null || value === undefined || Number.isNaN(Number(value))) return "";
   const total = Math.round(Number(value));

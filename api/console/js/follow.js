@@ -19,7 +19,18 @@ export function followJob(jobId, { onUpdate = () => {}, onLog = () => {}, onEnd 
   let source = null;
   let timer = 0;
   let mode = "starting";
-  let logsSeen = 0;
+  // Lines come from the log endpoint and from the stream; a line can arrive
+  // by both (the stream may repeat what a fetch already returned): show it once.
+  let logsFetched = 0;
+  const logKeys = new Set();
+
+  function emitLog(entry) {
+    const when = Date.parse(entry.timestamp || "");
+    const key = `${Number.isNaN(when) ? entry.timestamp : when}|${entry.level}|${entry.message}`;
+    if (logKeys.has(key)) return;
+    logKeys.add(key);
+    onLog(entry);
+  }
 
   function merge(fields) {
     for (const [name, value] of Object.entries(fields || {})) {
@@ -44,10 +55,10 @@ export function followJob(jobId, { onUpdate = () => {}, onLog = () => {}, onEnd 
   async function pollLogs() {
     try {
       const data = await get(`${V1}/jobs/${encodeURIComponent(jobId)}/logs`, {
-        query: { offset: logsSeen, limit: 200 },
+        query: { offset: logsFetched, limit: 200 },
       });
-      logsSeen += data.logs.length;
-      for (const entry of data.logs) onLog(entry);
+      logsFetched += data.logs.length;
+      for (const entry of data.logs) emitLog(entry);
     } catch {
       // Logs are a nicety; progress is what matters.
     }
@@ -83,14 +94,15 @@ export function followJob(jobId, { onUpdate = () => {}, onLog = () => {}, onEnd 
           console.warn("bad event", name, error);
         }
       });
-    on("snapshot", (data) => merge(data));
+    on("snapshot", (data) => {
+      merge(data);
+      // The snapshot has no log: fetch the lines written before it.
+      pollLogs();
+    });
     on("status", (data) => merge(data));
     on("progress", (data) => merge(data));
     on("stage", (data) => merge({ current_stage: data.stage, progress: data.progress }));
-    on("log", (data) => {
-      logsSeen += 1;
-      onLog(data);
-    });
+    on("log", emitLog);
     on("end", (data) => {
       merge(data);
       finish();

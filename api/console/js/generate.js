@@ -1,7 +1,7 @@
 // The script editor: generate options, then a live progress bar and log.
 
 import { V1, ApiError, post } from "./api.js";
-import { $, formatDate, h, randomKey, say, splitTags, toast } from "./dom.js";
+import { $, formatTime, h, randomKey, say, splitTags, toast } from "./dom.js";
 import { TERMINAL, followJob } from "./follow.js";
 import { register } from "./router.js";
 
@@ -59,7 +59,7 @@ function addLog(entry) {
   const level = (entry.level || "INFO").toUpperCase();
   $("#gen-log").append(
     h("li", { class: `log-${level.toLowerCase()}` },
-      h("time", { datetime: entry.timestamp || "" }, entry.timestamp ? formatDate(entry.timestamp) : ""),
+      h("time", { datetime: entry.timestamp || "" }, formatTime(entry.timestamp)),
       h("span", { class: "level" }, level),
       h("span", { class: "message" }, entry.message || ""),
     ),

@@ -1,7 +1,7 @@
 // The job list: status and progress, the log of each job, cancel.
 
 import { V1, ApiError, get, post } from "./api.js";
-import { $, formatDate, h, toast } from "./dom.js";
+import { $, formatDate, formatTime, h, toast } from "./dom.js";
 import { TERMINAL } from "./follow.js";
 import { register } from "./router.js";
 
@@ -15,7 +15,7 @@ async function loadLogs(jobId, box) {
     const data = await get(`${V1}/jobs/${encodeURIComponent(jobId)}/logs`, { query: { limit: 200 } });
     box.replaceChildren(...(data.logs.length ? data.logs : [{ level: "INFO", message: "No log lines yet." }]).map((entry) =>
       h("li", { class: `log-${(entry.level || "info").toLowerCase()}` },
-        h("time", { datetime: entry.timestamp || "" }, entry.timestamp ? formatDate(entry.timestamp) : ""),
+        h("time", { datetime: entry.timestamp || "" }, formatTime(entry.timestamp)),
         h("span", { class: "level" }, entry.level || ""),
         h("span", { class: "message" }, entry.message || ""),
       )));
@@ -69,7 +69,7 @@ function row(job) {
       h("span", { class: `badge status-${job.status}` }, job.status),
     ),
     h("div", { class: "progress-line" },
-      h("progress", { max: 100, value: percent, "aria-label": `Progress of ${title}` }),
+      h("progress", { max: 100, value: percent, "data-status": job.status, "aria-label": `Progress of ${title}` }),
       h("span", { class: "percent" }, `${percent} %`),
     ),
     h("p", { class: "job-meta muted" },

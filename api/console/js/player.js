@@ -110,15 +110,18 @@ function facts(detail) {
 async function like() {
   const button = $("#item-like");
   const status = $("#item-status");
-  button.disabled = true;
+  // One like per visit: there is no "unlike" event to send.
+  if (button.getAttribute("aria-pressed") === "true" || button.dataset.busy) return;
+  button.dataset.busy = "1";
   try {
     await post(`${V1}/feedback`, { content_id: item.id, event_type: "like" });
     button.setAttribute("aria-pressed", "true");
     button.textContent = "Liked";
     status.textContent = "Thanks: your like was recorded.";
   } catch (err) {
-    button.disabled = false;
     status.textContent = err instanceof ApiError ? err.describe() : "Could not record the like.";
+  } finally {
+    delete button.dataset.busy;
   }
 }
 
@@ -159,7 +162,6 @@ async function enter({ args }) {
   say($("#item-status"), "");
   $("#item-status").hidden = false;
   const likeButton = $("#item-like");
-  likeButton.disabled = false;
   likeButton.textContent = "Like";
   likeButton.setAttribute("aria-pressed", "false");
   watchedS = 0;

@@ -47,6 +47,9 @@ async function render() {
   }
   active = view;
   view.section.hidden = false;
+  // A message belongs to the page it was shown on.
+  const toastBox = document.getElementById("toast");
+  if (toastBox) toastBox.hidden = true;
   document.title = `${view.title} · T2M`;
   for (const link of document.querySelectorAll("[data-nav]")) {
     if (link.dataset.nav === view.name) link.setAttribute("aria-current", "page");

@@ -48,10 +48,7 @@ export async function loadTags(detail) {
     if (mine !== generation) return;
     list.dataset.recommendationId = recommendation.recommendation_id;
     list.replaceChildren(...recommendation.tags.map(({ tag, score }) => {
-      const row = h("li", { class: "tag-row" },
-        h("span", { class: "tag" }, tag),
-        h("span", { class: "score", title: "Score" }, score.toFixed(2)),
-      );
+      const row = h("li", { class: "tag-row", "data-score": score.toFixed(3) }, h("span", { class: "tag" }, tag));
       row.append(h("span", { class: "tag-actions" },
         h("button", { type: "button", class: "small", "aria-label": `Accept tag ${tag}`, onclick: () => answer(detail, recommendation, tag, true, row, current) }, "Accept"),
         h("button", { type: "button", class: "small ghost", "aria-label": `Reject tag ${tag}`, onclick: () => answer(detail, recommendation, tag, false, row, current) }, "Reject"),
