@@ -94,11 +94,10 @@ async def authorised_job(request: web.Request, job_id: str, token: str | None) -
 
 def requested_resume(request: web.Request, query: dict[str, Any]) -> int | None:
     """The id to resume after: the header (what EventSource sends) wins."""
-    raw = request.headers.get(LAST_EVENT_HEADER)
-    if raw is None:
+    raw = (request.headers.get(LAST_EVENT_HEADER) or "").strip()
+    if not raw:
         value: int | None = query.get("last_event_id")
         return value
-    raw = raw.strip()
     if not raw.isdigit() or len(raw) > 18:
         raise ValidationFailed(
             "Request validation failed", {LAST_EVENT_HEADER: ["A non-negative event id"]}

@@ -115,6 +115,11 @@ class JobEvents:
         self.settings = settings
         self._skip_until = 0.0
 
+    @property
+    def backing_off(self) -> bool:
+        """Whether publishing is suspended after a recent Redis failure."""
+        return time.monotonic() < self._skip_until
+
     def key(self, job_id: str) -> str:
         return redis_key(self.settings, "job-events", job_id)
 
@@ -139,7 +144,7 @@ class JobEvents:
     async def publish(self, job_id: str, event_type: str, data: Mapping[str, Any]) -> None:
         """Append, never raising: live events are a convenience, the job row
         and its log table are the truth."""
-        if self.client is None or time.monotonic() < self._skip_until:
+        if self.client is None or self.backing_off:
             return
         try:
             await self.append(job_id, event_type, data)

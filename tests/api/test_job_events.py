@@ -214,3 +214,32 @@ async def test_who_may_follow_a_job(client, make_user, settings, caplog):
     assert response.status == 401
     assert (await response.json())["error"]["code"] == "AUTH_EXPIRED"
     assert (await client.get(f"{url}?token=not-a-jwt")).status == 401
+
+
+async def test_events_reach_a_follower_on_another_api_process(
+    client, make_user, settings, aiohttp_client
+):
+    from api.app import create_app
+
+    other_process = await aiohttp_client(create_app(settings))
+    user = await make_user()
+    job_id = await new_job(client, user)
+    response = await other_process.get(f"/api/v1/jobs/{job_id}/events", headers=user.headers)
+    snapshot = await next_event(response)
+    assert snapshot is not None and snapshot.type == "snapshot"
+    assert (await client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)).status == 200
+    rest = await read_until_end(response)
+    assert [e.type for e in rest] == ["log", "end"]
+    assert rest[-1].data["status"] == "cancelled"
+
+
+async def test_publishing_survives_a_dead_redis(settings):
+    # A port nothing listens on: a stage must go on as if nothing happened.
+    dead = settings.with_overrides(redis_url="redis://127.0.0.1:9/0")
+    client = create_redis(dead)
+    events = JobEvents(client, dead)
+    assert not events.backing_off
+    await events.publish("job_x", "progress", {"progress": 5})  # logged, not raised
+    assert events.backing_off  # the next updates do not wait for Redis again
+    await events.publish("job_x", "progress", {"progress": 6})
+    await client.aclose()
