@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test test-faults lint typecheck pytest install bench clean
+.PHONY: dev test test-faults test-matrix fuzz lint typecheck pytest install bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ test: lint typecheck pytest
 # they are part of `make test` too.
 test-faults: $(INSTALLED)
 	$(BIN)/pytest -m faults tests/faults
+
+# The authorisation matrix, the signed-link cases and the short schema fuzzing
+# run; they are part of `make test` too.
+test-matrix: $(INSTALLED)
+	$(BIN)/pytest tests/hardening
+
+# The long schema fuzzing run: every phase, 100 examples per operation, as a
+# user and as an admin (bench/fuzz_api.py --help for the budget).
+fuzz: $(INSTALLED)
+	$(BIN)/python bench/fuzz_api.py
 
 bench: $(INSTALLED)
 	$(BIN)/pip install -q -e '.[test,bench]'

@@ -2,11 +2,13 @@
 
 Starts the API (``t2m serve``) and a ``media`` worker as processes (the same
 harness as the benchmarks: a throwaway database and Redis namespace, scratch
-storage, rate limits off), signs in as a normal user and runs the schemathesis
-command line over every documented operation with all its phases — examples,
-coverage, fuzzing and stateful sequences built from the document's links
-(upload → get → download → delete).  It fails when any check fails or when
-the API or the worker died during the run.
+storage, rate limits off) and runs the schemathesis command line over every
+documented operation with all its phases — examples, coverage, fuzzing and
+stateful sequences built from the document's links (upload → get → download →
+delete) — first as a normal user, then as an admin (who gets past the
+admin-only refusals).  It fails when any check fails or when the API or the
+worker died during the run, and ends with a JSON summary (test cases and
+seconds per caller).
 
     python bench/fuzz_api.py [--max-examples 100] [--max-time SECONDS] [--seed 1]
 

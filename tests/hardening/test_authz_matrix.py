@@ -180,6 +180,24 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     # system
     ("GET", "/api/v1/system/health"): public(200),
     ("GET", "/api/v1/system/maintenance-runs"): admin_only(200),
+    # monitoring: a summary for anyone, the full detail for admins; logs admin-only
+    ("GET", "/api/v1/system/metrics"): token_optional(200),
+    ("GET", "/api/v1/system/queue"): token_optional(200),
+    ("GET", "/api/v1/system/performance"): token_optional(200),
+    ("GET", "/api/v1/system/connections"): token_optional(200),
+    ("GET", "/api/v1/system/async"): token_optional(200),
+    ("GET", "/api/v1/system/logs"): admin_only(200),
+    ("GET", "/logs"): admin_only(200),
+    # No METRICS_TOKEN is configured: only an admin's token scrapes.
+    ("GET", "/metrics/prometheus"): admin_only(200),
+    # cache: figures for anyone, per-kind detail for admins; changes admin-only
+    ("GET", "/api/v1/system/cache"): token_optional(200),
+    ("GET", "/api/v1/system/cache/metrics"): token_optional(200),
+    ("GET", "/api/v1/system/cache/report"): token_optional(200),
+    ("GET", "/api/v1/system/deduplication"): token_optional(200),
+    ("POST", "/api/v1/system/cache/invalidate"): admin_only(200),
+    ("POST", "/api/v1/system/cache/warm"): admin_only(200),
+    ("POST", "/api/v1/system/optimize"): admin_only(200),
     # webhooks: subscriptions are private to their owner, admins included
     ("POST", "/api/v1/webhooks"): signed_in(
         201, body=lambda w: {"url": "http://127.0.0.1:9/hook", "events": ["job.completed"]}
@@ -469,9 +487,7 @@ def _documented(spec: dict[str, Any], method: str, path: str) -> set[int] | None
     return None
 
 
-async def call(
-    world: World, method: str, path: str, principal: str
-) -> tuple[int, bytes, str]:
+async def call(world: World, method: str, path: str, principal: str) -> tuple[int, bytes, str]:
     """The status and body of the cell's request, and what the request itself
     carried (a body echoing the caller's own input leaks nothing)."""
     rule = EXPECTATIONS[(method, path)]
@@ -533,6 +549,53 @@ async def test_access(world: World, method: str, path: str, principal: str) -> N
         assert not leaked, f"{principal} saw A's objects {leaked} in {method} {path}"
 
 
+# -- guest mode -------------------------------------------------------------
+
+# With ALLOW_ANONYMOUS on, anonymous callers of these root-path aliases act as
+# the shared guest user: they may upload, list and generate — and see only the
+# guest's own objects, so A's are still 404.  Every other cell is unchanged:
+# /api/v1 always wants a token, admin endpoints an admin, and a bad token is
+# refused (401) rather than downgraded to the guest.
+GUEST_ANONYMOUS: dict[tuple[str, str], int] = {
+    ("POST", "/upload"): 201,
+    ("GET", "/contents"): 200,
+    ("GET", "/content/{file_id}"): 404,
+    ("GET", "/download/{file_id}"): 404,
+    ("GET", "/stream/{file_id}"): 404,
+    ("POST", "/generate-video"): 202,
+    ("POST", "/feedback"): 404,
+    ("GET", "/recommend-tags/{file_id}"): 404,
+    ("GET", "/reports/video-stats"): 200,
+    ("GET", "/streaming-performance"): 200,
+}
+
+
+@pytest.fixture(scope="module")
+async def guest_world(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
+    settings = module_settings(infra, tmp_path_factory.mktemp("guest"), allow_anonymous=True)
+    async for client in serve_app(settings):
+        yield await build_world(client, settings)
+
+
+@pytest.mark.parametrize("principal", [ANON, REVOKED, TAMPERED_PAYLOAD])
+@pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
+async def test_guest_mode(guest_world: World, method: str, path: str, principal: str) -> None:
+    rule = EXPECTATIONS.get((method, path))
+    assert rule is not None, f"{method} {path} has no entry in EXPECTATIONS"
+    expected = rule.statuses[principal]
+    if principal == ANON:
+        expected = GUEST_ANONYMOUS.get((method, path), expected)
+    status, body, sent = await call(guest_world, method, path, principal)
+    assert status == expected, (
+        f"guest mode, {principal}: {method} {path} -> {status}: {body[:300]!r}"
+    )
+    leaked = [i for i in guest_world.a_ids if i.encode() in body and i not in sent]
+    assert not leaked, f"guest mode, {principal} saw A's objects {leaked} in {method} {path}"
+
+
 def test_every_table_entry_is_a_route() -> None:
     """A stale entry (route renamed or removed) is as wrong as a missing one."""
     assert sorted(set(EXPECTATIONS) - set(ROUTES)) == []
+    assert sorted(set(GUEST_ANONYMOUS) - set(ROUTES)) == []
