@@ -11,7 +11,7 @@ from aiohttp import web
 from api.keys import MONITORING, REDIS, SETTINGS
 from api.prometheus import PrometheusExporter
 from api.request_metrics import RequestMetrics
-from api.system_stats import LoopMonitor, prime_cpu_counters
+from api.system_stats import CpuSampler, LoopMonitor
 from t2m.logs import RecentLogs, install_recent_logs
 from t2m.redis_client import create_redis
 
@@ -20,6 +20,7 @@ from t2m.redis_client import create_redis
 class Monitoring:
     requests: RequestMetrics
     loop: LoopMonitor
+    cpu: CpuSampler
     logs: RecentLogs
     prometheus: PrometheusExporter
     # The Redis the Dramatiq broker uses: the app's own client unless
@@ -43,12 +44,14 @@ async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
         broker_redis = own_broker_client
     else:
         broker_redis = None
+    cpu = CpuSampler()
     app[MONITORING] = Monitoring(
-        requests, loop, logs, PrometheusExporter(requests, loop, logs), broker_redis
+        requests, loop, cpu, logs, PrometheusExporter(requests, loop, logs), broker_redis
     )
-    prime_cpu_counters()
     loop.start()
+    cpu.start()
     yield
+    await cpu.stop()
     await loop.stop()
     if own_broker_client is not None:
         await own_broker_client.aclose()

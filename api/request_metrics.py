@@ -52,7 +52,10 @@ class RouteStats:
         return self.status_classes[5]
 
     def percentile(self, q: float) -> float | None:
-        return percentile_from_buckets(self.buckets, self.count - self.cancelled, q)
+        estimate = percentile_from_buckets(self.buckets, self.count - self.cancelled, q)
+        # Interpolation inside the top bucket can overshoot the slowest
+        # request actually seen.
+        return None if estimate is None else min(estimate, self.max_s)
 
 
 def percentile_from_buckets(buckets: list[int], total: int, q: float) -> float | None:

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 LOOP_SAMPLE_INTERVAL_S = 0.5
 # Samples kept: the last two minutes.
 LOOP_SAMPLES_KEPT = 240
+CPU_SAMPLE_INTERVAL_S = 2.0
 
 
 def identity() -> dict[str, Any]:
@@ -73,6 +74,40 @@ class LoopMonitor:
         }
 
 
+class CpuSampler:
+    """Host and process CPU percent, read every ``interval`` seconds.
+
+    psutil's non-blocking reading covers the time since the previous call;
+    two requests a few ms apart would get noise, so a task reads it at a
+    steady pace and requests get the latest reading.
+    """
+
+    def __init__(self, interval_s: float = CPU_SAMPLE_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self.host_percent: float | None = None
+        self.process_percent: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        process = _this_process()
+        psutil.cpu_percent(interval=None)
+        process.cpu_percent(interval=None)
+        while True:
+            await asyncio.sleep(self.interval_s)
+            # Two small /proc reads: cheap enough for the loop thread.
+            self.host_percent = psutil.cpu_percent(interval=None)
+            self.process_percent = process.cpu_percent(interval=None)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="t2m-cpu")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 def task_summary(top: int = 10) -> dict[str, Any]:
     tasks = asyncio.all_tasks()
     names: collections.Counter[str] = collections.Counter()
@@ -85,22 +120,25 @@ def task_summary(top: int = 10) -> dict[str, Any]:
     }
 
 
-def host_stats(disk_path: Path) -> dict[str, Any]:
+def host_stats(disk_path: Path, cpu: CpuSampler) -> dict[str, Any]:
     """CPU, memory, disk and process figures; blocking (reads /proc), so
     callers run it in a thread."""
     memory = psutil.virtual_memory()
     disk_target = disk_path if disk_path.exists() else Path(os.sep)
     disk = psutil.disk_usage(str(disk_target))
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     process = _this_process()
     with process.oneshot():
         rss = process.memory_info().rss
         threads = process.num_threads()
         fds = process.num_fds() if hasattr(process, "num_fds") else None
-        proc_cpu = process.cpu_percent(interval=None)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     return {
-        # Since the previous call (the sampler primes it): no blocking wait.
-        "cpu_usage": psutil.cpu_percent(interval=None),
+        # Over the sampler's last interval; before its first reading, the
+        # one-minute load average as a share of the cores.
+        "cpu_usage": cpu.host_percent
+        if cpu.host_percent is not None
+        else round(min(100.0, 100 * load[0] / (psutil.cpu_count() or 1)), 1),
+        "cpu_sample_interval_s": cpu.interval_s,
         "cpu_count": psutil.cpu_count(),
         "load_average": [round(x, 2) for x in load],
         "memory_usage": memory.percent,
@@ -116,17 +154,10 @@ def host_stats(disk_path: Path) -> dict[str, Any]:
             "rss_bytes": rss,
             "threads": threads,
             "open_fds": fds,
-            "cpu_percent": proc_cpu,
+            "cpu_percent": cpu.process_percent,
             "uptime_s": round(time.time() - process.create_time(), 1),
         },
     }
-
-
-def prime_cpu_counters() -> None:
-    """psutil's first non-blocking CPU reading is meaningless (0.0); take it
-    at start so the first request gets a real one."""
-    psutil.cpu_percent(interval=None)
-    _this_process().cpu_percent(interval=None)
 
 
 _process: psutil.Process | None = None

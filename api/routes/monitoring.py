@@ -109,7 +109,7 @@ async def system_metrics(request: web.Request) -> web.Response:
     full = await _full_detail(request)
     settings = request.config_dict[SETTINGS]
     monitoring = request.config_dict[MONITORING]
-    stats = await asyncio.to_thread(host_stats, _disk_path(settings))
+    stats = await asyncio.to_thread(host_stats, _disk_path(settings), monitoring.cpu)
     async with request.config_dict[DB_POOL].acquire() as conn:
         jobs = await monitoring_rows.job_outcomes(conn, RECENT_WINDOW_S)
         if full:
