@@ -3,6 +3,7 @@ connections, event loop, and the recent log records."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
@@ -38,9 +39,12 @@ class LogsQuerySchema(PageQuerySchema):
         metadata={"description": "Minimum level", "example": "WARNING"},
     )
     since = fields.AwareDateTime(
-        default_timezone=None, metadata={"example": "2026-01-15T10:00:00Z"}
+        default_timezone=UTC,
+        metadata={"description": "ISO-8601; UTC when no offset", "example": "2026-01-15T10:00:00Z"},
     )
-    until = fields.AwareDateTime(default_timezone=None)
+    until = fields.AwareDateTime(
+        default_timezone=UTC, metadata={"description": "ISO-8601; UTC when no offset"}
+    )
     logger = fields.Str(
         validate=validate.Length(max=200),
         metadata={"description": "Logger name prefix", "example": "api."},

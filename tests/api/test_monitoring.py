@@ -227,6 +227,10 @@ async def test_logs_filter_paginate_and_are_admin_only(
     future = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     later = await client.get(f"/logs?since={future.replace('+', '%2B')}", headers=admin.headers)
     assert (await later.json())["pagination"]["total_items"] == 0
+    naive = await client.get(
+        "/logs?since=2000-01-01T00:00:00&logger=t2m.monitoring_test", headers=admin.headers
+    )
+    assert (await naive.json())["pagination"]["total_items"] >= 3
 
     assert (await client.get("/logs", headers=user.headers)).status == 403
     assert (await client.get("/logs")).status == 401
