@@ -150,9 +150,9 @@ class ReadThroughCache:
         scope_gen, epoch = await self.client.mget(
             generation_key(self.settings, key.scope), generation_key(self.settings, EPOCH_SCOPE)
         )
-        full_key = (
-            f"{self.entry_prefix}{key.scope}:{key.kind}:{epoch or 0}.{scope_gen or 0}:{key.args}"
-        )
+        gens = f"{_text(epoch)}.{_text(scope_gen)}"
+        full_key = f"{self.entry_prefix}{key.scope}:{key.kind}:{gens}:{key.args}"
+
         text = await self._fill(full_key, key.kind, compute)
         return len(text)
 
@@ -224,7 +224,7 @@ class ReadThroughCache:
         stale_keys: list[str] = []
         current: dict[str, str] = {}
         scanned = pruned = stale = 0
-        epoch = await self.client.get(generation_key(self.settings, EPOCH_SCOPE)) or "0"
+        epoch = _text(await self.client.get(generation_key(self.settings, EPOCH_SCOPE)))
         async for key in self.client.scan_iter(self.entry_prefix + "*", count=SCAN_BATCH):
             scanned += 1
             parsed = _parse_entry(key[len(self.entry_prefix) :])
@@ -232,7 +232,7 @@ class ReadThroughCache:
                 continue
             scope, kind, entry_epoch, entry_gen = parsed
             if scope not in current:
-                current[scope] = await self.client.get(generation_key(self.settings, scope)) or "0"
+                current[scope] = _text(await self.client.get(generation_key(self.settings, scope)))
             if entry_epoch == epoch and entry_gen == current[scope]:
                 live[kind] = live.get(kind, 0) + 1
             else:
@@ -260,6 +260,13 @@ class ReadThroughCache:
         return f"{self.entry_prefix}{{scope}}:{{kind}}:{{epoch}}.{{generation}}:{{args}}"
 
 
+def _text(generation: str | bytes | None) -> str:
+    """A generation as stored ("0" when never bumped)."""
+    if generation is None:
+        return "0"
+    return generation.decode() if isinstance(generation, bytes) else generation
+
+
 def _parse_entry(rest: str) -> tuple[str, str, str, str] | None:
     """(scope, kind, epoch, generation) of an entry key without its prefix."""
     parts = rest.split(":", 3)
@@ -276,6 +283,15 @@ def cached_json(read: CachedRead, *, envelope: bool) -> web.Response:
     return web.Response(
         text=body, content_type="application/json", headers={"X-Cache": read.outcome.upper()}
     )
+
+
+async def after_write(request: web.Request, *owner_ids: str | None) -> None:
+    """Retire the cached reads of these owners (and the admin-wide views).
+
+    Await it after the write has committed and before answering, so the
+    writer's next read cannot hit an entry from before its write.
+    """
+    await request.config_dict[CACHE].invalidate_owners(*owner_ids)
 
 
 async def cache_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from api import file_service
 from api.authn import Principal
+from api.cache import after_write
 from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS
 from db import recommender as rec_rows
 from recommender.features import normalize_tag
@@ -65,6 +66,8 @@ async def record_feedback(
             await rec_rows.add_tags(conn, tags, source="accepted")
         elif data["event_type"] == "tag_reject":
             await rec_rows.record_tag_rejects(conn, tags)
+    # The content owner's video statistics count this event.
+    await after_write(request, row["owner_id"])
     await _schedule_update(request)
     return event_id
 

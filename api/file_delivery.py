@@ -25,7 +25,8 @@ import asyncpg
 from aiohttp import web
 
 from api import background
-from api.keys import DB_POOL, SETTINGS, STORAGE
+from api.cache import ReadThroughCache
+from api.keys import CACHE, DB_POOL, SETTINGS, STORAGE
 from api.serving import Delivery, OnDelivered, serve_object
 from db import files as file_rows
 from t2m.errors import NotFound, ValidationFailed
@@ -46,6 +47,7 @@ class _Served:
     quality: str
     user_id: str | None
     delivery: Delivery
+    owner_id: str | None = None  # whose cached reads the counts retire
 
 
 async def _count(conn: asyncpg.Connection, served: _Served) -> None:
@@ -99,8 +101,9 @@ async def _record_batch(conn: asyncpg.Connection, batch: list[_Served]) -> None:
 class _DeliveryLog:
     """Analytics rows queued for one pool, and the task writing them."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, cache: ReadThroughCache) -> None:
         self.pool = pool
+        self.cache = cache
         self.queue: list[_Served] = []
 
     async def run(self) -> None:
@@ -113,6 +116,9 @@ class _DeliveryLog:
                             batch = self.queue[:_MAX_BATCH]
                             del self.queue[:_MAX_BATCH]
                             await _record_batch(conn, batch)
+                            # Counters and sessions show in cached file
+                            # details and reports.
+                            await self.cache.invalidate_owners(*{s.owner_id for s in batch})
                             batch = []
                 except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
                     if batch:  # its connection failed; the rest gets another one
@@ -129,10 +135,10 @@ class _DeliveryLog:
 _logs: dict[asyncpg.Pool, _DeliveryLog] = {}
 
 
-def _queue(pool: asyncpg.Pool, served: _Served) -> None:
+def _queue(pool: asyncpg.Pool, cache: ReadThroughCache, served: _Served) -> None:
     delivery_log = _logs.get(pool)
     if delivery_log is None:
-        delivery_log = _logs[pool] = _DeliveryLog(pool)
+        delivery_log = _logs[pool] = _DeliveryLog(pool, cache)
         background.spawn(delivery_log.run())
     delivery_log.queue.append(served)
 
@@ -140,11 +146,11 @@ def _queue(pool: asyncpg.Pool, served: _Served) -> None:
 def _recorder(
     request: web.Request, row: asyncpg.Record, *, kind: str, quality: str, user_id: str | None
 ) -> OnDelivered:
-    pool = request.config_dict[DB_POOL]
-    file_id = row["id"]
+    pool, cache = request.config_dict[DB_POOL], request.config_dict[CACHE]
+    file_id, owner_id = row["id"], row["owner_id"]
 
     def record(delivery: Delivery) -> None:
-        _queue(pool, _Served(file_id, kind, quality, user_id, delivery))
+        _queue(pool, cache, _Served(file_id, kind, quality, user_id, delivery, owner_id))
 
     return record
 

@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from api.authn import Principal
+from api.cache import after_write
 from api.keys import DB_POOL, ENQUEUER, SETTINGS, STORAGE
 from api.uploads import ReceivedFile, discard, receive_form, store_upload
 from db import files as file_rows
@@ -110,6 +111,8 @@ async def upload_files(
             pending.remove(received)
     finally:
         await discard(storage, pending)
+        if rows:  # recorded, even if a later file of the batch failed
+            await after_write(request, principal.user_id)
     for row in rows:
         try:
             await app[ENQUEUER].send(PROCESS_UPLOAD, row["id"])
@@ -159,6 +162,7 @@ async def delete_file(request: web.Request, principal: Principal, file_id: str) 
     row = await get_visible_file(request, principal, file_id)
     async with request.config_dict[DB_POOL].acquire() as conn, conn.transaction():
         await file_rows.soft_delete_file(conn, row["id"])
+    await after_write(request, row["owner_id"])
 
 
 async def cleanup_files(
@@ -180,6 +184,8 @@ async def cleanup_files(
             async with conn.transaction():
                 for match in matches:
                     await file_rows.soft_delete_file(conn, match["id"])
+    if matches and not dry_run:
+        await after_write(request, principal.user_id)
     return {
         "dry_run": dry_run,
         "matched": len(matches),

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from api import webhook_service
 from api.authn import Principal
+from api.cache import after_write
 from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS, STORAGE
 from db import files as file_rows
 from db import jobs as job_rows
@@ -128,6 +129,7 @@ async def submit_video_job(
                 secret=webhook_service.new_secret(),
                 job_id=job_id,
             )
+    await after_write(request, principal.user_id)
     try:
         await app[ENQUEUER].send(PARSE_SCRIPT, job_id)
     except ServiceUnavailable:
@@ -173,6 +175,7 @@ async def cancel_visible_job(
                 conn, row["id"], JOB_CANCELLED, public_base_url=base_url
             )
         fresh = await job_rows.job_by_id(conn, row["id"])
+    await after_write(request, row["owner_id"])
     await webhook_service.send_deliveries(request, deliveries)
     assert fresh is not None
     await _publish_cancelled(request, fresh)
@@ -207,6 +210,7 @@ async def delete_visible_job(request: web.Request, principal: Principal, job_id:
         # Bytes another file record still shares (identical content) stay;
         # unreferenced blobs are purged by maintenance after a grace period.
         keep = await file_rows.referenced_keys(conn, f"videos/{row['id']}/")
+    await after_write(request, row["owner_id"])
     await webhook_service.send_deliveries(request, deliveries)
     if cancelled:
         await _publish_cancelled(request, {**dict(row), "status": "cancelled"})

@@ -18,16 +18,18 @@ async def insert_maintenance_run(
     outcome: str,
     counts: dict[str, Any],
     error: str | None,
+    slot: int | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO maintenance_runs (job, started_at, duration_s, outcome, counts, error)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO maintenance_runs (job, started_at, duration_s, outcome, counts, error, slot)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
         job,
         started_at,
         duration_s,
         outcome,
         counts,
         error,
+        slot,
     )
 
 

@@ -6,7 +6,9 @@ trying and takes over within one lease when the leader dies.
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 
 import redis.asyncio as aioredis
 
@@ -30,7 +32,8 @@ class LeaderLock:
         self.client = client
         self.key = key
         self.lease_ms = lease_ms
-        self.token = secrets.token_hex(16)
+        # Says who leads (host:pid), unique per copy all the same.
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
 
     async def acquire_or_renew(self) -> bool:
         if await self.client.eval(_RENEW, 1, self.key, self.token, self.lease_ms):

@@ -2,6 +2,15 @@
 
 Every copy runs the same schedule, but a job fires only in the copy holding
 the leader lock; the others are hot standbys.
+
+Time is cut into *slots* per job: slot ``n`` of a job with interval ``i``
+starts at ``n * i`` seconds after the epoch, the same in every copy.  A
+firing claims its slot in Redis (``SET NX``) before enqueueing, and the
+worker records the slot with the run, so a slot runs at most once even when
+two copies both believe they lead (a leader stalled past its lease while the
+standby took over).  A copy that becomes leader fires the current slot of
+every job at once: a slot the dead leader had not fired yet still runs, and
+one it had fired is refused by its claim.
 """
 
 from __future__ import annotations
@@ -10,26 +19,66 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
+import redis.asyncio as aioredis
 import redis.exceptions
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from pipeline.workers.broker import build_broker
 from scheduler.jobs import SCHEDULED_JOBS, ScheduledJob
 from scheduler.leader import LeaderLock
 from t2m.enqueue import Enqueuer
+from t2m.errors import ServiceUnavailable
 from t2m.queues import RUN_MAINTENANCE
 from t2m.redis_client import create_redis, redis_key
 from t2m.settings import Settings
 
 log = logging.getLogger(__name__)
 
+DEFAULT_LEASE_MS = 30_000
 
-async def run_scheduler(settings: Settings) -> None:
+
+def slot_of(now: float, interval_s: float) -> int:
+    return int(now // interval_s)
+
+
+async def claim_slot(
+    client: aioredis.Redis, settings: Settings, job: ScheduledJob, slot: int
+) -> bool:
+    """True for the one caller that may run this slot of this job."""
+    key = redis_key(settings, "scheduler", "slot", job.name, str(slot))
+    # Kept for a few intervals: long past any copy that could still fire it.
+    ttl_s = max(60, int(job.interval_s * 3))
+    return bool(await client.set(key, str(time.time()), nx=True, ex=ttl_s))
+
+
+async def run_scheduler(
+    settings: Settings,
+    jobs: Sequence[ScheduledJob] = SCHEDULED_JOBS,
+    *,
+    lease_ms: int = DEFAULT_LEASE_MS,
+) -> None:
     client = create_redis(settings)
-    leader = LeaderLock(client, redis_key(settings, "scheduler", "leader"))
+    leader = LeaderLock(client, redis_key(settings, "scheduler", "leader"), lease_ms=lease_ms)
     enqueuer = Enqueuer(build_broker(settings))
     is_leader = False
+
+    async def fire(job: ScheduledJob) -> None:
+        if not is_leader:
+            return
+        slot = slot_of(time.time(), job.interval_s)
+        try:
+            if not await claim_slot(client, settings, job, slot):
+                return  # another copy ran this slot
+            await enqueuer.send(RUN_MAINTENANCE, job.name, slot)
+        except (redis.exceptions.RedisError, ServiceUnavailable) as exc:
+            log.warning("maintenance job %s (slot %d) not enqueued: %r", job.name, slot, exc)
+            return
+        log.info("enqueued maintenance job %s for slot %d", job.name, slot)
 
     async def keep_leadership() -> None:
         nonlocal is_leader
@@ -40,17 +89,29 @@ async def run_scheduler(settings: Settings) -> None:
             now_leader = False
         if now_leader != is_leader:
             log.info("scheduler is now %s", "the leader" if now_leader else "a standby")
-        is_leader = now_leader
-
-    async def fire(job: ScheduledJob) -> None:
-        if is_leader:
-            await enqueuer.send(RUN_MAINTENANCE, job.name)
-            log.info("enqueued maintenance job %s", job.name)
+        is_leader, took_over = now_leader, now_leader and not is_leader
+        if took_over:
+            for job in jobs:
+                await fire(job)
 
     scheduler = AsyncIOScheduler()
-    scheduler.add_job(keep_leadership, "interval", seconds=leader.lease_ms / 3000, id="leader")
-    for job in SCHEDULED_JOBS:
-        scheduler.add_job(fire, "interval", seconds=job.interval_s, args=[job], id=job.name)
+    scheduler.add_job(keep_leadership, "interval", seconds=lease_ms / 3000, id="leader")
+    now = time.time()
+    for job in jobs:
+        # Fire on slot boundaries; a late wake-up (a busy loop) still fires,
+        # and claims the slot it wakes in.
+        first = (slot_of(now, job.interval_s) + 1) * job.interval_s
+        trigger = IntervalTrigger(
+            seconds=job.interval_s, start_date=datetime.fromtimestamp(first, UTC)
+        )
+        scheduler.add_job(
+            fire,
+            trigger,
+            args=[job],
+            id=job.name,
+            misfire_grace_time=max(1, int(job.interval_s)),
+            coalesce=True,
+        )
     await keep_leadership()
     scheduler.start()
 

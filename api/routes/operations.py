@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
 from api.authn import require_admin
+from api.cache import after_write
 from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS, STORAGE
 from api.responses import pagination, plain
 from api.schemas.common import FORBIDDEN, INVALID, NOT_FOUND, UNAUTHORIZED, error_doc
@@ -24,6 +25,7 @@ from api.schemas.operations import (
     RotateLogsQuerySchema,
     RotateResultSchema,
 )
+from db import housekeeping
 from db import jobs as job_rows
 from db import operations as op_rows
 from pipeline.stages.operations import STAGE_ACTORS, MaintenanceContext, run_task
@@ -118,6 +120,8 @@ async def retry_failed_operation(request: web.Request) -> web.Response:
             conn, op["job_id"], "INFO", f"Stage {op['stage']} retried by an administrator"
         )
         await op_rows.mark_retried(conn, op_id)
+        owners = await housekeeping.owners_of_jobs(conn, [op["job_id"]])
+    await after_write(request, *owners)
     message_id = await request.config_dict[ENQUEUER].send(ref, op["job_id"])
     return plain(
         {"id": op_id, "job_id": op["job_id"], "stage": op["stage"], "message_id": message_id}

@@ -24,8 +24,10 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from db import files as file_rows
+from db import housekeeping
 from db import jobs as job_rows
 from db import operations as op_rows
+from t2m.cache_generation import bump_generations
 from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO, ActorRef
 from t2m.redis_client import worker_heartbeat_pattern
 from t2m.settings import Settings
@@ -209,6 +211,10 @@ async def reap_stuck_jobs(
     for ref, job_id in to_send:
         await ctx.send(ref, job_id)
         requeued.append(job_id)
+    if failed:
+        async with ctx.pool.acquire() as conn:
+            owners = await housekeeping.owners_of_jobs(conn, failed)
+        await bump_generations(ctx.redis, ctx.settings, owners)
     return {"requeued": requeued, "failed": failed}
 
 
@@ -243,6 +249,40 @@ async def purge_deleted(
     return {"grace_hours": hours, "files": files, "blobs": blobs}
 
 
+async def warm_cache(ctx: MaintenanceContext, users: float = 50) -> dict[str, Any]:
+    """Recompute the cached report aggregates and first listing pages read
+    most (admin-wide and the most recently active users')."""
+    if ctx.redis is None:
+        return {"skipped": "no Redis"}
+    from api.cache import ReadThroughCache
+    from api.cached_reads import warm
+
+    started = time.perf_counter()
+    result = await warm(ReadThroughCache(ctx.redis, ctx.settings), ctx.pool, users=int(users))
+    return {**result, "duration_s": round(time.perf_counter() - started, 3)}
+
+
+async def optimize(ctx: MaintenanceContext) -> dict[str, Any]:
+    """Refresh the planner statistics of the hot tables and drop cache
+    entries that invalidation made unreachable (rather than at their TTL)."""
+    started = time.perf_counter()
+    async with ctx.pool.acquire() as conn:
+        await housekeeping.analyze_tables(conn)
+    analyzed_s = time.perf_counter() - started
+    cache: dict[str, Any] = {"skipped": "no Redis"}
+    if ctx.redis is not None:
+        from api.cache import ReadThroughCache
+
+        cache = await ReadThroughCache(ctx.redis, ctx.settings).scan_entries(prune=True)
+    return {
+        "analyzed": list(housekeeping.HOT_TABLES),
+        "analyze_s": round(analyzed_s, 3),
+        "cache": cache,
+        "pruned": cache.get("pruned", 0),
+        "duration_s": round(time.perf_counter() - started, 3),
+    }
+
+
 Task = Callable[..., Awaitable[dict[str, Any]]]
 
 OPERATIONS_TASKS: dict[str, Task] = {
@@ -250,11 +290,16 @@ OPERATIONS_TASKS: dict[str, Task] = {
     "rotate_logs": rotate_logs,
     "reap_stuck_jobs": reap_stuck_jobs,
     "purge_deleted": purge_deleted,
+    "warm_cache": warm_cache,
+    "optimize": optimize,
 }
 
 
-async def run_task(ctx: MaintenanceContext, name: str, **params: Any) -> dict[str, Any]:
-    """Run a maintenance task by name and record the run (also when it fails)."""
+async def run_task(
+    ctx: MaintenanceContext, name: str, *, slot: int | None = None, **params: Any
+) -> dict[str, Any]:
+    """Run a maintenance task by name and record the run (also when it fails);
+    ``slot`` is the schedule slot of a scheduled run."""
     from pipeline.stages.maintenance import MAINTENANCE_TASKS
 
     task = MAINTENANCE_TASKS[name]
@@ -282,4 +327,5 @@ async def run_task(ctx: MaintenanceContext, name: str, **params: Any) -> dict[st
                 outcome=outcome,
                 counts=counts,
                 error=error,
+                slot=slot,
             )

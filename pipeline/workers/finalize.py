@@ -9,7 +9,7 @@ from db import jobs as job_rows
 from db import webhooks as webhook_rows
 from pipeline.workers import notify
 from pipeline.workers.jobs import StageRun
-from pipeline.workers.resources import job_events
+from pipeline.workers.resources import invalidate_cache, job_events
 from t2m import job_events as live
 from t2m.webhook_events import JOB_COMPLETED
 
@@ -75,6 +75,7 @@ async def finalize_video(
                 conn, job["id"], JOB_COMPLETED, public_base_url=notify.public_base_url()
             )
     await notify.send_deliveries(deliveries)
+    await invalidate_cache(job["owner_id"])  # the new file, the completed job
     if completed:  # after the commit: a client reading the job then sees it done
         events = job_events()
         await events.publish_log(job["id"], "INFO", "Video ready", "completed")

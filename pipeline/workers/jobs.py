@@ -21,7 +21,12 @@ from dramatiq.middleware import CurrentMessage
 from db import jobs as job_rows
 from db import webhooks as webhook_rows
 from pipeline.workers import notify
-from pipeline.workers.resources import db_pool, job_events
+from pipeline.workers.resources import (
+    db_pool,
+    invalidate_cache,
+    invalidate_job_cache,
+    job_events,
+)
 from t2m import job_events as live
 from t2m import webhook_events
 from t2m.errors import T2MError
@@ -107,6 +112,7 @@ async def fail_job(
             )
     await notify.send_deliveries(deliveries)
     if failed:
+        await invalidate_job_cache(pool, job_id)
         await job_events().publish_log(job_id, "ERROR", error, stage)
         await _publish_end(pool, job_id)
 
@@ -169,6 +175,7 @@ async def stage_run(job_id: str, stage: str, progress: int) -> AsyncIterator[Sta
             )
             deliveries = await _stage_events(conn, job, stage)
     await notify.send_deliveries(deliveries)
+    await invalidate_cache(job["owner_id"])
     await _publish_stage_start(job, stage, progress)
     try:
         yield StageRun(job, stage, pool, webhook_events.progress_step(progress))

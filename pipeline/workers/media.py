@@ -14,7 +14,7 @@ from db import webhooks as webhook_rows
 from pipeline.stages.upload_processing import process_local_upload
 from pipeline.workers import runtime  # noqa: F401  (the broker before any actor)
 from pipeline.workers.notify import public_base_url, send_deliveries
-from pipeline.workers.resources import db_pool, storage
+from pipeline.workers.resources import db_pool, invalidate_cache, storage
 from t2m.queues import PROCESS_UPLOAD
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ async def process_upload(file_id: str) -> None:
     if row is None:
         log.info("upload %s is gone; nothing to process", file_id)
         return
+    await invalidate_cache(row["owner_id"])  # now "processing"
     store = storage()
     with tempfile.TemporaryDirectory(prefix="t2m-media-") as scratch:
         local = Path(scratch) / "original"
@@ -65,5 +66,6 @@ async def process_upload(file_id: str) -> None:
         deliveries = await webhook_rows.emit_file_event(
             conn, file_id, public_base_url=public_base_url()
         )
+    await invalidate_cache(row["owner_id"])  # metadata, thumbnails, final status
     await send_deliveries(deliveries)
     log.info("processed upload %s: %s", file_id, result.status)

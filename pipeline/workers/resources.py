@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+from redis.asyncio import Redis
 
+from db import housekeeping
 from db.pool import create_pool
 from pipeline.workers import runtime
+from t2m.cache_generation import bump_generations
 from t2m.job_events import JobEvents
 from t2m.redis_client import create_redis
 from t2m.storage import Storage, build_storage
@@ -52,3 +55,24 @@ def job_events() -> JobEvents:
         client = create_redis(settings) if settings.redis_url else None
         _job_events = JobEvents(client, settings)
     return _job_events
+
+
+_cache_redis: Redis | None = None
+
+
+async def invalidate_cache(*owner_ids: str | None) -> None:
+    """Retire the owners' cached API reads (after the write has committed):
+    what a worker finishes must show in the next read of file details,
+    listings and reports."""
+    global _cache_redis
+    settings = runtime.settings
+    if _cache_redis is None and settings.redis_url:
+        _cache_redis = create_redis(settings)
+    await bump_generations(_cache_redis, settings, owner_ids)
+
+
+async def invalidate_job_cache(pool: asyncpg.Pool, job_id: str) -> None:
+    """:func:`invalidate_cache` for the owner of a job known by id."""
+    async with pool.acquire() as conn:
+        owners = await housekeeping.owners_of_jobs(conn, [job_id])
+    await invalidate_cache(*owners)

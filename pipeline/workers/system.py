@@ -29,7 +29,8 @@ def ping(nonce: str) -> None:
 @dramatiq.actor(
     actor_name=RUN_MAINTENANCE.actor_name, queue_name=RUN_MAINTENANCE.queue_name, max_retries=3
 )
-async def run_maintenance(task_name: str) -> None:
+async def run_maintenance(task_name: str, slot: int | None = None) -> None:
+    """``slot``: the schedule slot a scheduler claimed for this run (recorded)."""
     if task_name not in MAINTENANCE_TASKS:
         log.error("unknown maintenance task %r; dropped", task_name)
         return
@@ -39,7 +40,7 @@ async def run_maintenance(task_name: str) -> None:
         await db_pool(), settings, storage(), Enqueuer(runtime.broker).send, client
     )
     try:
-        result = await run_task(ctx, task_name)
+        result = await run_task(ctx, task_name, slot=slot)
     finally:
         if client is not None:
             await client.aclose()
