@@ -549,6 +549,34 @@ async def test_access(world: World, method: str, path: str, principal: str) -> N
         assert not leaked, f"{principal} saw A's objects {leaked} in {method} {path}"
 
 
+async def test_webhook_events_reach_only_the_owner(world: World) -> None:
+    """B (and the admin) subscribed to every job event hear nothing of A's jobs."""
+    events = ["job.started", "job.progress", "job.completed", "job.failed", "job.cancelled"]
+    hooks: dict[str, str] = {}
+    for principal in (A, B, ADMIN):
+        response = await world.client.post(
+            "/api/v1/webhooks",
+            json={"url": "http://127.0.0.1:9/all-jobs", "events": events},
+            headers=world.headers(principal),
+        )
+        assert response.status == 201, await response.text()
+        hooks[principal] = (await response.json())["data"]["id"]
+    job_id = await world.new_job()
+    await world.as_a("POST", f"/api/v1/jobs/{job_id}/cancel")
+
+    async def deliveries(principal: str) -> list[dict[str, Any]]:
+        response = await world.client.get(
+            f"/api/v1/webhooks/{hooks[principal]}/deliveries", headers=world.headers(principal)
+        )
+        assert response.status == 200, await response.text()
+        items: list[dict[str, Any]] = (await response.json())["data"]["items"]
+        return items
+
+    assert [(d["event"], d["job_id"]) for d in await deliveries(A)] == [("job.cancelled", job_id)]
+    assert await deliveries(B) == []
+    assert await deliveries(ADMIN) == []
+
+
 # -- guest mode -------------------------------------------------------------
 
 # With ALLOW_ANONYMOUS on, anonymous callers of these root-path aliases act as
