@@ -178,6 +178,14 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
             await page.locator("label[for=type-image]").click()
             await expect(tile).to_be_visible()
             assert "type=image" in page.url
+            # The image opens on its own page (through a signed link).
+            await tile.get_by_role("link").click()
+            image = page.locator("#item-media img")
+            await expect(image).to_have_attribute("alt", "Sunset")
+            await page.wait_for_function(
+                "() => document.querySelector('#item-media img')?.naturalWidth === 640"
+            )
+            await expect(page.locator("#item-facts")).to_contain_text("640 × 400")
 
             # Generate a short, low-quality video from the console's sample script.
             await page.get_by_role("link", name="Generate", exact=True).click()
@@ -354,5 +362,49 @@ async def test_progress_falls_back_to_polling_without_events(client, make_user, 
             await expect(page.get_by_role("link", name="Watch the video")).to_be_visible()
             assert len(token_requests) == 1
             assert event_streams == []
+        finally:
+            await browser.close()
+
+
+async def test_an_expired_access_token_is_refreshed(client, make_user):
+    """A rejected access token is traded for a new pair once, and the call retried;
+    a session that cannot be renewed goes back to the sign-in page."""
+    chromium = chromium_binary()
+    if chromium is None:
+        pytest.skip("No Chromium binary: install Debian's 'chromium' (system-packages.txt)")
+    user = await make_user(login=False)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport=DESKTOP)
+            await page.goto(str(client.make_url("/")))
+            await page.get_by_label("Username or e-mail").fill(user.username)
+            await page.get_by_label("Password").fill(user.password)
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.locator("#library-status")).to_have_text(re.compile("No files yet"))
+
+            stored = "JSON.parse(sessionStorage.getItem('t2m.session'))"
+            first = await page.evaluate(stored)
+            await page.evaluate(
+                f"() => {{ const s = {stored}; s.access_token = 'expired';"
+                " sessionStorage.setItem('t2m.session', JSON.stringify(s)); }"
+            )
+            await page.reload()
+            await page.get_by_role("link", name="Jobs", exact=True).click()
+            jobs_status = page.locator("#jobs-status-text")
+            await expect(jobs_status).to_have_text("No jobs yet: generate a video.")
+            renewed = await page.evaluate(stored)
+            assert renewed["access_token"] not in ("expired", first["access_token"])
+            assert renewed["refresh_token"] != first["refresh_token"]
+
+            # Both tokens bad: the session is dropped and sign-in is asked for.
+            await page.evaluate(
+                f"() => {{ const s = {stored}; s.access_token = 'x'; s.refresh_token = 'y';"
+                " sessionStorage.setItem('t2m.session', JSON.stringify(s)); }"
+            )
+            await page.reload()  # on the jobs page, which loads the list at once
+            await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+            assert await page.evaluate("sessionStorage.getItem('t2m.session')") is None
+            await expect(page.locator("#main-nav")).to_be_hidden()
         finally:
             await browser.close()

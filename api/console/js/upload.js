@@ -61,10 +61,12 @@ async function submit(event) {
   button.disabled = true;
   $("#upload-progress-block").hidden = false;
   setProgress(0);
+  delete $("#upload-progress").dataset.status;
   status.replaceChildren(`Uploading ${file.name}…`);
   try {
     const record = await uploadFile(body, setProgress);
     setProgress(1);
+    $("#upload-progress").dataset.status = "completed";
     status.replaceChildren(
       `Uploaded ${record.filename} (${record.file_type}). `,
       h("a", { href: `#/item/${encodeURIComponent(record.id)}` }, "Open it"),
@@ -74,6 +76,7 @@ async function submit(event) {
     );
     form.reset();
   } catch (error) {
+    $("#upload-progress").dataset.status = "failed";
     status.textContent = error instanceof ApiError ? error.describe() : String(error);
   } finally {
     button.disabled = false;
