@@ -426,6 +426,8 @@ def cmd_download(args: argparse.Namespace) -> int:
     target = Path(args.output or name)
     if target.is_dir():
         target = target / name
+    if not target.parent.is_dir():
+        raise CliError(f"no such directory: {target.parent}", 2)
     part = target.with_name(target.name + ".part")
     checksum = str(record.get("checksum") or "").removeprefix("sha256:")
     size = _resume_into(api, path, part, checksum, int(record["size"]), target.name)
