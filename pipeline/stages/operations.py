@@ -138,8 +138,16 @@ async def rotate_logs(ctx: MaintenanceContext, max_age_days: float | None = None
     }
 
 
-async def _served_queues(client: aioredis.Redis | None, settings: Settings) -> set[str] | None:
-    """Queues with a live worker heartbeat; ``None`` when Redis cannot tell."""
+@dataclass(frozen=True)
+class _Liveness:
+    queues: set[str]  # served by a live worker
+    # Job ids live workers are working on now; None when some worker's
+    # heartbeat does not say (an older worker): then a served queue counts.
+    active: set[str] | None
+
+
+async def _liveness(client: aioredis.Redis | None, settings: Settings) -> _Liveness | None:
+    """What live workers serve and run, from their heartbeats; ``None`` when Redis cannot tell."""
     if client is None:
         return None
     try:
@@ -148,7 +156,22 @@ async def _served_queues(client: aioredis.Redis | None, settings: Settings) -> s
     except Exception as exc:  # unknown liveness: the reaper must not guess
         log.warning("reaper cannot read worker heartbeats: %r", exc)
         return None
-    return {queue for beat in beats for queue in beat.get("queues", [])}
+    queues = {queue for beat in beats for queue in beat.get("queues", [])}
+    if all("active" in beat for beat in beats):
+        return _Liveness(queues, {job for beat in beats for job in beat["active"]})
+    return _Liveness(queues, None)
+
+
+def _may_be_running(job: asyncpg.Record, queue: str, live: _Liveness) -> bool:
+    """Whether a live worker may still be on this processing job (a long render).
+
+    A served queue alone is not enough when heartbeats list the running jobs:
+    a message lost between stages (Redis restarted empty) would leave its
+    job stuck for as long as any worker serves that queue.
+    """
+    if live.active is not None:
+        return job["id"] in live.active
+    return queue in live.queues
 
 
 async def reap_stuck_jobs(
@@ -164,8 +187,8 @@ async def reap_stuck_jobs(
     )
     queued_after = s.stuck_queued_after_s if queued_after_s is None else queued_after_s
     limit = s.stuck_max_requeues if max_requeues is None else max_requeues
-    served = await _served_queues(ctx.redis, s)
-    if served is None:
+    live = await _liveness(ctx.redis, s)
+    if live is None:
         return {"requeued": [], "failed": [], "skipped": "worker liveness unknown"}
     requeued: list[str] = []
     failed: list[str] = []
@@ -179,7 +202,7 @@ async def reap_stuck_jobs(
             ref = STAGE_ACTORS.get(stage)
             if ref is None:
                 continue
-            if job["status"] == "processing" and ref.queue_name in served:
+            if job["status"] == "processing" and _may_be_running(job, ref.queue_name, live):
                 continue  # a live worker may still be on it (a long render)
             if job["requeue_count"] >= limit:
                 error = (

@@ -17,6 +17,7 @@ from typing import Any
 
 import dramatiq
 import redis
+from dramatiq.broker import MessageProxy
 
 from t2m.redis_client import redis_key
 from t2m.settings import Settings
@@ -30,6 +31,34 @@ class WorkerHeartbeat(dramatiq.Middleware):
         self.key = redis_key(settings, "workers", f"{socket.gethostname()}:{os.getpid()}")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Message id -> the job id it carries: the beat lists the jobs this
+        # process is running, so the stuck-job reaper can tell a job still in
+        # progress from one whose message was lost.
+        self._running: dict[str, str] = {}
+        self._running_lock = threading.Lock()
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        if message.args and isinstance(message.args[0], str):
+            with self._running_lock:
+                self._running[message.message_id] = message.args[0]
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        with self._running_lock:
+            self._running.pop(message.message_id, None)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self.after_process_message(broker, message)
+
+    def running_jobs(self) -> list[str]:
+        with self._running_lock:
+            return sorted(set(self._running.values()))
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         queues = sorted(worker.consumer_whitelist or broker.get_declared_queues())
@@ -60,6 +89,7 @@ class WorkerHeartbeat(dramatiq.Middleware):
                 "queues": queues,
                 "started_at": started,
                 "beat_at": time.time(),
+                "active": self.running_jobs(),
             }
             try:
                 client.set(self.key, json.dumps(payload), px=int(interval * 3000))
