@@ -137,12 +137,9 @@ class ReadThroughCache:
             return CachedRead(dumps_json(await compute()), "bypass")
         if value is not None:
             return CachedRead(value, "hit")
-        computations = self.flights.computations[key.kind]
-        text = await self.flights.run(
+        text, started = await self.flights.run(
             full_key, key.kind, lambda: self._fill(full_key, key.kind, compute)
         )
-        # The flight counted a computation if this request started it.
-        started = self.flights.computations[key.kind] > computations
         return CachedRead(text, "miss" if started else "coalesced")
 
     async def refresh(self, key: CacheKey, compute: Callable[[], Awaitable[Any]]) -> int:

@@ -28,8 +28,10 @@ class SingleFlight:
     def in_flight(self) -> int:
         return len(self._flights)
 
-    async def run(self, key: str, kind: str, compute: Callable[[], Awaitable[T]]) -> T:
+    async def run(self, key: str, kind: str, compute: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        """The value, and whether this call ran the computation (False: it joined one)."""
         flight = self._flights.get(key)
+        started = flight is None
         if flight is None:
             # A task of its own, not the first caller's: that caller going
             # away (client disconnected) must not cancel what others await.
@@ -40,7 +42,7 @@ class SingleFlight:
         else:
             self.coalesced[kind] += 1
         result: T = await asyncio.shield(flight)
-        return result
+        return result, started
 
     def _landed(self, key: str, flight: asyncio.Future[Any]) -> None:
         if self._flights.get(key) is flight:

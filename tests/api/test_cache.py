@@ -4,13 +4,18 @@ coalescing of concurrent identical reads, and its admin endpoints."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import asyncpg
+from redis.asyncio import Redis
 
+from api.cache import CacheKey, ReadThroughCache
 from api.keys import CACHE
 from db import jobs as job_rows
 from pipeline.stages.operations import MaintenanceContext, reap_stuck_jobs
+from t2m.cache_generation import bump_generations
+from t2m.embedded import free_port
 from t2m.redis_client import create_redis
 from t2m.settings import Settings
 from t2m.storage import build_storage
@@ -252,7 +257,7 @@ async def _generated_file(db: asyncpg.Pool, owner_id: str) -> str:
     return str(row["id"])
 
 
-async def test_downloads_and_streams_show_in_the_next_read(client, make_user):
+async def test_downloads_and_streams_show_in_the_next_read(client, make_user, db):
     from api import background
 
     alice = await make_user()
@@ -264,7 +269,16 @@ async def test_downloads_and_streams_show_in_the_next_read(client, make_user):
     assert perf["sessions"] == 0
     await (await client.get(f"{path}/download", headers=alice.headers)).read()
     await (await client.get(f"{path}/stream", headers=alice.headers)).read()
-    await background.drain()  # the analytics are written after the response
+    # The analytics are written (then the cache told) after the response ends.
+    for _ in range(100):
+        async with db.acquire() as conn:
+            counts = await conn.fetchrow(
+                "SELECT download_count, stream_count FROM files WHERE id = $1", data["id"]
+            )
+        if tuple(counts) == (1, 1):
+            break
+        await asyncio.sleep(0.05)
+    await background.drain()  # the batch that wrote them has also bumped
     _, outcome, body = await _get(client, path, alice)
     assert outcome == "MISS"
     assert body["data"]["download_count"] == 1 and body["data"]["stream_count"] == 1
@@ -475,3 +489,25 @@ async def test_deduplication_counts_shared_blobs(client, make_user):
     assert blobs["files"] == 3 and blobs["distinct_blobs"] == 2 and blobs["shared_blobs"] == 1
     assert blobs["logical_bytes"] - blobs["stored_bytes"] == len(content)
     assert full["data"]["top_shared_blobs"][0]["files"] == 2
+
+
+async def test_a_dead_redis_is_bypassed_not_fatal(settings: Settings):
+    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=1)
+    cache = ReadThroughCache(dead, settings)
+    calls = 0
+
+    async def compute() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        return {"n": calls}
+
+    try:
+        first = await cache.read(CacheKey("usr_x", "file", "a"), compute)
+        assert (first.outcome, json.loads(first.json_text)) == ("bypass", {"n": 1})
+        # Within the back-off Redis is not even tried: no connect wait per read.
+        second = await cache.read(CacheKey("usr_x", "file", "a"), compute)
+        assert (second.outcome, calls, cache.errors, cache.bypassed) == ("bypass", 2, 1, 1)
+        # A write's invalidation reports the failure instead of raising.
+        assert await bump_generations(dead, settings, ["usr_x"]) is False
+    finally:
+        await dead.aclose()
