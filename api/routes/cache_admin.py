@@ -113,7 +113,7 @@ async def cache_status(request: web.Request) -> web.Response:
     full = await _is_admin(request)
     cache = request.config_dict[CACHE]
     try:
-        metrics = await _metrics(cache, full=False)
+        return ok(await _status(cache, full=full))
     except RedisError as exc:
         return ok(
             {
@@ -124,6 +124,10 @@ async def cache_status(request: web.Request) -> web.Response:
                 "detail": f"Redis: {type(exc).__name__}" if full else "Redis is unreachable",
             }
         )
+
+
+async def _status(cache: ReadThroughCache, *, full: bool) -> dict[str, Any]:
+    metrics = await _metrics(cache, full=False)
     data: dict[str, Any] = {
         "enabled": True,
         "backend": "redis",
@@ -141,7 +145,7 @@ async def cache_status(request: web.Request) -> web.Response:
             "process": _process(cache) | {"in_flight": cache.flights.in_flight()},
             "memory": await _memory(cache),
         }
-    return ok(data)
+    return data
 
 
 @routes.get("/system/cache/metrics")
