@@ -115,6 +115,10 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
     try:
         _refuse_unparsable_body(request)
         return await handler(request)
+    except errors.StorageError as exc:
+        # Its message names keys and backend errors: for the log, not the client.
+        log.warning("storage: %s", exc.message, exc_info=exc.__cause__ is not None)
+        return error_response(errors.StorageError(exc.public_message, full=exc.full))
     except errors.T2MError as exc:
         if exc.status >= 500:
             log.warning("%s: %s", exc.code, exc.message, exc_info=exc.__cause__ is not None)

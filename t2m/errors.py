@@ -114,9 +114,30 @@ class ServiceUnavailable(T2MError):
 
 
 class StorageError(T2MError):
-    """The storage backend failed (unreachable, full, refused)."""
+    """The storage backend failed (unreachable, full, refused).
+
+    ``message`` names keys and backend errors, for the log; a client is told
+    only :attr:`public_message`.
+    """
 
     code = "SERVICE_UNAVAILABLE"
     status = 503
     default_message = "Storage temporarily unavailable"
     retryable = True
+
+    def __init__(
+        self,
+        message: str | None = None,
+        details: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        full: bool = False,
+    ) -> None:
+        super().__init__(message, details, headers=headers)
+        self.full = full
+
+    @property
+    def public_message(self) -> str:
+        if self.full:
+            return "Storage is full; nothing was stored, try again later"
+        return "Storage temporarily unavailable; try again later"

@@ -153,7 +153,7 @@ def _storage_error(exc: OSError, action: str, key: str) -> StorageError:
         message = f"Storage is not writable: cannot {action} {key}"
     else:
         message = f"Storage I/O error: cannot {action} {key} ({exc.strerror or exc})"
-    return StorageError(message)
+    return StorageError(message, full=exc.errno in (errno.ENOSPC, errno.EDQUOT))
 
 
 class _TempWriter:

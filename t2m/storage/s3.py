@@ -16,6 +16,7 @@ import os
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterable
 from contextlib import AsyncExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -481,6 +482,25 @@ class S3Storage(Storage):
             "part_size": self.part_size,
             "credentials": "settings" if self._explicit_credentials else "environment",
         }
+
+    async def reap_partial_writes(self, older_than: datetime) -> tuple[str, ...]:
+        # A writer killed mid-upload, or cut off from S3 so that its abort
+        # failed, leaves an incomplete multipart upload: invisible to
+        # listings, yet its parts stay stored (and billed).
+        client = await self._get_client()
+        removed: list[str] = []
+        try:
+            paginator = client.get_paginator("list_multipart_uploads")
+            async for page in paginator.paginate(Bucket=self.bucket):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < older_than:
+                        await client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        removed.append(upload["Key"])
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc, "clean", "incomplete uploads") from exc
+        return tuple(removed)
 
     async def health(self) -> None:
         client = await self._get_client()
