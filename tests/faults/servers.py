@@ -113,10 +113,13 @@ class ThrowawayRedis:
 
 
 def _pg_bin(name: str) -> str:
+    """Debian's PostgreSQL binaries, else those the pgserver wheel ships."""
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        raise RuntimeError(f"no PostgreSQL {name} binary under /usr/lib/postgresql")
-    return found[-1]
+    if found:
+        return found[-1]
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
 
 
 class ThrowawayPostgres:
