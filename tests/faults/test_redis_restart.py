@@ -6,7 +6,7 @@ every queued message.  PostgreSQL is the truth: after Redis returns, the
 stuck-job reaper (``t2m maintenance reap_stuck_jobs``, as the scheduler runs
 it) re-enqueues the jobs whose messages were lost, and every job completes
 exactly once.  While Redis is down, reads keep working, the health check
-answers 503 with its report, and a new job is still accepted: its row is
+answers 503 with its report, rate limits fail open, and a new job is still accepted: its row is
 recorded and the reaper enqueues it later (the API's documented choice).
 """
 
@@ -79,7 +79,8 @@ async def test_jobs_survive_a_redis_restart(
     settings = settings.with_overrides(redis_url=throwaway_redis.url)
     token = await user_token(settings.database_url, settings, f"redis{secrets.token_hex(4)}")
     auth = {"Authorization": f"Bearer {token}"}
-    api = ApiProcess(service_env(settings), tmp_path / "api.log")
+    # Rate limits on: counted in Redis, they must fail open while it is down.
+    api = ApiProcess(service_env(settings, RATE_LIMIT_ENABLED="true"), tmp_path / "api.log")
     workers = []
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
@@ -102,8 +103,10 @@ async def test_jobs_survive_a_redis_restart(
                 await asyncio.sleep(0.05)
             assert not all(j["status"] == "completed" for j in jobs.values())
 
+            async with session.get(f"{api.base_url}/api/v1/files", headers=auth) as response:
+                assert "X-RateLimit-Remaining" in response.headers  # the limiter is on
             throwaway_redis.stop()
-            # Reads need only PostgreSQL and storage.
+            # Reads need only PostgreSQL and storage (the limiter fails open).
             for job_id in job_ids:
                 async with session.get(
                     f"{api.base_url}/api/v1/jobs/{job_id}", headers=auth
