@@ -6,8 +6,9 @@ every queued message.  PostgreSQL is the truth: after Redis returns, the
 stuck-job reaper (``t2m maintenance reap_stuck_jobs``, as the scheduler runs
 it) re-enqueues the jobs whose messages were lost, and every job completes
 exactly once.  While Redis is down, reads keep working, the health check
-answers 503 with its report, rate limits fail open, and a new job is still accepted: its row is
-recorded and the reaper enqueues it later (the API's documented choice).
+answers 503 with its report, rate limits fail open, and a new job is still
+accepted: its row is recorded and the reaper enqueues it later (the API's
+documented choice).
 """
 
 from __future__ import annotations
