@@ -135,7 +135,9 @@ def _add_links(spec: dict[str, Any]) -> None:
         parameter = target_prefix.rsplit("{", 1)[1].rstrip("}")
         links = response.setdefault("links", {})
         for path, item in paths.items():
-            if not path.startswith(target_prefix):
+            # A Server-Sent Events stream stays open while its job runs: not
+            # a step a client (or a stateful test) takes and waits out.
+            if not path.startswith(target_prefix) or path.endswith("/events"):
                 continue
             for method in item:
                 if method in ("head", "options", "parameters"):
