@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test test-faults test-matrix fuzz lint typecheck pytest install bench clean
+.PHONY: dev test test-faults test-matrix fuzz lint typecheck pytest install bench bench-load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ fuzz: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/pip install -q -e '.[test,bench]'
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Load: wrk against the API next to a bare aiohttp handler, job throughput with
+# two render workers, and ten minutes of mixed load watching each process's memory.
+bench-load: $(INSTALLED)
+	$(BIN)/python bench/bench_load.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
