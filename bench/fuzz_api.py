@@ -68,11 +68,12 @@ def schemathesis_command(
     phases: str,
     max_time: int | None,
     report_dir: Path,
+    config_file: Path | None = None,
 ) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "schemathesis.cli",
+    command = [sys.executable, "-m", "schemathesis.cli"]
+    if config_file is not None:
+        command += ["--config-file", str(config_file)]
+    command += [
         "run",
         f"{base_url}/api/v1/openapi.json",
         "--url",
@@ -162,7 +163,12 @@ def fuzz(
     phases: str,
     max_time: int | None,
     report_dir: Path,
+    stateful_steps: int = 6,
 ) -> FuzzResult:
+    # Longer sequences reach further along the links (upload → get →
+    # signed-url → download → delete); only settable in a config file.
+    config_file = service.scratch / "schemathesis.toml"
+    config_file.write_text(f"[phases.stateful]\nmax-steps = {stateful_steps}\n")
     command = schemathesis_command(
         service.base_url,
         token,
@@ -171,6 +177,7 @@ def fuzz(
         phases=phases,
         max_time=max_time,
         report_dir=report_dir / caller,
+        config_file=config_file,
     )
     started = time.perf_counter()
     # In the scratch directory: schemathesis keeps replay data in its cwd.
@@ -194,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-time", type=int, default=None, help="seconds per caller")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
+    parser.add_argument("--stateful-steps", type=int, default=20, help="steps per scenario")
     parser.add_argument("--report-dir", type=Path, default=REPO / "var" / "fuzz-report")
     args = parser.parse_args(argv)
 
@@ -211,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 phases=args.phases,
                 max_time=args.max_time,
                 report_dir=args.report_dir.resolve(),
+                stateful_steps=args.stateful_steps,
             )
             print(result.output)
             results.append(result)
@@ -222,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "max_examples_per_operation": args.max_examples,
         "phases": args.phases,
+        "stateful_steps_per_scenario": args.stateful_steps,
         "seed": args.seed,
         "dead_processes": dead,
         "report_dir": str(args.report_dir),
