@@ -48,7 +48,7 @@ from api.routes import (
     videos,
     webhooks,
 )
-from db.pool import create_pool
+from db.pool import create_pool, keep_session
 from pipeline.workers.broker import build_broker
 from t2m.enqueue import Enqueuer
 from t2m.redis_client import create_redis
@@ -63,7 +63,11 @@ API_PREFIX = "/api/v1"
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[DB_POOL] = await create_pool(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        # Handlers use transaction-scoped state only: no reset round trip per release.
+        reset=keep_session,
     )
     yield
     await app[DB_POOL].close()

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from api.keys import AUTHENTICATOR, DB_POOL, SETTINGS
 from api.oidc import OidcVerifier
+from api.verified_tokens import VerifiedTokens
 from db import users as user_rows
 from t2m.errors import AuthInvalid, AuthRequired, PermissionDenied
 from t2m.settings import Settings
@@ -75,8 +76,12 @@ class Authenticator:
         self.settings = settings
         self.pool = pool
         self.oidc = oidc
+        self.verified = VerifiedTokens()
 
     async def authenticate(self, token: str) -> Principal:
+        claims = self.verified.get(token)
+        if claims is not None:
+            return await self._local_user(claims)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -92,6 +97,11 @@ class Authenticator:
         claims = decode_token(
             token, secret=self.settings.jwt_secret, issuer=self.settings.jwt_issuer, kind="access"
         )
+        self.verified.remember(token, claims)
+        return await self._local_user(claims)
+
+    async def _local_user(self, claims: dict[str, Any]) -> Principal:
+        """The principal of verified local claims, if not revoked and still active."""
         async with self.pool.acquire() as conn:
             row = await user_rows.user_for_token(conn, claims["sub"], claims["jti"])
         if row is not None and row["revoked"]:

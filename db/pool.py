@@ -20,6 +20,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """A pool ``reset`` that skips asyncpg's default reset query (``RESET ALL``,
+    ``UNLISTEN *``, ``pg_advisory_unlock_all()`` …), a round trip on every
+    release.  Only for pools whose users leave no session state behind — no
+    ``SET``, no ``LISTEN``, only transaction-scoped advisory locks — as the
+    API's request handlers.  asyncpg still rolls back a transaction left open
+    before calling this."""
+
+
 async def create_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
 ) -> asyncpg.Pool:
