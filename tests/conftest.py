@@ -19,7 +19,7 @@ from db.migrate import migrate_dsn
 from db.pool import create_pool
 from t2m.passwords import hash_password
 from t2m.settings import Settings
-from tests.infra import Infra, delete_namespace, provide_infra
+from tests.infra import Infra, delete_namespace, empty_tables, provide_infra, suite_settings
 
 # scrypt at full cost would dominate the suite; tests create users directly
 # with one precomputed hash.
@@ -36,22 +36,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
 
 @pytest.fixture
 def settings(infra: Infra, tmp_path: Path) -> Settings:
-    return Settings(
-        env="test",
-        var_dir=tmp_path / "var",
-        database_url=infra.database_url,
-        redis_url=infra.redis_url,
-        redis_namespace=infra.namespace,
-        jwt_secret="test-jwt-secret-" + "x" * 32,
-        signing_secret="test-signing-secret-" + "y" * 32,
-        storage_root=tmp_path / "storage",
-        db_pool_max=5,
-        # Suites make many calls per user; the limits have their own tests.
-        rate_limit_general=1_000_000,
-        rate_limit_uploads=1_000_000,
-        rate_limit_video=1_000_000,
-        rate_limit_system=1_000_000,
-    )
+    return suite_settings(infra, tmp_path)
 
 
 @pytest.fixture
@@ -61,13 +46,7 @@ async def db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
     # Apps of the test may still be finishing analytics writes.
     await background.drain()
     async with pool.acquire() as conn:
-        tables = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-            " AND tablename <> 'schema_migrations'"
-        )
-        if tables:
-            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
-            await conn.execute(f"TRUNCATE {names} CASCADE")
+        await empty_tables(conn)
     await pool.close()
     delete_namespace(infra.redis_url, infra.namespace)
 

@@ -20,6 +20,7 @@ import asyncpg
 import redis
 
 from t2m.embedded import EmbeddedPostgres, EmbeddedRedis
+from t2m.settings import Settings
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -130,3 +131,35 @@ def delete_namespace(redis_url: str, namespace: str) -> None:
         batch = list(client.scan_iter(pattern, count=500))
         if batch:
             client.delete(*batch)
+
+
+def suite_settings(infra: Infra, scratch: Path, **overrides: object) -> Settings:
+    """The settings every test app starts from: this run's servers and scratch
+    directory, fixed secrets, and rate limits out of the way (suites make many
+    calls per user; the limits have their own tests)."""
+    return Settings(
+        env="test",
+        var_dir=scratch / "var",
+        database_url=infra.database_url,
+        redis_url=infra.redis_url,
+        redis_namespace=infra.namespace,
+        jwt_secret="test-jwt-secret-" + "x" * 32,
+        signing_secret="test-signing-secret-" + "y" * 32,
+        storage_root=scratch / "storage",
+        db_pool_max=5,
+        rate_limit_general=1_000_000,
+        rate_limit_uploads=1_000_000,
+        rate_limit_video=1_000_000,
+        rate_limit_system=1_000_000,
+    ).with_overrides(**overrides)
+
+
+async def empty_tables(conn: asyncpg.Connection) -> None:
+    """Truncate every table but the migration record."""
+    tables = await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        " AND tablename <> 'schema_migrations'"
+    )
+    if tables:
+        names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+        await conn.execute(f"TRUNCATE {names} CASCADE")

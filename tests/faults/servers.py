@@ -19,15 +19,11 @@ import contextlib
 import glob
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import asyncpg
 import redis
@@ -35,21 +31,8 @@ import redis
 from t2m.embedded import free_port
 from t2m.settings import Settings
 from t2m.tokens import issue_token
-
-T = TypeVar("T")
-REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_until(
-    predicate: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1
-) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+from tests.processes import REPO, ServiceProcess, start_worker_process, wait_for
+from tests.processes import service_env as shared_service_env
 
 
 def _redis_binary() -> str:
@@ -98,7 +81,7 @@ class ThrowawayRedis:
                 return bool(client.ping())
             return False
 
-        wait_until(answers, 10, "throwaway redis-server")
+        wait_for(answers, 10, "throwaway redis-server")
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -205,79 +188,13 @@ class ThrowawayPostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+FAULT_TEST_ENV = {"RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "INFO"}
+
+
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment that makes ``Settings.from_env()`` give ``settings`` back."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "T2M_ENV": "test",
-        "T2M_VAR_DIR": str(settings.var_dir),
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "REDIS_NAMESPACE": settings.redis_namespace,
-        "JWT_SECRET": settings.jwt_secret,
-        "SIGNING_SECRET": settings.signing_secret,
-        "STORAGE_BACKEND": settings.storage_backend,
-        "STORAGE_ROOT": str(settings.storage_root),
-        "RATE_LIMIT_ENABLED": "false",
-        "LOG_LEVEL": "INFO",
-        # Dead workers are noticed within seconds, not the default minute.
-        "WORKER_HEARTBEAT": "0.5",
-        "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
-        "BROKER_MAINTENANCE_CHANCE": "1000000",
-    }
-    if settings.storage_backend == "s3":
-        env.update(
-            S3_ENDPOINT_URL=settings.s3_endpoint_url or "",
-            S3_BUCKET=settings.s3_bucket,
-            S3_ACCESS_KEY_ID=settings.s3_access_key_id or "",
-            S3_SECRET_ACCESS_KEY=settings.s3_secret_access_key or "",
-        )
-    env.update(extra)
-    return env
-
-
-class ServiceProcess:
-    """One ``t2m <command>`` process in its own process group, logging to a file."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "t2m.cli", *argv],
-            env=env,
-            cwd=REPO,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group (a crash: no cleanup runs)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self, timeout_s: float = 15) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # stragglers (ffmpeg) of a crash
-        self._log.close()
+    """The shared test environment, for API processes too: rate limits off
+    (fault tests count requests, not limits), INFO logs for the post-mortem."""
+    return shared_service_env(settings, **{**FAULT_TEST_ENV, **extra})
 
 
 class ApiProcess(ServiceProcess):
@@ -300,30 +217,14 @@ class ApiProcess(ServiceProcess):
             except OSError:
                 return False
 
-        wait_until(answers, timeout_s, "the API to answer")
+        wait_for(answers, timeout_s, "the API to answer")
 
 
 def start_worker(
     settings: Settings, queues: list[str], log_path: Path, **env: str
 ) -> ServiceProcess:
-    """A ``t2m worker`` and wait for its heartbeat in Redis."""
-    from t2m.redis_client import redis_key
-
-    client = redis.Redis.from_url(settings.redis_url)
-    pattern = redis_key(settings, "workers", "*")
-    known = set(client.scan_iter(pattern))
-    worker = ServiceProcess(
-        ["worker", "--queues", *queues, "--threads", "2"],
-        service_env(settings, **env),
-        log_path,
-    )
-
-    def booted() -> bool:
-        assert worker.alive(), f"worker exited early:\n{worker.log_text()}"
-        return bool(set(client.scan_iter(pattern)) - known)
-
-    wait_until(booted, 60, "the worker's heartbeat")
-    return worker
+    """A ``t2m worker`` (fault-test environment), once its heartbeat is in Redis."""
+    return start_worker_process(settings, queues, log_path, **{**FAULT_TEST_ENV, **env})
 
 
 def run_maintenance(settings: Settings, task: str, log_path: Path, **params: float) -> str:
