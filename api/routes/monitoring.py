@@ -397,11 +397,17 @@ async def system_logs(request: web.Request) -> web.Response:
 # -- /metrics/prometheus -------------------------------------------------------
 
 
+def _same_secret(given: str, expected: str) -> bool:
+    # Compared as bytes: compare_digest refuses non-ASCII str, and a header
+    # may carry any byte (surrogateescape keeps them comparable, never equal).
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
 async def _require_scraper(request: web.Request) -> None:
     """The configured scrape token, or an administrator's token."""
     expected = request.config_dict[SETTINGS].metrics_token
     token = bearer_token(request)
-    if expected and token is not None and hmac.compare_digest(token, expected):
+    if expected and token is not None and _same_secret(token, expected):
         return
     await require_admin(request)
 

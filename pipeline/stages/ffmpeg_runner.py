@@ -114,6 +114,11 @@ def _die_with_parent() -> Callable[[], None] | None:
         return None
     parent = os.getpid()
 
+    # Runs in the child between fork and exec, while the worker has other
+    # threads: it imports nothing and takes no lock another thread could
+    # hold at fork time (prctl is resolved above; getppid and _exit are
+    # plain system calls; the small ints it makes come from the allocator
+    # the forking thread's GIL protects, and glibc resets malloc on fork).
     def arm() -> None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # the parent died before the signal was armed

@@ -314,6 +314,8 @@ async def test_prometheus_scrape_token(
     assert "t2m_http_requests_total" in await good.text()
     bad = await scraped.get("/metrics/prometheus", headers={"Authorization": "Bearer nope"})
     assert bad.status == 401
+    non_ascii = await scraped.get("/metrics/prometheus", headers={"Authorization": "Bearer nöpe"})
+    assert non_ascii.status == 401
 
 
 def test_registries_are_per_app() -> None:
