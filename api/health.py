@@ -8,7 +8,6 @@ latency; a required component that is down makes the service ``unhealthy``
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from aiohttp import web
 
 from api.keys import DB_POOL, REDIS, SETTINGS, STORAGE
 from pipeline.workers.registry import served_queues
-from t2m.redis_client import worker_heartbeat_pattern
+from t2m.worker_heartbeats import read_heartbeats
 
 CHECK_TIMEOUT_S = 2.0
 VERSION = "0.1.0"
@@ -56,9 +55,7 @@ async def system_health(app: web.Application) -> dict[str, Any]:
         return {"backend": store.describe().get("backend")}
 
     async def workers() -> dict[str, Any]:
-        client = app[REDIS]
-        keys = [key async for key in client.scan_iter(worker_heartbeat_pattern(app[SETTINGS]))]
-        beats = [json.loads(raw) for raw in await client.mget(keys) if raw] if keys else []
+        beats = await read_heartbeats(app[REDIS], app[SETTINGS])
         served = {queue for beat in beats for queue in beat.get("queues", [])}
         missing = [queue for queue in served_queues() if queue not in served]
         return {

@@ -21,7 +21,6 @@ which worker processes are alive and what queues they consume.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +28,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from t2m.queues import QUEUES
-from t2m.redis_client import worker_heartbeat_pattern
 from t2m.settings import Settings
+from t2m.worker_heartbeats import SCAN_COUNT, read_heartbeats
 
 WAIT_METHOD = (
     "ready messages × mean duration of that stage over the last hour "
@@ -88,7 +87,7 @@ async def queue_counts(
         if now_ms - float(score) < settings.broker_heartbeat_timeout_ms
     }
     prefix = f"{ns}:__acks__."
-    ack_keys = [_text(key) async for key in client.scan_iter(match=prefix + "*", count=500)]
+    ack_keys = [_text(key) async for key in client.scan_iter(match=prefix + "*", count=SCAN_COUNT)]
     if ack_keys:
         pipe = client.pipeline(transaction=False)
         for key in ack_keys:
@@ -108,26 +107,16 @@ async def queue_counts(
 
 
 async def live_workers(client: aioredis.Redis, settings: Settings) -> list[dict[str, Any]]:
-    keys = [_text(k) async for k in client.scan_iter(match=worker_heartbeat_pattern(settings))]
-    if not keys:
-        return []
-    beats = []
-    for raw in await client.mget(keys):
-        if not raw:
-            continue  # expired between SCAN and MGET
-        try:
-            beat = json.loads(raw)
-        except ValueError:
-            continue
-        beats.append(
-            {
-                "host": beat.get("host"),
-                "pid": beat.get("pid"),
-                "queues": list(beat.get("queues", [])),
-                "started_at": beat.get("started_at"),
-                "last_beat_at": beat.get("beat_at"),
-            }
-        )
+    beats = [
+        {
+            "host": beat.get("host"),
+            "pid": beat.get("pid"),
+            "queues": list(beat.get("queues", [])),
+            "started_at": beat.get("started_at"),
+            "last_beat_at": beat.get("beat_at"),
+        }
+        for beat in await read_heartbeats(client, settings)
+    ]
     return sorted(beats, key=lambda b: (str(b["host"]), int(b["pid"] or 0)))
 
 

@@ -17,6 +17,7 @@ from db import jobs as job_rows
 from pipeline.stages.operations import MaintenanceContext, reap_stuck_jobs, run_task
 from pipeline.workers.broker import build_broker
 from t2m.enqueue import Enqueuer
+from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
 from t2m.redis_client import create_redis
 from t2m.settings import Settings
 from t2m.storage import build_storage
@@ -166,7 +167,9 @@ async def test_stuck_job_is_requeued_then_failed(
         assert [m["args"] for m in messages] == [[job_id]]
         assert messages[0]["actor_name"] == "render_video"
 
-        # Still stuck after its one allowed requeue: failed with a clear error.
+        # That message is lost too (Redis restarted empty), and the job is
+        # still stuck after its one allowed requeue: failed with a clear error.
+        sync.delete(queue, queue + ".msgs")
         async with db.acquire() as conn:
             await conn.execute(
                 "UPDATE jobs SET updated_at = now() - interval '1 hour' WHERE id = $1", job_id
@@ -339,3 +342,91 @@ async def test_upload_waits_for_a_purge_of_its_bytes_and_stores_them_afresh(
     response = await client.get(f"/api/v1/files/{stored['id']}/download", headers=user.headers)
     assert response.status == 200
     assert await response.read() == data
+
+
+def _messages_for(settings: Settings, queue: str) -> list[str]:
+    """Job ids of every unacknowledged message of a queue (delayed included)."""
+    sync = redis.Redis.from_url(settings.redis_url)
+    try:
+        ns = f"{settings.redis_namespace}-dramatiq:{queue}"
+        raws = sync.hvals(ns + ".msgs") + sync.hvals(ns + ".DQ.msgs")
+    finally:
+        sync.close()
+    return sorted(json.loads(raw)["args"][0] for raw in raws)
+
+
+async def test_reaper_leaves_jobs_whose_message_waits_in_the_broker(
+    db: asyncpg.Pool, make_user: Any, settings: Settings
+) -> None:
+    """A backlog is not a loss: the row keeps the finished stage and its old
+    time while the next stage's message waits, and no worker lists the job."""
+    user = await make_user(login=False)
+    hour, two_hours = await _ago(db, 3600), await _ago(db, 7200)
+    # Parse done, its storyboard message waiting behind a backlog.
+    waiting = await _job(db, user.id, status="processing", current_stage="parse", updated_at=hour)
+    queued_waiting = await _job(db, user.id, updated_at=two_hours)
+    # Render failed once; its retry sits in the delay queue.
+    retrying = await _job(db, user.id, status="processing", current_stage="render", updated_at=hour)
+    # Fetched by a worker and not acknowledged yet (in flight).
+    fetched = await _job(
+        db, user.id, status="processing", current_stage="thumbnails", updated_at=hour
+    )
+    # Messages really lost: the reaper must still send them again.
+    lost = await _job(db, user.id, status="processing", current_stage="render", updated_at=hour)
+    lost_queued = await _job(db, user.id, updated_at=two_hours)
+
+    quiet = settings.with_overrides(broker_maintenance_chance=0)
+    broker, worker_broker = build_broker(quiet), build_broker(quiet)
+    store = build_storage(settings)
+    client = create_redis(settings)
+    enqueuer = Enqueuer(broker)
+    ctx = MaintenanceContext(db, settings, store, enqueuer.send, client)
+    try:
+        await enqueuer.send(BUILD_STORYBOARD, waiting)
+        await enqueuer.send(PARSE_SCRIPT, queued_waiting)
+        await enqueuer.send(RENDER_VIDEO, retrying, delay_ms=3600 * 1000)
+        await enqueuer.send(MAKE_THUMBNAILS, fetched)
+        consumer = worker_broker.consume("thumbnails", prefetch=1)
+        for _ in range(50):  # None while the consumer backs off
+            if (message := next(consumer)) is not None:
+                break
+        assert message is not None and message.args == (fetched,)
+
+        result = await reap_stuck_jobs(
+            ctx, processing_after_s=600, queued_after_s=600, max_requeues=1
+        )
+        assert sorted(result["requeued"]) == sorted([lost, lost_queued]), result
+        assert result["failed"] == []
+        async with db.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, status, requeue_count FROM jobs WHERE id = ANY($1::text[])",
+                [waiting, queued_waiting, retrying, fetched],
+            )
+        assert {r["id"]: (r["status"], r["requeue_count"]) for r in rows} == {
+            waiting: ("processing", 0),
+            queued_waiting: ("queued", 0),
+            retrying: ("processing", 0),
+            fetched: ("processing", 0),
+        }
+        # One message per job: nothing finished was sent again.
+        assert _messages_for(settings, "storyboard") == [waiting]
+        assert _messages_for(settings, "parse") == sorted([queued_waiting, lost_queued])
+        assert _messages_for(settings, "render") == sorted([retrying, lost])
+        assert _messages_for(settings, "thumbnails") == [fetched]
+
+        # Still waiting long after, even with no requeue allowed: none fails,
+        # the two re-sent jobs included (their new messages wait too).
+        async with db.acquire() as conn:
+            await conn.execute(
+                "UPDATE jobs SET updated_at = now() - interval '2 hours' WHERE owner_id = $1",
+                user.id,
+            )
+        result = await reap_stuck_jobs(
+            ctx, processing_after_s=600, queued_after_s=600, max_requeues=0
+        )
+        assert result == {"requeued": [], "failed": []}
+    finally:
+        broker.close()
+        worker_broker.close()
+        await store.aclose()
+        await client.aclose()
