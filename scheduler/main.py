@@ -10,7 +10,9 @@ worker records the slot with the run, so a slot runs at most once even when
 two copies both believe they lead (a leader stalled past its lease while the
 standby took over).  A copy that becomes leader fires the current slot of
 every job at once: a slot the dead leader had not fired yet still runs, and
-one it had fired is refused by its claim.
+one it had fired is refused by its claim.  A claim whose enqueue fails is
+given back and the leader tries again on its next leadership tick, so a
+broker hiccup does not silently lose the slot.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from pipeline.workers.broker import build_broker
 from scheduler.jobs import SCHEDULED_JOBS, ScheduledJob
 from scheduler.leader import LeaderLock
 from t2m.enqueue import Enqueuer
-from t2m.errors import ServiceUnavailable
 from t2m.queues import RUN_MAINTENANCE
 from t2m.redis_client import create_redis, redis_key
 from t2m.settings import Settings
@@ -56,6 +57,43 @@ async def claim_slot(
     return bool(await client.set(key, str(time.time()), nx=True, ex=ttl_s))
 
 
+async def release_slot(
+    client: aioredis.Redis, settings: Settings, job: ScheduledJob, slot: int
+) -> None:
+    """Give back a slot this copy claimed but could not enqueue.
+
+    No other copy can hold the key: ours was set NX and outlives any send by
+    far (its TTL is at least a minute), so a plain DEL frees only our claim.
+    """
+    await client.delete(redis_key(settings, "scheduler", "slot", job.name, str(slot)))
+
+
+async def enqueue_slot(
+    client: aioredis.Redis, settings: Settings, enqueuer: Enqueuer, job: ScheduledJob, slot: int
+) -> bool | None:
+    """Claim and enqueue one slot: True when sent, False when another copy
+    has it, None when the send failed (the claim is given back, so a later
+    tick of this copy or the standby taking over can still run the slot)."""
+    try:
+        if not await claim_slot(client, settings, job, slot):
+            return False  # another copy ran this slot
+    except redis.exceptions.RedisError as exc:
+        log.warning("maintenance job %s (slot %d) not claimed: %r", job.name, slot, exc)
+        return None
+    try:
+        await enqueuer.send(RUN_MAINTENANCE, job.name, slot)
+    except Exception as exc:  # a broker error of any kind: the slot must not be lost
+        log.warning("maintenance job %s (slot %d) not enqueued: %r", job.name, slot, exc)
+        try:
+            await release_slot(client, settings, job, slot)
+        except redis.exceptions.RedisError:
+            # Redis is down too: the claim lapses with its TTL.
+            log.warning("claim of %s slot %d not released", job.name, slot)
+        return None
+    log.info("enqueued maintenance job %s for slot %d", job.name, slot)
+    return True
+
+
 async def run_scheduler(
     settings: Settings,
     jobs: Sequence[ScheduledJob] = SCHEDULED_JOBS,
@@ -66,19 +104,19 @@ async def run_scheduler(
     leader = LeaderLock(client, redis_key(settings, "scheduler", "leader"), lease_ms=lease_ms)
     enqueuer = Enqueuer(build_broker(settings))
     is_leader = False
+    # Jobs whose last firing was not enqueued: fired again on each leadership
+    # tick (a few per lease) instead of a whole interval later.  A retry runs
+    # the slot it happens in, which is the failed one unless that has passed.
+    unsent: set[str] = set()
 
     async def fire(job: ScheduledJob) -> None:
         if not is_leader:
             return
         slot = slot_of(time.time(), job.interval_s)
-        try:
-            if not await claim_slot(client, settings, job, slot):
-                return  # another copy ran this slot
-            await enqueuer.send(RUN_MAINTENANCE, job.name, slot)
-        except (redis.exceptions.RedisError, ServiceUnavailable) as exc:
-            log.warning("maintenance job %s (slot %d) not enqueued: %r", job.name, slot, exc)
-            return
-        log.info("enqueued maintenance job %s for slot %d", job.name, slot)
+        if await enqueue_slot(client, settings, enqueuer, job, slot) is None:
+            unsent.add(job.name)
+        else:
+            unsent.discard(job.name)
 
     async def keep_leadership() -> None:
         nonlocal is_leader
@@ -93,6 +131,10 @@ async def run_scheduler(
         if took_over:
             for job in jobs:
                 await fire(job)
+        elif is_leader:
+            for job in jobs:
+                if job.name in unsent:
+                    await fire(job)
 
     scheduler = AsyncIOScheduler()
     scheduler.add_job(keep_leadership, "interval", seconds=lease_ms / 3000, id="leader")
