@@ -161,7 +161,6 @@ def create_app(settings: Settings) -> web.Application:
         monitoring.routes,
         cache_admin.routes,
         events.routes,
-        console.routes,
     ):
         _add_prefixed(app, API_PREFIX, table)
     for root_table in (
@@ -169,8 +168,6 @@ def create_app(settings: Settings) -> web.Application:
         reports.routes,
         operations.routes,
         monitoring.root_routes,
-        cache_admin.root_routes,
-        events.root_routes,
         console.root_routes,
     ):
         app.add_routes(root_table)

@@ -10,7 +10,6 @@ import os
 import socket
 import statistics
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -195,13 +194,3 @@ async def redis_clients_info(client: aioredis.Redis) -> dict[str, Any]:
     info = await client.info("clients")
     wanted = ("connected_clients", "blocked_clients", "maxclients", "tracking_clients")
     return {key: info[key] for key in wanted if key in info}
-
-
-@contextlib.asynccontextmanager
-async def running_loop_monitor() -> AsyncIterator[LoopMonitor]:
-    monitor = LoopMonitor()
-    monitor.start()
-    try:
-        yield monitor
-    finally:
-        await monitor.stop()

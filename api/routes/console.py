@@ -17,8 +17,7 @@ from aiohttp_apigami import docs
 from api.schemas.common import NOT_FOUND
 from t2m.errors import NotFound
 
-# Routes mounted under /api/v1, and routes at the root path.
-routes = web.RouteTableDef()
+# At the root path.
 root_routes = web.RouteTableDef()
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
@@ -141,4 +140,4 @@ async def asset(request: web.Request) -> web.Response:
     return send_asset(request, path)
 
 
-__all__ = ["root_routes", "routes"]
+__all__ = ["root_routes"]

@@ -19,9 +19,8 @@ from api.responses import ok
 from api.schemas.common import INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
 from api.schemas.events import EventsQuerySchema, EventsTokenSchema
 
-# Routes mounted under /api/v1, and routes at the root path.
+# Mounted under /api/v1.
 routes = web.RouteTableDef()
-root_routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 STREAM_DESCRIPTION = (
