@@ -14,8 +14,11 @@ computed from rows older than a concurrent write lands under a generation
 that write has already retired.
 
 Values are the JSON text of the response data, served as is on a hit.
-Hit/miss/set/invalidation counters live in one Redis hash, shared by every
-API process; single-flight counters (``api.coalesce``) are per process.
+Hit/miss/set counters live in one Redis hash, shared by every API process
+and worker: ``invalidations`` counts what administrators invalidated
+(``/system/cache/invalidate``), ``write_invalidations`` the generation bumps
+of writes (``t2m.cache_generation``).  Single-flight counters
+(``api.coalesce``) are per process.
 When Redis fails, reads bypass the cache for a few seconds rather than fail.
 """
 
@@ -40,8 +43,10 @@ from t2m.cache_generation import (
     bump_epoch,
     bump_generations,
     generation_key,
+    stats_key,
 )
 from t2m.redis_client import redis_key
+from t2m.redis_text import redis_text
 from t2m.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,11 @@ BYPASS_AFTER_ERROR_S = 5.0
 SCAN_BATCH = 500
 
 # KEYS: scope generation, epoch, stats hash.  ARGV: entry key prefix, suffix, kind.
+# The entry key is only known once the generations are read, so the script
+# builds it from ARGV and reads a key it was not given in KEYS.  That is fine
+# on one Redis server (what T2M uses) but not on Redis Cluster, where every
+# key a script touches must be declared and live in one hash slot; a cluster
+# deployment would need two round trips (read generations, then the entry).
 _LOOKUP = """
 local gen = redis.call('get', KEYS[1]) or '0'
 local epoch = redis.call('get', KEYS[2]) or '0'
@@ -105,7 +115,7 @@ class ReadThroughCache:
         self.settings = settings
         self.ttl_s = {**DEFAULT_TTL_S, **(ttl_s or {})}
         self.flights = SingleFlight()
-        self.stats_key = redis_key(settings, "cache", "stats")
+        self.stats_key = stats_key(settings)
         self.entry_prefix = redis_key(settings, "cache", "v") + ":"
         self._lookup = client.register_script(_LOOKUP)
         self._bypass_until = 0.0
@@ -147,7 +157,7 @@ class ReadThroughCache:
         scope_gen, epoch = await self.client.mget(
             generation_key(self.settings, key.scope), generation_key(self.settings, EPOCH_SCOPE)
         )
-        gens = f"{_text(epoch)}.{_text(scope_gen)}"
+        gens = f"{_generation(epoch)}.{_generation(scope_gen)}"
         full_key = f"{self.entry_prefix}{key.scope}:{key.kind}:{gens}:{key.args}"
 
         text = await self._fill(full_key, key.kind, compute)
@@ -177,8 +187,19 @@ class ReadThroughCache:
 
     # -- invalidating -------------------------------------------------------
 
-    async def invalidate_owners(self, *owner_ids: str | None) -> bool:
-        return await bump_generations(self.client, self.settings, owner_ids)
+    async def invalidate_owners(self, *owner_ids: str | None, admin_wide: bool = True) -> bool:
+        """Retire the owners' reads and, with ``admin_wide``, the admin-wide and
+        global ones (see ``t2m.cache_generation``); False when Redis failed."""
+        return await bump_generations(self.client, self.settings, owner_ids, admin_wide=admin_wide)
+
+    async def invalidate_user(self, user_id: str) -> None:
+        """An administrator's invalidation of one user's reads (and the
+        admin-wide views, which include that user's rows); counted."""
+        bumped = await bump_generations(
+            self.client, self.settings, [user_id], counter="invalidations"
+        )
+        if not bumped:
+            raise RedisError("cache generations not bumped")
 
     async def invalidate_all(self) -> int:
         """Every entry of every scope; returns the new epoch."""
@@ -221,7 +242,7 @@ class ReadThroughCache:
         stale_keys: list[str] = []
         current: dict[str, str] = {}
         scanned = pruned = stale = 0
-        epoch = _text(await self.client.get(generation_key(self.settings, EPOCH_SCOPE)))
+        epoch = _generation(await self.client.get(generation_key(self.settings, EPOCH_SCOPE)))
         async for key in self.client.scan_iter(self.entry_prefix + "*", count=SCAN_BATCH):
             scanned += 1
             parsed = _parse_entry(key[len(self.entry_prefix) :])
@@ -229,7 +250,9 @@ class ReadThroughCache:
                 continue
             scope, kind, entry_epoch, entry_gen = parsed
             if scope not in current:
-                current[scope] = _text(await self.client.get(generation_key(self.settings, scope)))
+                current[scope] = _generation(
+                    await self.client.get(generation_key(self.settings, scope))
+                )
             if entry_epoch == epoch and entry_gen == current[scope]:
                 live[kind] = live.get(kind, 0) + 1
             else:
@@ -257,11 +280,9 @@ class ReadThroughCache:
         return f"{self.entry_prefix}{{scope}}:{{kind}}:{{epoch}}.{{generation}}:{{args}}"
 
 
-def _text(generation: str | bytes | None) -> str:
+def _generation(generation: str | bytes | None) -> str:
     """A generation as stored ("0" when never bumped)."""
-    if generation is None:
-        return "0"
-    return generation.decode() if isinstance(generation, bytes) else generation
+    return "0" if generation is None else redis_text(generation)
 
 
 def _parse_entry(rest: str) -> tuple[str, str, str, str] | None:

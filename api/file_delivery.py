@@ -47,7 +47,7 @@ class _Served:
     quality: str
     user_id: str | None
     delivery: Delivery
-    owner_id: str | None = None  # whose cached reads the counts retire
+    owner_id: str | None = None  # whose cached reads (not admin-wide) the counts retire
 
 
 async def _count(conn: asyncpg.Connection, served: _Served) -> None:
@@ -116,9 +116,15 @@ class _DeliveryLog:
                             batch = self.queue[:_MAX_BATCH]
                             del self.queue[:_MAX_BATCH]
                             await _record_batch(conn, batch)
-                            # Counters and sessions show in cached file
-                            # details and reports.
-                            await self.cache.invalidate_owners(*{s.owner_id for s in batch})
+                            # Counters and sessions show in the owners' cached
+                            # file details and reports.  Not a write of the
+                            # owner's, and a played video sends a batch every
+                            # few range requests: admin-wide and global entries
+                            # are left to age by their TTL, or they would
+                            # never be hit while anything plays.
+                            await self.cache.invalidate_owners(
+                                *{s.owner_id for s in batch}, admin_wide=False
+                            )
                             batch = []
                 except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
                     if batch:  # its connection failed; the rest gets another one

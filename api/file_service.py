@@ -140,24 +140,6 @@ async def get_visible_file(
     return row
 
 
-async def list_visible_files(
-    request: web.Request,
-    principal: Principal,
-    *,
-    file_type: str | None,
-    page: int,
-    items_per_page: int,
-) -> tuple[list[asyncpg.Record], int]:
-    async with request.config_dict[DB_POOL].acquire() as conn:
-        return await file_rows.list_files(
-            conn,
-            owner_id=None if principal.is_admin else principal.user_id,
-            file_type=file_type,
-            limit=items_per_page,
-            offset=(page - 1) * items_per_page,
-        )
-
-
 async def delete_file(request: web.Request, principal: Principal, file_id: str) -> None:
     row = await get_visible_file(request, principal, file_id)
     async with request.config_dict[DB_POOL].acquire() as conn, conn.transaction():

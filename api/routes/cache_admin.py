@@ -9,7 +9,8 @@ runner, so each run is recorded in ``maintenance_runs`` like a scheduled one.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema
@@ -37,9 +38,8 @@ from db import housekeeping
 from pipeline.stages.operations import run_task
 from t2m.errors import ServiceUnavailable, ValidationFailed
 
-# Routes mounted under /api/v1, and routes at the root path.
+# Mounted under /api/v1.
 routes = web.RouteTableDef()
-root_routes = web.RouteTableDef()
 
 OPTIONAL_BEARER: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}]
 ADMIN_BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -47,6 +47,7 @@ ADMIN_ERRORS: dict[int, dict[str, Any]] = {401: UNAUTHORIZED, 403: FORBIDDEN}
 UNAVAILABLE: dict[str, Any] = error_doc("Redis is unreachable (SERVICE_UNAVAILABLE)")
 ADMIN_INPUT_ERRORS: dict[int, dict[str, Any]] = {400: INVALID, 503: UNAVAILABLE, **ADMIN_ERRORS}
 TOP_SHARED_BLOBS = 10
+T = TypeVar("T")
 
 
 async def _is_admin(request: web.Request) -> bool:
@@ -77,6 +78,8 @@ async def _metrics(cache: ReadThroughCache, *, full: bool) -> dict[str, Any]:
     return {
         **metrics,
         "sets": counters.get("sets", 0),
+        # What administrators invalidated; writes' bumps are in the
+        # status counters as "write_invalidations".
         "invalidations": counters.get("invalidations", 0),
         "by_kind": by_kind,
         "coalescing": cache.flights.stats(),
@@ -139,8 +142,10 @@ async def _status(cache: ReadThroughCache, *, full: bool) -> dict[str, Any]:
             "ttl_s": dict(cache.ttl_s),
             "key_layout": cache.key_layout(),
             "invalidation": "per-owner generation counters bumped after every write that"
-            " changes what the owner (or an admin) reads; entries of older generations"
-            " are unreachable and expire by TTL",
+            " changes what the owner (or an admin) reads; download and stream counters"
+            " bump only the file owner's, so admin-wide and global views show them"
+            " within one TTL; entries of older generations are unreachable and expire"
+            " by TTL",
             "counters": await cache.counters(),
             "process": _process(cache) | {"in_flight": cache.flights.in_flight()},
             "memory": await _memory(cache),
@@ -165,7 +170,8 @@ async def cache_metrics(request: web.Request) -> web.Response:
     return ok(await _guarded(_metrics(request.config_dict[CACHE], full=full)))
 
 
-async def _guarded(result: Any) -> Any:
+async def _guarded(result: Awaitable[T]) -> T:
+    """``result``, with a Redis failure answered as 503 rather than 500."""
     try:
         return await result
     except RedisError as exc:
@@ -289,10 +295,7 @@ async def invalidate(request: web.Request) -> web.Response:
     user_id, pattern = data.get("user_id"), data.get("pattern")
     result: dict[str, Any] = {"user_id": user_id, "pattern": None, "epoch": None}
     if user_id is not None:
-        # Also the admin-wide views, which include this user's rows.
-        if not await cache.invalidate_owners(user_id):
-            raise ServiceUnavailable("The cache (Redis) is unreachable")
-        await _guarded(cache.client.hincrby(cache.stats_key, "invalidations", 1))
+        await _guarded(cache.invalidate_user(user_id))
     if pattern is not None:
         result["pattern"] = await _guarded(cache.invalidate_pattern(pattern))
     if user_id is None and pattern is None:
@@ -316,10 +319,7 @@ async def invalidate(request: web.Request) -> web.Response:
 async def warm(request: web.Request) -> web.Response:
     await require_admin(request)
     users = request["data"]["users"]
-    try:
-        result = await run_task(maintenance_context(request.app), "warm_cache", users=users)
-    except RedisError as exc:
-        raise ServiceUnavailable("The cache (Redis) is unreachable") from exc
+    result = await _guarded(run_task(maintenance_context(request.app), "warm_cache", users=users))
     return ok(result, "Cache warmed")
 
 
@@ -340,8 +340,5 @@ async def warm(request: web.Request) -> web.Response:
 )
 async def optimize(request: web.Request) -> web.Response:
     await require_admin(request)
-    try:
-        result = await run_task(maintenance_context(request.app), "optimize")
-    except RedisError as exc:
-        raise ServiceUnavailable("The cache (Redis) is unreachable") from exc
+    result = await _guarded(run_task(maintenance_context(request.app), "optimize"))
     return ok(result, "Optimized")

@@ -74,8 +74,9 @@ async def finalize_video(
             deliveries = await webhook_rows.emit_job_event(
                 conn, job["id"], JOB_COMPLETED, public_base_url=notify.public_base_url()
             )
-    await notify.send_deliveries(deliveries)
+    # Right after the commit, before the slower webhook sends.
     await invalidate_cache(job["owner_id"])  # the new file, the completed job
+    await notify.send_deliveries(deliveries)
     if completed:  # after the commit: a client reading the job then sees it done
         events = job_events()
         await events.publish_log(job["id"], "INFO", "Video ready", "completed")

@@ -110,9 +110,10 @@ async def fail_job(
             deliveries = await webhook_rows.emit_job_event(
                 conn, job_id, webhook_events.JOB_FAILED, public_base_url=notify.public_base_url()
             )
+    if failed:  # the bump right after the commit, before the webhook sends
+        await invalidate_job_cache(pool, job_id)
     await notify.send_deliveries(deliveries)
     if failed:
-        await invalidate_job_cache(pool, job_id)
         await job_events().publish_log(job_id, "ERROR", error, stage)
         await _publish_end(pool, job_id)
 
@@ -174,8 +175,10 @@ async def stage_run(job_id: str, stage: str, progress: int) -> AsyncIterator[Sta
                 {"step": stage, "progress": progress},
             )
             deliveries = await _stage_events(conn, job, stage)
-    await notify.send_deliveries(deliveries)
+    # Right after the commit: until the bump, reads get the entry from before
+    # it, so the slower webhook sends come after.
     await invalidate_cache(job["owner_id"])
+    await notify.send_deliveries(deliveries)
     await _publish_stage_start(job, stage, progress)
     try:
         yield StageRun(job, stage, pool, webhook_events.progress_step(progress))

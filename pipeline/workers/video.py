@@ -28,7 +28,7 @@ from pipeline.stages.thumbnails import make_thumbnails
 from pipeline.workers import runtime
 from pipeline.workers.finalize import finalize_video
 from pipeline.workers.jobs import StageRun, stage_run
-from pipeline.workers.resources import storage
+from pipeline.workers.resources import invalidate_cache, storage
 from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
 from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
@@ -145,6 +145,8 @@ async def build_storyboard_stage(job_id: str) -> None:
             await job_rows.update_job(
                 conn, job_id, storyboard_key=_storyboard_key(job_id), storyboard_summary=summary
             )
+        # The summary shows in /reports/storyboard-stats (admin-wide scope).
+        await invalidate_cache(run.job["owner_id"])
         await run.log(
             "INFO", f"Storyboard: {summary['scenes']} cards, {summary['duration_s']} s", **summary
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,36 @@ from tests.workers.conftest import start_worker  # noqa: F401 (a fixture)
 async def _get(client: Any, path: str, user: Any = None) -> tuple[int, str, Any]:
     response = await client.get(path, headers=user.headers if user else {})
     return response.status, response.headers.get("X-Cache", ""), await response.json()
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 60.0) -> None:
+    """Wait (bounded) until ``check()`` holds."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+# How long a read may keep showing the state from before a worker's commit:
+# the worker bumps the generation right after committing.  Far below every
+# entry's TTL (60 s and more), so an entry nothing retired fails the wait.
+BUMP_WINDOW_S = 10.0
+
+
+async def _read_until(
+    client: Any, path: str, user: Any, shows: Callable[[Any], bool], what: str
+) -> tuple[str, Any]:
+    """Read ``path`` until its body ``shows`` what a worker has committed
+    (bounded by BUMP_WINDOW_S); the outcome and body of that read."""
+    seen: list[tuple[str, Any]] = []
+
+    async def shown() -> bool:
+        _, outcome, body = await _get(client, path, user)
+        seen.append((outcome, body))
+        return shows(body)
+
+    await _until(shown, what, BUMP_WINDOW_S)
+    return seen[-1]
 
 
 async def test_file_details_and_listings_are_cached_until_the_owner_writes(client, make_user):
@@ -122,13 +153,16 @@ async def test_a_worker_finishing_an_upload_shows_in_the_next_read(client, make_
                 await conn.fetchval("SELECT processing_status FROM files WHERE id = $1", data["id"])
             )
 
-    for _ in range(600):
-        if await status() == "completed":
-            break
-        await asyncio.sleep(0.1)
-    assert await status() == "completed"
-    # The worker committed, then bumped: no read may see the old entry now.
-    _, outcome, after = await _get(client, path, alice)
+    await _until(lambda: _is(status, "completed"), "the upload processed")
+    # The worker committed, then bumps: reads see the new state within moments,
+    # and the first read that does is computed afresh.
+    outcome, after = await _read_until(
+        client,
+        path,
+        alice,
+        lambda body: body["data"]["processing_status"] == "completed",
+        "the processed upload in its details",
+    )
     assert outcome == "MISS"
     assert after["data"]["processing_status"] == "completed"
     assert after["data"]["metadata"]["width"] == 320
@@ -179,6 +213,10 @@ async def test_job_state_changes_show_in_the_next_report(
     redis = create_redis(settings)
     ctx = MaintenanceContext(db, settings, build_storage(settings), _no_send, redis)
     try:
+        # Its message is lost too (as when Redis restarts empty): the reaper
+        # leaves jobs whose message still waits in the broker.
+        queue = f"{settings.redis_namespace}-dramatiq:parse"
+        await redis.delete(queue, f"{queue}.msgs")
         result = await reap_stuck_jobs(ctx, queued_after_s=60, max_requeues=1)
     finally:
         await redis.aclose()
@@ -197,13 +235,70 @@ async def test_job_state_changes_show_in_the_next_report(
         async with db.acquire() as conn:
             return str(await job_rows.job_status(conn, job_id))
 
-    for _ in range(600):
-        if await job_status() == "processing":
-            break
-        await asyncio.sleep(0.1)
-    assert await job_status() == "processing"
-    outcome, stats = await _video_stats(client, alice)
+    await _until(lambda: _is(job_status, "processing"), "the job taken")
+    outcome, stats = await _read_until(
+        client,
+        "/reports/video-stats",
+        alice,
+        lambda body: "processing" in body["jobs_by_status"],
+        "the processing job in the report",
+    )
     assert outcome == "MISS" and stats["jobs_by_status"] == {"failed": 1, "processing": 1}
+
+
+async def _is(value: Callable[[], Awaitable[str]], expected: str) -> bool:
+    return await value() == expected
+
+
+async def test_a_built_storyboard_shows_in_the_next_storyboard_stats(
+    client, make_user, db, request
+):
+    start = request.getfixturevalue("start_worker")
+    alice = await make_user()
+    image = await upload(client, alice, png_bytes(), "background.png")
+    response = await client.post(
+        "/api/v1/videos/generate",
+        json={"script": "One.\n\nTwo.", "quality": "480p", "assets": [image["id"]]},
+        headers=alice.headers,
+    )
+    assert response.status == 202, await response.text()
+    job_id = (await response.json())["data"]["id"]
+
+    async def current_stage() -> str:
+        async with db.acquire() as conn:
+            return str(await conn.fetchval("SELECT current_stage FROM jobs WHERE id = $1", job_id))
+
+    # The storyboard stage looks its asset up in files: holding that table
+    # stops the stage after it has started (and bumped), before its summary.
+    async with db.acquire() as locker:
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute("LOCK TABLE files IN ACCESS EXCLUSIVE MODE")
+        start(["parse", "storyboard"])
+        await _until(lambda: _is(current_stage, "storyboard"), "the storyboard stage started")
+        await _until(lambda: _waiting_on(db, "%FROM files f%", 1), "the stage waiting on files")
+        _, _, stats = await _get(client, "/reports/storyboard-stats")
+        assert stats["total_jobs"] == 1 and stats["total_storyboards"] == 0
+        assert (await _get(client, "/reports/storyboard-stats"))[1] == "HIT"
+        await transaction.rollback()
+
+    async def summarised() -> bool:
+        async with db.acquire() as conn:
+            return bool(
+                await conn.fetchval(
+                    "SELECT storyboard_summary IS NOT NULL FROM jobs WHERE id = $1", job_id
+                )
+            )
+
+    await _until(summarised, "the storyboard summary written")
+    outcome, stats = await _read_until(
+        client,
+        "/reports/storyboard-stats",
+        None,
+        lambda body: body["total_storyboards"] == 1,
+        "the storyboard in the storyboard stats",
+    )
+    assert outcome == "MISS" and stats["mean_scenes"] is not None
 
 
 async def _no_send(*_: Any) -> str:
@@ -286,14 +381,59 @@ async def test_downloads_and_streams_show_in_the_next_read(client, make_user, db
     assert outcome == "MISS" and perf["sessions"] == 1
 
 
-async def _waiting_on_files(db: asyncpg.Pool) -> int:
-    async with db.acquire() as conn:
-        return int(
-            await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE '%FROM files f%'"
-            )
+async def test_playing_a_video_leaves_admin_wide_and_global_entries_cached(client, make_user, db):
+    """Delivery counters are not the owner's write: they retire the owner's
+    reads only, and admin-wide and global entries show them within their TTL."""
+    from api import background
+
+    admin, alice = await make_user("ADMIN"), await make_user()
+    data = await upload(client, alice, png_bytes())
+    path = f"/api/v1/files/{data['id']}"
+    admin_reads = ("/api/v1/files", path, "/reports/video-stats", "/streaming-performance")
+    for read in admin_reads:
+        await _get(client, read, admin)
+        assert (await _get(client, read, admin))[1] == "HIT", read
+    await _get(client, "/reports/storyboard-stats")
+    assert (await _get(client, "/reports/storyboard-stats"))[1] == "HIT"
+    await _get(client, path, alice)
+    assert (await _get(client, path, alice))[1] == "HIT"
+
+    # A player's range requests: each response is counted and written in batches.
+    for start in range(3):
+        response = await client.get(
+            f"{path}/stream", headers={**alice.headers, "Range": f"bytes={start}-{start + 9}"}
         )
+        assert response.status == 206
+        await response.read()
+    await (await client.get(f"{path}/download", headers=admin.headers)).read()
+
+    async def counted() -> bool:
+        async with db.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT download_count, stream_count FROM files WHERE id = $1", data["id"]
+            )
+        return row is not None and tuple(row) == (1, 3)
+
+    await _until(counted, "the deliveries counted")
+    await background.drain()  # the batches that wrote them have also bumped
+    for read in admin_reads:
+        assert (await _get(client, read, admin))[1] == "HIT", read
+    assert (await _get(client, "/reports/storyboard-stats"))[1] == "HIT"
+    # The owner's own reads show the counts at once.
+    _, outcome, body = await _get(client, path, alice)
+    assert outcome == "MISS"
+    assert (body["data"]["download_count"], body["data"]["stream_count"]) == (1, 3)
+
+
+async def _waiting_on(db: asyncpg.Pool, query_like: str, expected: int) -> bool:
+    """Whether exactly ``expected`` sessions wait on a lock, running a query like this."""
+    async with db.acquire() as conn:
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE $1",
+            query_like,
+        )
+    return bool(waiting == expected)
 
 
 async def _coalesce(client: Any, db: asyncpg.Pool, path: str, user: Any, kind: str) -> None:
@@ -314,7 +454,8 @@ async def _coalesce(client: Any, db: asyncpg.Pool, path: str, user: Any, kind: s
                 break
             await asyncio.sleep(0.05)
         assert flights.coalesced[kind] - joined == requests - 1
-        assert await _waiting_on_files(db) == 1
+        # The one computation reaches the database a moment after the others join.
+        await _until(lambda: _waiting_on(db, "%FROM files f%", 1), "one query on files")
         await transaction.rollback()
     responses = await asyncio.gather(*tasks)
     bodies = [await r.json() for r in responses]
@@ -419,6 +560,10 @@ async def test_invalidate_by_user_pattern_or_everything(client, make_user):
     assert response.status == 200, await response.text()
     assert (await response.json())["data"]["scope"] == "user"
     assert (await _get(client, path, alice))[1] == "MISS"
+    # Administrators' invalidations and writes' bumps are counted apart.
+    _, _, status = await _get(client, "/api/v1/system/cache", admin)
+    assert status["data"]["counters"]["invalidations"] == 1
+    assert status["data"]["counters"]["write_invalidations"] == 1  # the upload
 
     await warmed()
     # The spec's curl example sends the pattern as a form body.
