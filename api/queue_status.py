@@ -28,6 +28,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from t2m.queues import QUEUES
+from t2m.redis_text import redis_text as _text
 from t2m.settings import Settings
 from t2m.worker_heartbeats import SCAN_COUNT, read_heartbeats
 
@@ -126,7 +127,3 @@ def estimated_wait_s(ready: int, mean_stage_s: float | None, workers: int) -> fl
     if mean_stage_s is None or workers == 0:
         return None
     return round(ready * mean_stage_s / workers, 1)
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
