@@ -25,11 +25,17 @@ from scheduler.jobs import ScheduledJob, parse_job_overrides
 from scheduler.main import claim_slot, slot_of
 from t2m.redis_client import redis_key
 from t2m.settings import Settings
-from tests.workers.conftest import REPO, start_worker, wait_for, worker_env  # noqa: F401
+from tests.processes import REPO, wait_for
+from tests.processes import service_env as worker_env
+from tests.workers.conftest import start_worker  # noqa: F401
 
 JOB = "expire_revoked_tokens"
-INTERVAL_S = 3
-LEASE_S = 2
+# A slot is skipped only if its copy wakes more than one interval late, and
+# leadership flips only after a lease without renewal (renewed every third
+# of it): both must outlast the stalls of a busy two-core machine, while two
+# slots per leader keep the test near half a minute.
+INTERVAL_S = 6
+LEASE_S = 3
 
 
 class SchedulerProcess:
@@ -115,7 +121,7 @@ async def test_two_schedulers_run_each_slot_once_and_the_standby_takes_over(
         )
         leader = next(c for c in copies if c.pid == leader_pid)
         standby = next(c for c in copies if c is not leader)
-        await _wait_slots(db, lambda s: len(s) >= 3, "three slots run under the first leader")
+        await _wait_slots(db, lambda s: len(s) >= 2, "two slots run under the first leader")
         assert standby.process.poll() is None, standby.log_text()
 
         leader.kill()
@@ -128,8 +134,8 @@ async def test_two_schedulers_run_each_slot_once_and_the_standby_takes_over(
         took_over_slot = slot_of(time.time(), INTERVAL_S)
         await _wait_slots(
             db,
-            lambda s: s[-1][0] >= took_over_slot + 2,
-            "two more slots run under the new leader",
+            lambda s: s[-1][0] >= took_over_slot + 1,
+            "the new leader's own schedule to run a slot",
         )
     finally:
         for copy in copies:
