@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from db import files as file_rows
 from db import jobs as job_rows
 from pipeline.stages.probe import ProbeError, probe_media
 from pipeline.stages.render import render_video
+from pipeline.stages.scratch import attempt_dir
 from pipeline.stages.script import Script, parse_script
 from pipeline.stages.storyboard import Storyboard, build_storyboard
 from pipeline.stages.thumbnails import make_thumbnails
@@ -47,15 +47,6 @@ def _next(ref: Any, job_id: str) -> None:
     if _enqueuer is None:
         _enqueuer = Enqueuer(runtime.broker)
     _enqueuer.send_now(ref, job_id)
-
-
-def _scratch(stage: str, job_id: str) -> Path:
-    """A per-job scratch directory, emptied first: a worker killed mid-stage
-    leaves its files here, and the redelivered attempt clears them."""
-    path = Path(tempfile.gettempdir()) / f"t2m-{stage}-{job_id}"
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
 
 
 def _parsed_key(job_id: str) -> str:
@@ -192,7 +183,7 @@ async def render_video_stage(job_id: str) -> None:
         storyboard = Storyboard.from_dict(
             json.loads(await storage().get_bytes(_storyboard_key(job_id)))
         )
-        work = _scratch("render", job_id)
+        work = attempt_dir("render", job_id)
         try:
             await _render(run, storyboard, work)
         finally:
@@ -266,7 +257,7 @@ async def make_video_thumbnails_stage(job_id: str) -> None:
     async with stage_run(job_id, "thumbnails", THUMBNAILS_AT) as run:
         if run is None:
             return
-        work = _scratch("thumbnails", job_id)
+        work = attempt_dir("thumbnails", job_id)
         try:
             await _thumbnails_and_finalize(run, work)
         finally:
