@@ -43,32 +43,35 @@ def storage() -> Storage:
     return _storage
 
 
+_redis: Redis | None = None
+
+
+def redis_client() -> Redis | None:
+    """The process's Redis client for live events and cache generations
+    (made on first use, on the actor loop; None without REDIS_URL)."""
+    global _redis
+    if _redis is None and runtime.settings.redis_url:
+        _redis = create_redis(runtime.settings)
+    return _redis
+
+
 _job_events: JobEvents | None = None
 
 
 def job_events() -> JobEvents:
-    """The process's publisher of live job events (its Redis client is made
-    on first use, on the actor loop; without REDIS_URL it publishes nothing)."""
+    """The process's publisher of live job events (without REDIS_URL it
+    publishes nothing)."""
     global _job_events
     if _job_events is None:
-        settings = runtime.settings
-        client = create_redis(settings) if settings.redis_url else None
-        _job_events = JobEvents(client, settings)
+        _job_events = JobEvents(redis_client(), runtime.settings)
     return _job_events
-
-
-_cache_redis: Redis | None = None
 
 
 async def invalidate_cache(*owner_ids: str | None) -> None:
     """Retire the owners' cached API reads (after the write has committed):
     what a worker finishes must show in the next read of file details,
     listings and reports."""
-    global _cache_redis
-    settings = runtime.settings
-    if _cache_redis is None and settings.redis_url:
-        _cache_redis = create_redis(settings)
-    await bump_generations(_cache_redis, settings, owner_ids)
+    await bump_generations(redis_client(), runtime.settings, owner_ids)
 
 
 async def invalidate_job_cache(pool: asyncpg.Pool, job_id: str) -> None:
