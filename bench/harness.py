@@ -80,6 +80,22 @@ def wait_http(url: str, timeout_s: float = 60) -> None:
     raise RuntimeError(f"API did not answer at {url}")
 
 
+def _stop_all(processes: Mapping[str, subprocess.Popen[bytes]], timeout_s: float = 15) -> None:
+    """SIGTERM every process; one still running after ``timeout_s`` is named and killed."""
+    for process in processes.values():
+        process.terminate()
+    deadline = time.monotonic() + timeout_s
+    for name, process in processes.items():
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            if os.environ.get("T2M_BENCH_DUMP_STUCK") and shutil.which("py-spy"):
+                subprocess.run(["py-spy", "dump", "--pid", str(process.pid)], check=False)
+            print(f"{name} did not stop within {timeout_s:.0f} s; killed", file=sys.stderr)
+            process.kill()
+            process.wait()
+
+
 @contextlib.contextmanager
 def running_service(
     commands: Mapping[str, Sequence[str]], *, env: Mapping[str, str] | None = None
@@ -114,9 +130,6 @@ def running_service(
             try:
                 yield Service(base, token, user_id, full_env, infra, scratch, processes)
             finally:
-                for process in processes.values():
-                    process.terminate()
-                for process in processes.values():
-                    process.wait(15)
+                _stop_all(processes)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
