@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,8 +37,12 @@ log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZES = ("small", "medium", "large")
 _QUALITY = re.compile(r"^(auto|original|\d{3,4}p)$")
-# Rows of one transaction: bounds how long a batch holds its files' row locks.
-_MAX_BATCH = 256
+# Responses per transaction: bounds how long a batch holds its files' row locks.
+_MAX_BATCH = 1000
+# Responses waiting to be written.  Past this the database cannot keep up and
+# the oldest are dropped (and counted in the log): analytics must not grow the
+# API's memory without bound or hold up its shutdown.
+_MAX_PENDING = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,52 +55,63 @@ class _Served:
     owner_id: str | None = None  # whose cached reads (not admin-wide) the counts retire
 
 
-async def _count(conn: asyncpg.Connection, served: _Served) -> None:
-    await file_rows.record_delivery(
-        conn, served.file_id, bytes_sent=served.delivery.bytes_sent, kind=served.kind
+async def _count(conn: asyncpg.Connection, batch: list[_Served]) -> None:
+    # One UPDATE per file however many responses it served, files in id order
+    # so that concurrent batches (other API processes) cannot deadlock.
+    totals: dict[str, list[int]] = {}
+    for served in batch:
+        downloads_streams_bytes = totals.setdefault(served.file_id, [0, 0, 0])
+        downloads_streams_bytes[0 if served.kind == "download" else 1] += 1
+        downloads_streams_bytes[2] += served.delivery.bytes_sent
+    await file_rows.record_deliveries(
+        conn,
+        [(file_id, *totals[file_id]) for file_id in sorted(totals)],  # type: ignore[misc]
     )
 
 
-async def _add_session(conn: asyncpg.Connection, served: _Served) -> None:
-    delivery = served.delivery
-    await file_rows.insert_stream_session(
+async def _add_sessions(conn: asyncpg.Connection, batch: list[_Served]) -> None:
+    await file_rows.insert_stream_sessions(
         conn,
-        file_id=served.file_id,
-        user_id=served.user_id,
-        quality=served.quality,
-        range_start=delivery.start,
-        range_end=delivery.end,
-        bytes_sent=delivery.bytes_sent,
-        duration_ms=delivery.duration_ms,
-        completed=delivery.completed,
+        [
+            (
+                s.file_id,
+                s.user_id,
+                s.quality,
+                s.delivery.start,
+                s.delivery.end,
+                s.delivery.bytes_sent,
+                s.delivery.duration_ms,
+                s.delivery.completed,
+            )
+            for s in batch
+            if s.kind == "stream"
+        ],
     )
 
 
 async def _write_together(
     conn: asyncpg.Connection,
     batch: list[_Served],
-    write: Callable[[asyncpg.Connection, _Served], Awaitable[None]],
+    write: Callable[[asyncpg.Connection, list[_Served]], Awaitable[None]],
 ) -> None:
     try:
         async with conn.transaction():
-            for served in batch:
-                await write(conn, served)
+            await write(conn, batch)
     except asyncpg.PostgresError:
         # A row that cannot be written (its file deleted meanwhile) must not
         # take the rest of the batch with it: write them one by one.
         for served in batch:
             try:
-                await write(conn, served)
+                await write(conn, [served])
             except asyncpg.PostgresError as exc:
                 log.warning("analytics of file %s not recorded: %s", served.file_id, exc)
 
 
 async def _record_batch(conn: asyncpg.Connection, batch: list[_Served]) -> None:
-    # Counters first, in one lock order for file rows so that concurrent batches
-    # cannot deadlock; then sessions.  As when each response was written on its
+    # Counters first, then sessions: as when each response was written on its
     # own, a stream session is never visible before its file's counters.
-    await _write_together(conn, sorted(batch, key=lambda s: s.file_id), _count)
-    await _write_together(conn, [s for s in batch if s.kind == "stream"], _add_session)
+    await _write_together(conn, batch, _count)
+    await _write_together(conn, batch, _add_sessions)
 
 
 class _DeliveryLog:
@@ -104,7 +120,8 @@ class _DeliveryLog:
     def __init__(self, pool: asyncpg.Pool, cache: ReadThroughCache) -> None:
         self.pool = pool
         self.cache = cache
-        self.queue: list[_Served] = []
+        self.queue: deque[_Served] = deque()
+        self.dropped = 0
 
     async def run(self) -> None:
         try:
@@ -113,8 +130,10 @@ class _DeliveryLog:
                 try:
                     async with self.pool.acquire() as conn:
                         while self.queue:
-                            batch = self.queue[:_MAX_BATCH]
-                            del self.queue[:_MAX_BATCH]
+                            batch = [
+                                self.queue.popleft()
+                                for _ in range(min(_MAX_BATCH, len(self.queue)))
+                            ]
                             await _record_batch(conn, batch)
                             # Counters and sessions show in the owners' cached
                             # file details and reports.  Not a write of the
@@ -146,6 +165,11 @@ def _queue(pool: asyncpg.Pool, cache: ReadThroughCache, served: _Served) -> None
     if delivery_log is None:
         delivery_log = _logs[pool] = _DeliveryLog(pool, cache)
         background.spawn(delivery_log.run())
+    if len(delivery_log.queue) >= _MAX_PENDING:
+        delivery_log.queue.popleft()
+        delivery_log.dropped += 1
+        if delivery_log.dropped % 1000 == 1:
+            log.warning("analytics behind: %d responses not recorded so far", delivery_log.dropped)
     delivery_log.queue.append(served)
 
 

@@ -175,45 +175,32 @@ async def file_stats(conn: asyncpg.Connection, owner_id: str | None) -> dict[str
     }
 
 
-async def record_delivery(
-    conn: asyncpg.Connection, file_id: str, *, bytes_sent: int, kind: str
+async def record_deliveries(
+    conn: asyncpg.Connection, totals: list[tuple[str, int, int, int]]
 ) -> None:
-    """Count a download or a stream response and the bytes it sent."""
-    column = {"download": "download_count", "stream": "stream_count"}[kind]
-    await conn.execute(
-        f"UPDATE files SET {column} = {column} + 1, bytes_served = bytes_served + $2,"
+    """Add ``(file_id, downloads, streams, bytes_sent)`` to each file's counters,
+    in the order given (callers sort by id: one lock order for every writer)."""
+    await conn.executemany(
+        "UPDATE files SET download_count = download_count + $2,"
+        " stream_count = stream_count + $3, bytes_served = bytes_served + $4,"
         " last_accessed_at = now() WHERE id = $1",
-        file_id,
-        bytes_sent,
+        totals,
     )
 
 
-async def insert_stream_session(
+async def insert_stream_sessions(
     conn: asyncpg.Connection,
-    *,
-    file_id: str,
-    user_id: str | None,
-    quality: str,
-    range_start: int,
-    range_end: int,
-    bytes_sent: int,
-    duration_ms: float,
-    completed: bool,
+    sessions: list[tuple[str, str | None, str, int, int, int, float, bool]],
 ) -> None:
-    await conn.execute(
+    """Rows of ``(file_id, user_id, quality, range_start, range_end, bytes_sent,
+    duration_ms, completed)``."""
+    await conn.executemany(
         """
         INSERT INTO stream_sessions (file_id, user_id, quality, range_start, range_end,
                                      bytes_sent, duration_ms, completed)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         """,
-        file_id,
-        user_id,
-        quality,
-        range_start,
-        range_end,
-        bytes_sent,
-        duration_ms,
-        completed,
+        sessions,
     )
 
 

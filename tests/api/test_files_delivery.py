@@ -6,7 +6,7 @@ import asyncio
 import os
 
 from api import background, file_delivery
-from api.keys import DB_POOL, STORAGE
+from api.keys import CACHE, DB_POOL, STORAGE
 from api.serving import Delivery
 from t2m.storage import content_key
 from tests.api.files_helpers import upload
@@ -91,3 +91,21 @@ async def test_a_short_stored_object_is_an_error_answer_not_a_cut_body(client, m
     response = await client.get(path, headers=user.headers)
     assert response.status == 503
     assert (await response.json())["success"] is False
+
+
+async def test_a_backlog_past_the_bound_drops_the_oldest(client, make_user, monkeypatch):
+    user = await make_user()
+    file_id = (await upload(client, user, png_bytes()))["id"]
+    monkeypatch.setattr(file_delivery, "_MAX_PENDING", 5)
+    pool, cache = client.app[DB_POOL], client.app[CACHE]
+    for i in range(12):  # queued without yielding: the writer has not run yet
+        delivery = Delivery(start=0, end=i, bytes_sent=i + 1, duration_ms=1.0, completed=True)
+        file_delivery._queue(
+            pool, cache, file_delivery._Served(file_id, "stream", "original", user.id, delivery)
+        )
+    assert file_delivery._logs[pool].dropped == 7
+    await background.drain()
+
+    body = await _analytics(client, user, file_id)
+    assert body["streams"] == 5
+    assert body["bytes_served"] == sum(range(8, 13))  # the five newest
