@@ -8,9 +8,6 @@ enqueue and records each run with its slot in ``maintenance_runs``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,8 +22,7 @@ from scheduler.jobs import ScheduledJob, parse_job_overrides
 from scheduler.main import claim_slot, slot_of
 from t2m.redis_client import redis_key
 from t2m.settings import Settings
-from tests.processes import REPO, wait_for
-from tests.processes import service_env as worker_env
+from tests.processes import REPO, ServiceProcess, service_env, wait_for
 from tests.workers.conftest import start_worker  # noqa: F401
 
 JOB = "expire_revoked_tokens"
@@ -38,49 +34,12 @@ INTERVAL_S = 6
 LEASE_S = 3
 
 
-class SchedulerProcess:
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "t2m.cli",
-                "scheduler",
-                "--job",
-                f"{JOB}={INTERVAL_S}",
-                "--lease-s",
-                str(LEASE_S),
-            ],
-            env=worker_env(settings, LOG_LEVEL="INFO"),
-            cwd=REPO,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def kill(self) -> None:
-        """Die without releasing the lock: the standby must wait out the lease."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+def start_scheduler(settings: Settings, log_path: Path) -> ServiceProcess:
+    return ServiceProcess(
+        ["scheduler", "--job", f"{JOB}={INTERVAL_S}", "--lease-s", str(LEASE_S)],
+        service_env(settings, LOG_LEVEL="INFO"),
+        log_path,
+    )
 
 
 def _leader_pid(client: redis.Redis, settings: Settings) -> int | None:
@@ -114,7 +73,7 @@ async def test_two_schedulers_run_each_slot_once_and_the_standby_takes_over(
 ) -> None:
     request.getfixturevalue("start_worker")(["maintenance"])
     client = redis.Redis.from_url(settings.redis_url)
-    copies = [SchedulerProcess(settings, tmp_path / f"scheduler-{i}.log") for i in range(2)]
+    copies = [start_scheduler(settings, tmp_path / f"scheduler-{i}.log") for i in range(2)]
     try:
         leader_pid = wait_for(
             lambda: _leader_pid(client, settings), 30, "a scheduler to take the lead"
