@@ -13,6 +13,7 @@ from api.authn import Authenticator
 from api.background import background_tasks_ctx
 from api.cache import cache_ctx
 from api.health import HEALTH_PROBE, HealthProbe
+from api.job_event_hub import job_event_hub_ctx
 from api.keys import (
     AUTH_SERVICE,
     AUTHENTICATOR,
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> web.Application:
             _redis,
             monitoring_ctx,
             cache_ctx,
+            job_event_hub_ctx,
             _storage,
             _broker,
             _http_client,

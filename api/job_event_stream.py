@@ -23,6 +23,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 
 from api import job_service
 from api.authn import require_user
+from api.job_event_hub import JOB_EVENT_HUB
 from api.job_views import job_view
 from api.keys import DB_POOL, REDIS, SETTINGS
 from api.responses import dumps_json
@@ -37,8 +38,9 @@ from t2m.tokens import decode_token, issue_token
 log = logging.getLogger(__name__)
 
 EVENTS_TOKEN_TTL_S = 60
-# Under the Redis client's 5 s socket timeout, so a blocking read never trips it.
-BLOCK_MS = 2500
+# How long a quiet stream waits for the hub before looking again whether its
+# client is still there (aiohttp does not cancel a handler whose client left).
+WAIT_S = 2.5
 # How often an idle stream re-reads the job row: a job finished by a path that
 # publishes nothing (the stuck-job reaper) still gets its ``end``.
 STATUS_CHECK_S = 5.0
@@ -156,21 +158,26 @@ async def _follow(
             fresh = await job_rows.job_by_id(conn, job_id)
         await response.send(dumps_json(job_view(fresh or row)), id=str(cursor), event="snapshot")
     checked = time.monotonic()
-    while _connected(request, response):
-        batch = await events.read_after(job_id, cursor, block_ms=BLOCK_MS)
-        for event in batch:
-            await response.send(event.encoded_data(), id=str(event.id), event=event.type)
-            cursor = event.id
-            if event.type == END:
-                return
-        if not batch and time.monotonic() - checked >= STATUS_CHECK_S:
-            checked = time.monotonic()
-            async with pool.acquire() as conn:
-                current = await job_rows.job_by_id(conn, job_id)
-            if current is None:
-                return  # deleted: nothing more will happen
-            if current["status"] in FINISHED:
-                await events.ensure_end(current)
+    async with request.config_dict[JOB_EVENT_HUB].follow(job_id, cursor) as watch:
+        while _connected(request, response):
+            watch.changed.clear()  # before the read: an entry landing after it sets it again
+            batch = await events.read_after(job_id, cursor, block_ms=None)
+            for event in batch:
+                await response.send(event.encoded_data(), id=str(event.id), event=event.type)
+                cursor = event.id
+                if event.type == END:
+                    return
+            if batch:
+                continue
+            await watch.wait(WAIT_S)
+            if time.monotonic() - checked >= STATUS_CHECK_S:
+                checked = time.monotonic()
+                async with pool.acquire() as conn:
+                    current = await job_rows.job_by_id(conn, job_id)
+                if current is None:
+                    return  # deleted: nothing more will happen
+                if current["status"] in FINISHED:
+                    await events.ensure_end(current)
 
 
 def _connected(request: web.Request, response: EventSourceResponse) -> bool:

@@ -181,8 +181,10 @@ class JobEvents:
         newest: Any = await self.client.xrevrange(key, count=1)
         return _entry_number(oldest[0][0]) <= after + 1 and after <= _entry_number(newest[0][0])
 
-    async def read_after(self, job_id: str, after: int, *, block_ms: int) -> list[JobEvent]:
-        """Events with id > ``after``, waiting up to ``block_ms`` for one."""
+    async def read_after(
+        self, job_id: str, after: int, *, block_ms: int | None = None
+    ) -> list[JobEvent]:
+        """Events with id > ``after``; with ``block_ms``, waiting that long for one."""
         assert self.client is not None
         answer: Any = await self.client.xread(
             {self.key(job_id): f"{after}-0"}, count=100, block=block_ms

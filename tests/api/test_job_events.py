@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -246,3 +247,35 @@ async def test_publishing_survives_a_dead_redis(settings):
     assert events.backing_off  # the next updates do not wait for Redis again
     await events.publish("job_x", "progress", {"progress": 6})
     await client.aclose()
+
+
+async def test_many_followers_share_one_redis_read(client, make_user, events):
+    """Followers wait on the process's hub, not each in a blocking read of
+    its own: the app's Redis connections do not grow with them."""
+    from api.job_event_hub import JOB_EVENT_HUB
+    from api.keys import REDIS
+
+    user = await make_user()
+    jobs = [await new_job(client, user) for _ in range(12)]
+    streams = []
+    for job_id in jobs:
+        response = await client.get(f"/api/v1/jobs/{job_id}/events", headers=user.headers)
+        assert (await next_event(response)).type == "snapshot"
+        streams.append(response)
+    hub = client.app[JOB_EVENT_HUB]
+    for _ in range(200):  # the streams' handlers reach the hub
+        if hub.followed == len(jobs):
+            break
+        await asyncio.sleep(0.05)
+    assert hub.followed == len(jobs)
+    await asyncio.sleep(0.6)  # followers settled into waiting
+    pool = client.app[REDIS].connection_pool
+    connections = len(pool._available_connections) + len(pool._in_use_connections)
+    assert connections <= 4, connections  # the hub's read and a few short calls
+
+    for job_id in jobs:  # every follower is woken for its own job
+        await events.publish_log(job_id, "INFO", f"hello {job_id}", "parse")
+    for job_id, response in zip(jobs, streams, strict=True):
+        event = await next_event(response)
+        assert (event.type, event.data["message"]) == ("log", f"hello {job_id}")
+        response.close()
