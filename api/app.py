@@ -181,4 +181,8 @@ def create_app(settings: Settings) -> web.Application:
 def _add_prefixed(app: web.Application, prefix: str, table: web.RouteTableDef) -> None:
     for route in table:
         assert isinstance(route, web.RouteDef)
-        app.router.add_route(route.method, prefix + route.path, route.handler, **route.kwargs)
+        if route.method == "GET":
+            # add_get also answers HEAD, as the root paths do (probes use it).
+            app.router.add_get(prefix + route.path, route.handler, **route.kwargs)
+        else:
+            app.router.add_route(route.method, prefix + route.path, route.handler, **route.kwargs)

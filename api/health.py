@@ -91,6 +91,13 @@ async def system_health(app: web.Application) -> dict[str, Any]:
     }
 
 
+def liveness() -> dict[str, Any]:
+    """The process answers: no dependency is touched, so an orchestrator's
+    liveness probe restarts a wedged process, never a healthy one whose
+    database is briefly away."""
+    return {"status": "alive", "timestamp": datetime.now(UTC)}
+
+
 class HealthProbe:
     """The latest health report, at most ``REPORT_MAX_AGE_S`` old; concurrent
     callers share one check instead of each running their own."""

@@ -52,6 +52,24 @@ _SYSTEM_PREFIX = "/api/v1/system/"
 # Docs, the machine-readable spec and the console's files are static;
 # limiting them helps nobody.
 _EXEMPT_PREFIXES = ("/api/docs", "/api/v1/openapi.json", "/docs", "/console/")
+# Health probes come from load balancers and orchestrators, every few seconds
+# from one address, forever: counting them would mark a healthy instance dead
+# once the guest budget runs out.  Their answers are cached (readiness) or free
+# (liveness), so they cost nothing to leave unlimited.
+HEALTH_PATHS = frozenset(
+    {
+        "/health",
+        "/health/live",
+        "/api/v1/system/health",
+        "/api/v1/system/health/live",
+        "/api/v1/auth/health",
+    }
+)
+
+
+def is_exempt(path: str) -> bool:
+    return path in HEALTH_PATHS or path.startswith(_EXEMPT_PREFIXES)
+
 
 _NOUNS = {
     "general": "requests",
@@ -158,7 +176,7 @@ async def hit(request: web.Request, settings: Settings) -> tuple[RateState, bool
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.config_dict[SETTINGS]
-    if not settings.rate_limit_enabled or request.path.startswith(_EXEMPT_PREFIXES):
+    if not settings.rate_limit_enabled or is_exempt(request.path):
         return await handler(request)
     counted = await hit(request, settings)
     if counted is None:

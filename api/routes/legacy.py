@@ -12,7 +12,7 @@ from api.cache import cached_json
 from api.feedback_service import record_feedback
 from api.file_delivery import send_original, send_stream
 from api.file_views import content_view
-from api.health import HEALTH_PROBE
+from api.health import HEALTH_PROBE, liveness
 from api.keys import AUTH_SERVICE, CACHE, DB_POOL, SCORER_CACHE, STORAGE
 from api.recommender_metrics import recommender_metrics
 from api.responses import plain
@@ -22,7 +22,7 @@ from api.schemas.feedback import FeedbackSchema, RecommendationSchema, Recommend
 from api.schemas.files import UPLOAD_FIELDS, FileListQuerySchema, StreamQuerySchema, multipart_body
 from api.schemas.jobs import MAX_SCRIPT_CHARS, GeneratedSchema
 from api.schemas.legacy import ContentListSchema, ContentSchema, LegacyTokenSchema
-from api.schemas.system import HealthSchema
+from api.schemas.system import HealthSchema, LivenessSchema
 from t2m.errors import NotFound, ValidationFailed
 from t2m.storage import SEGMENTS
 
@@ -41,6 +41,16 @@ routes = web.RouteTableDef()
 async def health(request: web.Request) -> web.Response:
     report = await request.app[HEALTH_PROBE].report()
     return plain(report, status=503 if report["status"] == "unhealthy" else 200)
+
+
+@routes.get("/health/live")
+@docs(
+    tags=["workflow"],
+    summary="Is this API process alive? (no dependency is checked)",
+    responses={200: {"schema": LivenessSchema, "description": "Alive"}},
+)
+async def health_live(request: web.Request) -> web.Response:
+    return plain(liveness())
 
 
 @routes.post("/login")

@@ -6,12 +6,12 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
 from api.authn import require_admin
-from api.health import HEALTH_PROBE
+from api.health import HEALTH_PROBE, liveness
 from api.keys import DB_POOL
 from api.responses import dumps_json, ok, pagination
 from api.schemas.common import FORBIDDEN, INVALID, UNAUTHORIZED, envelope
 from api.schemas.operations import MaintenanceRunListSchema, MaintenanceRunsQuerySchema
-from api.schemas.system import HealthSchema
+from api.schemas.system import HealthSchema, LivenessSchema
 from db import operations as op_rows
 
 routes = web.RouteTableDef()
@@ -45,6 +45,16 @@ async def health(request: web.Request) -> web.Response:
             },
         }
     return web.json_response(body, status=200 if healthy else 503, dumps=dumps_json)
+
+
+@routes.get("/system/health/live")
+@docs(
+    tags=["system"],
+    summary="Is this API process alive? (no dependency is checked)",
+    responses={200: {"schema": envelope(LivenessSchema, "SystemLiveness"), "description": "Alive"}},
+)
+async def health_live(request: web.Request) -> web.Response:
+    return ok(liveness())
 
 
 @routes.get("/system/maintenance-runs")

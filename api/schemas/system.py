@@ -15,6 +15,11 @@ class ComponentHealthSchema(Schema):
     workers = fields.List(fields.Dict())
 
 
+class LivenessSchema(Schema):
+    status = fields.Str(required=True, metadata={"enum": ["alive"]})
+    timestamp = fields.DateTime(required=True)
+
+
 class HealthSchema(Schema):
     status = fields.Str(required=True, metadata={"enum": ["healthy", "degraded", "unhealthy"]})
     timestamp = fields.DateTime(required=True)

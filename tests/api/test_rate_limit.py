@@ -24,7 +24,7 @@ async def test_exactly_the_limit_passes_under_concurrency(
     db: Any, limited: Settings, aiohttp_client: Any
 ) -> None:
     client = await aiohttp_client(create_app(limited))
-    responses = await asyncio.gather(*(client.get("/api/v1/system/health") for _ in range(10)))
+    responses = await asyncio.gather(*(client.get("/api/v1/system/queue") for _ in range(10)))
     statuses = sorted(r.status for r in responses)
     assert statuses.count(429) == 6
     assert len([s for s in statuses if s != 429]) == 4
@@ -35,20 +35,20 @@ async def test_limit_is_shared_by_two_app_instances(
 ) -> None:
     first = await aiohttp_client(create_app(limited))
     second = await aiohttp_client(create_app(limited))
-    calls = [(first if i % 2 else second).get("/api/v1/auth/health") for i in range(9)]
+    calls = [(first if i % 2 else second).get("/api/v1/auth/status") for i in range(9)]
     responses = await asyncio.gather(*calls)
     assert sum(r.status != 429 for r in responses) == 5
 
 
 async def test_headers_and_429_body(db: Any, limited: Settings, aiohttp_client: Any) -> None:
     client = await aiohttp_client(create_app(limited))
-    first = await client.get("/api/v1/auth/health")
+    first = await client.get("/api/v1/auth/status")
     assert first.headers["X-RateLimit-Limit"] == "5"
     assert first.headers["X-RateLimit-Remaining"] == "4"
     assert int(first.headers["X-RateLimit-Reset"]) > 0
     for _ in range(4):
-        await client.get("/api/v1/auth/health")
-    over = await client.get("/api/v1/auth/health")
+        await client.get("/api/v1/auth/status")
+    over = await client.get("/api/v1/auth/status")
     assert over.status == 429
     assert over.headers["X-RateLimit-Remaining"] == "0"
     assert 1 <= int(over.headers["Retry-After"]) <= 3600
@@ -90,7 +90,7 @@ async def test_anonymous_root_callers_get_tighter_limits(
     )
     response = await client.get("/contents")
     assert response.headers["X-RateLimit-Limit"] == "2"
-    response = await client.get("/api/v1/auth/health")
+    response = await client.get("/api/v1/auth/status")
     assert response.headers["X-RateLimit-Limit"] == "20"
 
 
@@ -100,7 +100,34 @@ async def test_redis_down_fails_open(
     down = limited.with_overrides(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     client = await aiohttp_client(create_app(down))
     with caplog.at_level(logging.WARNING, logger="api.rate_limit"):
-        response = await client.get("/api/v1/auth/health")
+        response = await client.get("/api/v1/auth/status")
     assert response.status == 200
     assert "X-RateLimit-Limit" not in response.headers
     assert "rate limiting skipped" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/health",
+        "/health/live",
+        "/api/v1/system/health",
+        "/api/v1/system/health/live",
+        "/api/v1/auth/health",
+    ],
+)
+async def test_health_probes_are_never_limited(
+    db: Any, settings: Settings, aiohttp_client: Any, path: str
+) -> None:
+    # A load balancer probing one instance every few seconds from one address,
+    # as a guest: far past the guest budget, every probe still answers.
+    strict = settings.with_overrides(rate_limit_general=4, rate_limit_guest_divisor=2)
+    client = await aiohttp_client(create_app(strict))
+    for method in ("GET", "HEAD"):
+        for _ in range(6):
+            response = await client.request(method, path)
+            assert response.status == 200, (method, response.status)
+            assert "X-RateLimit-Limit" not in response.headers
+    # The budget is untouched by the probes: an ordinary call is still counted from 4.
+    response = await client.get("/api/v1/auth/status")
+    assert response.headers["X-RateLimit-Remaining"] == "3"

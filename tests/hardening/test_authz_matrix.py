@@ -179,6 +179,7 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/videos/{job_id}/metadata"): owned(409),
     # system
     ("GET", "/api/v1/system/health"): public(200),
+    ("GET", "/api/v1/system/health/live"): public(200),
     ("GET", "/api/v1/system/maintenance-runs"): admin_only(200),
     # monitoring: a summary for anyone, the full detail for admins; logs admin-only
     ("GET", "/api/v1/system/metrics"): token_optional(200),
@@ -217,6 +218,7 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/feedback"): owned(202, body=_feedback),
     # root-path aliases (guest access off by default: see test_guest_mode)
     ("GET", "/health"): public(200),
+    ("GET", "/health/live"): public(200),
     ("POST", "/login"): public(200, body=_login, kind="form"),
     ("POST", "/upload"): signed_in(201, body=_upload, kind="multipart"),
     ("GET", "/contents"): signed_in(200),
