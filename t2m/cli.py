@@ -22,13 +22,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from api.app import create_app
     from t2m.logs import configure_logging
+    from t2m.ports import port_in_use, port_taken_message
 
     settings = _settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    host, port = args.host or settings.host, args.port or settings.port
+    if port_in_use(host, port):
+        print(port_taken_message(host, port), file=sys.stderr)
+        return 1
     web.run_app(
         create_app(settings),
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=host,
+        port=port,
         access_log=None,  # the request middleware logs each request with its id
         print=None,
         shutdown_timeout=10,

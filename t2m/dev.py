@@ -20,6 +20,7 @@ import asyncpg
 from db.bootstrap import ensure_admin
 from db.migrate import migrate_dsn
 from t2m.embedded import EmbeddedPostgres, EmbeddedRedis
+from t2m.ports import port_in_use, port_taken_message
 from t2m.settings import Settings
 
 DEV_DATABASE = "t2m"
@@ -45,10 +46,32 @@ async def _prepare(settings: Settings) -> str | None:
         await conn.close()
 
 
+# Honcho gives the first Procfile process the base port (and +100 to each next
+# one), so the API must come first for it to listen where we say it does.
+WEB_PROCESS = "web"
+
+
+def _first_process(procfile: Path) -> str:
+    from honcho.environ import parse_procfile
+
+    names = list(parse_procfile(procfile.read_text()).processes)
+    return names[0] if names else ""
+
+
 def run_dev(procfile: Path) -> int:
     settings = Settings.from_env()
+    if _first_process(procfile) != WEB_PROCESS:
+        print(f"t2m dev: the first process of {procfile} must be '{WEB_PROCESS}'", file=sys.stderr)
+        return 2
+    if port_in_use(settings.host, settings.port):
+        print(port_taken_message(settings.host, settings.port), file=sys.stderr)
+        return 1
     var_dir = settings.var_dir.resolve()
     env = dict(os.environ)
+    # Honcho gives each process a PORT of its own (the API the base port,
+    # the others +100, +200, …); the public URL that workers put in webhooks
+    # and signed links must be the API's, whatever their own PORT says.
+    env["PUBLIC_BASE_URL"] = settings.public_base_url
     # Procfile commands name `t2m`; make sure it is this installation's.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     stack = contextlib.ExitStack()
@@ -76,7 +99,17 @@ def run_dev(procfile: Path) -> int:
         for label, path in (("API", "/api/v1"), ("Swagger UI", "/docs"), ("Health", "/health")):
             print(f"  {label + ':':<13} {base}{path}", flush=True)
         honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", str(procfile)], env=env
+            [
+                sys.executable,
+                "-m",
+                "honcho",
+                "start",
+                "--procfile",
+                str(procfile),
+                "--port",
+                str(settings.port),
+            ],
+            env=env,
         )
         try:
             return honcho.wait()
