@@ -9,6 +9,7 @@ import dramatiq
 
 from db import files as file_rows
 from db import webhooks as webhook_rows
+from pipeline.stages.probe import MediaLimits
 from pipeline.stages.upload_processing import process_local_upload
 from pipeline.workers import runtime  # the broker before any actor
 from pipeline.workers.notify import public_base_url, send_deliveries
@@ -46,6 +47,7 @@ async def process_upload(file_id: str) -> None:
             file_type=row["file_type"],
             mime=row["content_type"],
             work_dir=scratch / "thumbs",
+            limits=MediaLimits.from_settings(runtime.settings),
         )
         thumbnail_keys = {}
         for size, path in result.thumbnails.items():
