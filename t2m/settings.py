@@ -107,6 +107,13 @@ class Settings:
 
     storage_backend: str = "local"
     storage_root: Path = Path("var/storage")
+    # Workers' per-attempt scratch space (None: <var_dir>/scratch); cleanup
+    # only ever removes marked directories of finished attempts under it.
+    scratch_dir: Path | None = None
+    # Uploaded media refused at probe time, before any decode: pixels in one
+    # frame (Pillow's MAX_IMAGE_PIXELS is the ceiling) and frames of an image.
+    max_image_pixels: int = 50_000_000
+    max_image_frames: int = 1000
     s3_bucket: str = "t2m"
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
@@ -211,6 +218,9 @@ class Settings:
             max_upload_bytes=_int(get("MAX_UPLOAD_BYTES", str(2 * 1024**3)), "MAX_UPLOAD_BYTES"),
             storage_backend=get("STORAGE_BACKEND", "local"),
             storage_root=Path(get("STORAGE_ROOT", str(var_dir / "storage"))),
+            scratch_dir=Path(get("SCRATCH_DIR", "")) if get("SCRATCH_DIR") else None,
+            max_image_pixels=_int(get("MAX_IMAGE_PIXELS", "50000000"), "MAX_IMAGE_PIXELS"),
+            max_image_frames=_int(get("MAX_IMAGE_FRAMES", "1000"), "MAX_IMAGE_FRAMES"),
             s3_bucket=get("S3_BUCKET", "t2m"),
             s3_endpoint_url=get("S3_ENDPOINT_URL", ""),
             s3_region=get("S3_REGION", "us-east-1"),

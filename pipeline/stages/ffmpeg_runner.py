@@ -240,7 +240,12 @@ def _tail(path: Path, size: int = 8192) -> str:
 def is_permanent_failure(returncode: int, stderr: str) -> bool:
     """Classify an ffmpeg failure.  Unknown causes count as transient: a
     retry is cheap next to failing a job for a machine's hiccup."""
-    if returncode < 0:  # killed by a signal (OOM killer, shutdown): not the job's fault
+    if returncode == -signal.SIGKILL:
+        # Nothing here SIGKILLs ffmpeg but our own cancel/timeout (raised
+        # before this); the kernel's OOM killer does.  The same plan would
+        # be killed again: retrying it only repeats the memory spike.
+        return True
+    if returncode < 0:  # another signal (a shutdown): not the job's fault
         return False
     text = stderr.lower()
     if any(marker in text for marker in _TRANSIENT_MARKERS):
@@ -251,6 +256,11 @@ def is_permanent_failure(returncode: int, stderr: str) -> bool:
 def _message(returncode: int, stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
     last = lines[-1] if lines else "no error output"
+    if returncode == -signal.SIGKILL:
+        return (
+            "ffmpeg was killed (SIGKILL, most likely out of memory): this storyboard"
+            f" needs more memory than the worker has; not retried: {last}"
+        )
     if returncode < 0:
         return f"ffmpeg was killed by signal {-returncode}: {last}"
     return f"ffmpeg failed with exit code {returncode}: {last}"

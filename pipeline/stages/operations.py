@@ -8,16 +8,14 @@ actor, the CLI and the admin endpoints all go through it.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -30,6 +28,7 @@ from db import operations as op_rows
 from t2m.cache_generation import bump_generations
 from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO, ActorRef
 from t2m.redis_client import create_redis
+from t2m.scratch import reap_dead_attempts, scratch_root
 from t2m.settings import Settings
 from t2m.storage import Storage
 from t2m.worker_heartbeats import SCAN_COUNT, read_heartbeats
@@ -44,7 +43,6 @@ STAGE_ACTORS: dict[str, ActorRef] = {
     "render": RENDER_VIDEO,
     "thumbnails": MAKE_THUMBNAILS,
 }
-TEMP_DIR_PREFIX = "t2m-"
 BATCH = 5000
 
 
@@ -55,12 +53,16 @@ class MaintenanceContext:
     storage: Storage
     send: Send
     redis: aioredis.Redis | None = None
-    # Where local temp dirs live; the system's by default.
-    temp_root: Path | None = None
 
 
 async def clean_tmp(ctx: MaintenanceContext, max_age_hours: float | None = None) -> dict[str, Any]:
-    """Delete ``tmp/`` objects, partial writes and local ``t2m-*`` temp dirs older than the age."""
+    """Delete ``tmp/`` objects and partial writes older than the age, and the
+    local scratch directories of attempts that started before it and are over.
+
+    Only this instance's scratch root is looked at, and only directories whose
+    marker proves them an attempt's: a live attempt's directory stays whatever
+    the age (see :mod:`t2m.scratch`).
+    """
     hours = ctx.settings.tmp_max_age_hours if max_age_hours is None else max_age_hours
     cutoff = datetime.now(UTC) - timedelta(hours=hours)
     removed: list[str] = []
@@ -70,16 +72,11 @@ async def clean_tmp(ctx: MaintenanceContext, max_age_hours: float | None = None)
             removed.append(info.key)
     # Half-written objects of a writer that died (an API killed mid-upload).
     removed += await ctx.storage.reap_partial_writes(cutoff)
-    local: list[str] = []
-    root = ctx.temp_root or Path(tempfile.gettempdir())
-    with_cutoff = cutoff.timestamp()
-    for entry in root.glob(TEMP_DIR_PREFIX + "*"):
-        try:
-            if entry.is_dir() and entry.stat().st_mtime < with_cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-                local.append(str(entry))
-        except OSError:  # vanished or not ours: not this task's business
-            continue
+    # Removing trees is blocking file work: off the event loop (the API runs this too).
+    reaped = await asyncio.to_thread(
+        reap_dead_attempts, scratch_root(ctx.settings), started_before=cutoff.timestamp()
+    )
+    local = [str(path) for path in reaped]
     return {
         "max_age_hours": hours,
         "deleted": len(removed),

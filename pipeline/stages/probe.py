@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import logging
 import warnings
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import av
 from PIL import Image
 
 from pipeline.stages.media_types import HEAD_BYTES, text_encoding
+from t2m.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,33 @@ _MAX_PACKETS_TO_FIRST_FRAME = 2000
 _TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
 _BOM_LENGTH = {"utf-16-le": 2, "utf-16-be": 2, "utf-32-le": 4, "utf-32-be": 4}
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """What a probe accepts before anything is decoded (from the header alone).
+
+    ``max_pixels`` bounds one frame (image, animation frame or video frame);
+    Pillow's ``Image.MAX_IMAGE_PIXELS`` is its ceiling whatever the setting.
+    """
+
+    max_pixels: int = 50_000_000
+    max_frames: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MediaLimits:
+        return cls(settings.max_image_pixels, settings.max_image_frames)
+
+    @property
+    def pixel_ceiling(self) -> int:
+        return min(self.max_pixels, Image.MAX_IMAGE_PIXELS or self.max_pixels)
+
+    def check_frame(self, width: int, height: int) -> None:
+        if width * height > self.pixel_ceiling:
+            raise ProbeError(
+                f"too large: {width}×{height} is {width * height:,} pixels a frame,"
+                f" the limit is {self.pixel_ceiling:,} (MAX_IMAGE_PIXELS)"
+            )
 
 
 class ProbeError(Exception):
@@ -40,7 +69,9 @@ class ProbeError(Exception):
         self.reason = reason
 
 
-def probe_media(path: Path, file_type: str, mime: str) -> dict[str, Any]:
+def probe_media(
+    path: Path, file_type: str, mime: str, *, limits: MediaLimits | None = None
+) -> dict[str, Any]:
     """Metadata of ``path``, which was detected as ``file_type`` / ``mime``.
 
     * image: ``width, height`` (as displayed, after EXIF orientation),
@@ -53,15 +84,16 @@ def probe_media(path: Path, file_type: str, mime: str) -> dict[str, Any]:
       creation_date, encrypted``
     * document (text): ``characters, lines, encoding, bom``
     """
+    limits = limits or MediaLimits()
     path = Path(path)
     if not path.is_file():
         raise ProbeError(f"no such file: {path.name}")
     if file_type == "image":
-        return _probe_image(path)
+        return _probe_image(path, limits)
     if file_type == "video":
-        return _probe_av(path, mime, want_video=True)
+        return _probe_av(path, mime, limits, want_video=True)
     if file_type == "audio":
-        return _probe_av(path, mime, want_video=False)
+        return _probe_av(path, mime, limits, want_video=False)
     if file_type == "document":
         if mime == "application/pdf":
             return _probe_pdf(path)
@@ -70,15 +102,22 @@ def probe_media(path: Path, file_type: str, mime: str) -> dict[str, Any]:
 
 
 # -- images -------------------------------------------------------------------
-def _probe_image(path: Path) -> dict[str, Any]:
+def _probe_image(path: Path, limits: MediaLimits) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                # Image.open reads the header only: refuse a bomb before any decode.
                 width, height = image.size
+                limits.check_frame(width, height)
                 fmt = image.format
                 mode = image.mode
                 frames = int(getattr(image, "n_frames", 1) or 1)
+                if frames > limits.max_frames:
+                    raise ProbeError(
+                        f"too many frames: {frames:,}, the limit is"
+                        f" {limits.max_frames:,} (MAX_IMAGE_FRAMES)"
+                    )
                 orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1) or 1)
                 has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
                     "transparency" in image.info
@@ -87,6 +126,8 @@ def _probe_image(path: Path) -> dict[str, Any]:
             # it needs a fresh image object.
             with Image.open(path) as image:
                 image.verify()
+    except ProbeError:
+        raise
     except Image.DecompressionBombError as exc:
         raise ProbeError(f"image too large: {exc}") from exc
     except Exception as exc:  # Pillow raises many types on malformed input
@@ -155,21 +196,23 @@ def _first_frame(container: Any, stream: Any) -> Any:
     return None
 
 
-def _probe_av(path: Path, mime: str, *, want_video: bool) -> dict[str, Any]:
+def _probe_av(path: Path, mime: str, limits: MediaLimits, *, want_video: bool) -> dict[str, Any]:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise ProbeError(f"unreadable media container: {exc}") from exc
     try:
         with container:
-            return _describe_av(container, mime, want_video)
+            return _describe_av(container, mime, limits, want_video)
     except ProbeError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise ProbeError(f"undecodable media: {exc}") from exc
 
 
-def _describe_av(container: Any, mime: str, want_video: bool) -> dict[str, Any]:
+def _describe_av(
+    container: Any, mime: str, limits: MediaLimits, want_video: bool
+) -> dict[str, Any]:
     video = next(
         (
             s
@@ -212,6 +255,8 @@ def _describe_av(container: Any, mime: str, want_video: bool) -> dict[str, Any]:
     if video is None:
         raise ProbeError("no video stream")
     ctx = video.codec_context
+    # The stream header gives the frame size: refuse a huge one before decoding.
+    limits.check_frame(int(ctx.width or 0), int(ctx.height or 0))
     video.thread_type = "AUTO"
     frame = _first_frame(container, video)
     if frame is None:

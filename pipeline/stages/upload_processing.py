@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.stages.probe import ProbeError, probe_media
+from pipeline.stages.probe import MediaLimits, ProbeError, probe_media
 from pipeline.stages.thumbnails import ThumbnailError, make_thumbnails
 
 
@@ -19,7 +19,12 @@ class UploadProcessingResult:
 
 
 def process_local_upload(
-    path: Path, *, file_type: str, mime: str, work_dir: Path
+    path: Path,
+    *,
+    file_type: str,
+    mime: str,
+    work_dir: Path,
+    limits: MediaLimits | None = None,
 ) -> UploadProcessingResult:
     """Metadata and thumbnails of a local copy of an upload.
 
@@ -28,7 +33,8 @@ def process_local_upload(
     without cover art) simply has no thumbnails.
     """
     try:
-        metadata = probe_media(path, file_type, mime)
+        # Thumbnails decode the file: only after the probe accepted its size.
+        metadata = probe_media(path, file_type, mime, limits=limits)
     except ProbeError as exc:
         return UploadProcessingResult("failed", error=f"Could not read the file: {exc.reason}")
     try:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
-from pathlib import Path
 
 import dramatiq
 
 from db import files as file_rows
 from db import webhooks as webhook_rows
+from pipeline.stages.probe import MediaLimits
 from pipeline.stages.upload_processing import process_local_upload
-from pipeline.workers import runtime  # noqa: F401  (the broker before any actor)
+from pipeline.workers import runtime  # the broker before any actor
 from pipeline.workers.notify import public_base_url, send_deliveries
 from pipeline.workers.resources import db_pool, invalidate_cache, storage
 from t2m.queues import PROCESS_UPLOAD
+from t2m.scratch import attempt_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ async def process_upload(file_id: str) -> None:
         return
     await invalidate_cache(row["owner_id"])  # now "processing"
     store = storage()
-    with tempfile.TemporaryDirectory(prefix="t2m-media-") as scratch:
-        local = Path(scratch) / "original"
+    with attempt_dir(runtime.settings, "media", file_id) as scratch:
+        local = scratch / "original"
         await store.download_to(row["storage_key"], local)
         # Decoding media is CPU work: keep the actor loop free for other messages.
         result = await asyncio.to_thread(
@@ -46,7 +46,8 @@ async def process_upload(file_id: str) -> None:
             local,
             file_type=row["file_type"],
             mime=row["content_type"],
-            work_dir=Path(scratch) / "thumbs",
+            work_dir=scratch / "thumbs",
+            limits=MediaLimits.from_settings(runtime.settings),
         )
         thumbnail_keys = {}
         for size, path in result.thumbnails.items():

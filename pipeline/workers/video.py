@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -21,7 +20,6 @@ from db import files as file_rows
 from db import jobs as job_rows
 from pipeline.stages.probe import ProbeError, probe_media
 from pipeline.stages.render import render_video
-from pipeline.stages.scratch import attempt_dir
 from pipeline.stages.script import Script, parse_script
 from pipeline.stages.storyboard import Storyboard, build_storyboard
 from pipeline.stages.thumbnails import make_thumbnails
@@ -32,6 +30,7 @@ from pipeline.workers.resources import invalidate_cache, storage
 from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
 from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
+from t2m.scratch import attempt_dir
 
 log = logging.getLogger(__name__)
 _enqueuer: Enqueuer | None = None
@@ -183,11 +182,8 @@ async def render_video_stage(job_id: str) -> None:
         storyboard = Storyboard.from_dict(
             json.loads(await storage().get_bytes(_storyboard_key(job_id)))
         )
-        work = attempt_dir("render", job_id)
-        try:
+        with attempt_dir(runtime.settings, "render", job_id) as work:
             await _render(run, storyboard, work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
@@ -257,11 +253,8 @@ async def make_video_thumbnails_stage(job_id: str) -> None:
     async with stage_run(job_id, "thumbnails", THUMBNAILS_AT) as run:
         if run is None:
             return
-        work = attempt_dir("thumbnails", job_id)
-        try:
+        with attempt_dir(runtime.settings, "thumbnails", job_id) as work:
             await _thumbnails_and_finalize(run, work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 async def _thumbnails_and_finalize(run: StageRun, work: Path) -> None:

@@ -6,6 +6,10 @@ import gzip
 import json
 import os
 import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,8 +21,10 @@ from db import jobs as job_rows
 from pipeline.stages.operations import MaintenanceContext, reap_stuck_jobs, run_task
 from pipeline.workers.broker import build_broker
 from t2m.enqueue import Enqueuer
+from t2m.ids import new_id
 from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
 from t2m.redis_client import create_redis
+from t2m.scratch import scratch_root
 from t2m.settings import Settings
 from t2m.storage import build_storage
 
@@ -63,26 +69,67 @@ async def test_cleanup_removes_only_old_tmp_objects(
     await store.aclose()
 
 
-async def test_cleanup_removes_old_local_temp_dirs(
-    db: asyncpg.Pool, settings: Settings, tmp_path: Path
+# A render worker's attempt: its scratch directory with a frame in it, held
+# until the process is killed (so its own cleanup never runs).
+_RENDERING = """
+import sys, time
+from pathlib import Path
+from t2m.scratch import attempt_dir
+from t2m.settings import Settings
+with attempt_dir(Settings(var_dir=Path(sys.argv[1])), "render", sys.argv[2]) as work:
+    (work / "frame.png").write_bytes(b"x")
+    print(work, flush=True)
+    time.sleep(600)
+"""
+
+
+def _start_render(settings: Settings) -> tuple[subprocess.Popen[bytes], Path]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", _RENDERING, str(settings.var_dir), new_id("job")],
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    return process, Path(process.stdout.readline().decode().strip())
+
+
+def _present(*paths: Path) -> list[bool]:
+    return [path.exists() for path in paths]
+
+
+async def test_cleanup_removes_only_dead_attempts_of_its_own(
+    client: Any, make_user: Any, settings: Settings
 ) -> None:
-    root = tmp_path / "temp"
-    old, new, other = root / "t2m-old", root / "t2m-new", root / "other-old"
-    for path in (old, new, other):
-        path.mkdir(parents=True)
-    then = time.time() - 3 * 3600
-    os.utime(old, (then, then))
-    os.utime(other, (then, then))
-    store = build_storage(settings)
+    admin = await make_user("ADMIN")
+    # Someone else's directory in the system temp dir, named as T2M's once were,
+    # and an unmarked one in this instance's scratch root.
+    foreign = Path(tempfile.mkdtemp(prefix="t2m-"))
+    unmarked = scratch_root(settings) / f"render-{new_id('job')}-kept"
+    unmarked.mkdir(parents=True)
+    then = time.time() - 30 * DAY
+    for path in (foreign, unmarked):
+        os.utime(path, (then, then))
+    live, live_dir = _start_render(settings)
+    dead, dead_dir = _start_render(settings)
+    try:
+        dead.kill()  # SIGKILL: the attempt's own cleanup never ran
+        dead.wait()
+        assert _present(dead_dir, live_dir / "frame.png") == [True, True]
 
-    async def send(*_: Any) -> str:
-        return "unused"
-
-    ctx = MaintenanceContext(db, settings, store, send, temp_root=root)
-    result = await run_task(ctx, "clean_tmp", max_age_hours=2)
-    assert result["local_dirs"] == [str(old)]
-    assert not old.exists() and new.exists() and other.exists()
-    await store.aclose()
+        response = await client.post("/bucket/cleanup?max_age_hours=0", headers=admin.headers)
+        assert response.status == 200, await response.text()
+        assert (await response.json())["local_dirs"] == [str(dead_dir)]
+        # Gone: the dead attempt's. Kept: a live render's files, the foreign
+        # directory, the unmarked one.
+        assert _present(dead_dir, live_dir / "frame.png", foreign, unmarked) == [
+            False,
+            True,
+            True,
+            True,
+        ]
+    finally:
+        live.kill()
+        live.wait()
+        shutil.rmtree(foreign, ignore_errors=True)
 
 
 async def test_rotate_logs_archives_exactly_the_old_rows(

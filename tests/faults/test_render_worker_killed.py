@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +22,7 @@ import asyncpg
 import psutil
 import pytest
 
+from t2m.scratch import scratch_root
 from t2m.settings import Settings
 from tests.faults.servers import ApiProcess, service_env, start_worker, stored_files, user_token
 
@@ -41,8 +41,9 @@ def ffmpeg_of(job_id: str) -> list[psutil.Process]:
     return found
 
 
-def scratch_dirs(job_id: str) -> list[Path]:
-    return list(Path(tempfile.gettempdir()).glob(f"t2m-*{job_id}*"))
+def scratch_dirs(settings: Settings, job_id: str) -> list[Path]:
+    """The per-attempt scratch directories the render and thumbnail stages used."""
+    return list(scratch_root(settings).glob(f"*{job_id}*"))
 
 
 async def test_killed_render_worker_completes_the_job_once(
@@ -107,7 +108,7 @@ async def test_killed_render_worker_completes_the_job_once(
         videos = [k for k in stored if k.startswith(f"videos/{job_id}/")]
         assert videos == [f"videos/{job_id}/480p.mp4", f"videos/{job_id}/720p.mp4"], stored
         assert [k for k in stored if k.startswith("tmp/") or "/.t2m-part-" in k] == []
-        assert scratch_dirs(job_id) == []
+        assert scratch_dirs(settings, job_id) == []
         assert ffmpeg_of(job_id) == []
     finally:
         for worker in workers:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import tempfile
 from pathlib import Path
 
 import av
 
+from t2m.scratch import scratch_root
+from t2m.settings import Settings
 from tests.samples import SCRIPTS
 
 VIDEO_QUEUES = ["parse", "storyboard", "render", "thumbnails"]
@@ -29,9 +30,9 @@ async def wait_job(
     raise AssertionError(f"job {job_id} still {job['status']} at {job['progress']} %")
 
 
-def scratch_dirs(job_id: str) -> list[Path]:
-    """The per-job scratch directories the render and thumbnail stages use."""
-    return list(Path(tempfile.gettempdir()).glob(f"t2m-*{job_id}*"))
+def scratch_dirs(settings: Settings, job_id: str) -> list[Path]:
+    """The per-attempt scratch directories the render and thumbnail stages used."""
+    return list(scratch_root(settings).glob(f"*{job_id}*"))
 
 
 def top_level_boxes(data: bytes) -> list[str]:
@@ -156,7 +157,7 @@ async def test_cancel_stops_a_running_render(client, make_user, start_worker, se
     from api.keys import STORAGE
 
     assert [i.key async for i in client.app[STORAGE].list(f"videos/{job_id}/")] == []
-    assert scratch_dirs(job_id) == []
+    assert scratch_dirs(settings, job_id) == []
 
 
 async def test_bad_generate_requests(client, make_user):
@@ -190,7 +191,7 @@ async def test_bad_generate_requests(client, make_user):
 
 
 async def test_killed_render_worker_is_redelivered_and_completes_once(
-    client, make_user, start_worker, db
+    client, make_user, start_worker, db, settings
 ):
     import signal
 
@@ -224,4 +225,4 @@ async def test_killed_render_worker_is_redelivered_and_completes_once(
     keys = sorted([i.key async for i in client.app[STORAGE].list(f"videos/{job_id}/")])
     assert keys == [f"videos/{job_id}/{q}.mp4" for q in ("480p", "720p")]
     # The killed attempt's scratch space was cleared by the attempt that finished.
-    assert scratch_dirs(job_id) == []
+    assert scratch_dirs(settings, job_id) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import signal
 import struct
 import subprocess
 import threading
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import av
 import numpy as np
+import psutil
 import pytest
 from PIL import Image, ImageDraw
 
-from pipeline.stages.ffmpeg_runner import ffmpeg_executable, is_permanent_failure
+from pipeline.stages.ffmpeg_runner import ffmpeg_executable, is_permanent_failure, run_ffmpeg
 from pipeline.stages.render import (
     RenderCancelled,
     RenderError,
@@ -246,7 +248,8 @@ def test_bad_assets_are_permanent_failures(tmp_path):
 def test_failure_classification():
     assert is_permanent_failure(1, "x.mp4: Invalid data found when processing input")
     assert not is_permanent_failure(1, "av_interleaved_write_frame(): No space left on device")
-    assert not is_permanent_failure(-9, "")
+    assert is_permanent_failure(-9, "")  # the OOM killer: the same plan would die again
+    assert not is_permanent_failure(-15, "")  # a shutdown
     assert not is_permanent_failure(1, "something odd happened")
 
 
@@ -271,3 +274,38 @@ def test_long_enable_expressions_parse_in_ffmpeg():
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_an_ffmpeg_killed_like_the_oom_killer_does_is_permanent(tmp_path):
+    """SIGKILL from outside (as the OOM killer sends it) ends the plan: no retry loop."""
+    killed: list[int] = []
+
+    def kill_ffmpeg(fraction: float) -> None:
+        if killed:
+            return
+        for child in psutil.Process().children(recursive=True):
+            if "ffmpeg" in child.name():
+                child.send_signal(signal.SIGKILL)
+                killed.append(child.pid)
+
+    with pytest.raises(RenderError, match="SIGKILL") as info:
+        run_ffmpeg(
+            [
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=64x48:rate=25",
+                "-t",
+                "600",
+                "-f",
+                "null",
+                "-",
+            ],
+            cwd=tmp_path,
+            total_duration_s=600,
+            log_path=tmp_path / "ffmpeg.log",
+            on_progress=kill_ffmpeg,
+        )
+    assert killed
+    assert info.value.permanent
