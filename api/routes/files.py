@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema
@@ -168,26 +169,32 @@ async def cleanup(request: web.Request) -> web.Response:
 )
 @request_schema(SecureQuerySchema, location="querystring")
 async def secure(request: web.Request) -> web.StreamResponse:
-    file_id = request.match_info["file_id"]
-    params = signing.verify(
-        request.config_dict[SETTINGS].signing_secret, file_id, dict(request.query)
+    # Every pair of the query, repeats included: a repeated parameter is refused.
+    grant = signing.verify(
+        request.config_dict[SETTINGS].signing_secret,
+        request.match_info["file_id"],
+        request.query.items(),
     )
     async with request.config_dict[DB_POOL].acquire() as conn:
-        signer = await user_rows.user_by_id(conn, params["user_id"])
+        signer = await user_rows.user_by_id(conn, grant.user_id)
         row = None
         if signer is not None and signer["is_active"]:
             row = await file_rows.visible_file(
-                conn, file_id, viewer_id=signer["id"], is_admin=signer["role"] == "ADMIN"
+                conn, grant.file_id, viewer_id=signer["id"], is_admin=signer["role"] == "ADMIN"
             )
     if row is None:
         raise signing.SignatureInvalid("The signed link no longer grants access to a file")
-    if "size" in params:
-        return await send_thumbnail(request, row, params["size"])
-    if "quality" in params:
-        return await send_stream(request, row, quality=params["quality"], user_id=params["user_id"])
-    return await send_original(
-        request, row, inline=params.get("inline") == "true", user_id=params["user_id"]
-    )
+    match grant.kind:
+        case signing.LinkKind.THUMBNAIL:
+            return await send_thumbnail(request, row, grant.params["size"])
+        case signing.LinkKind.RENDITION:
+            return await send_stream(
+                request, row, quality=grant.params["quality"], user_id=grant.user_id
+            )
+        case signing.LinkKind.ORIGINAL:
+            return await send_original(
+                request, row, inline=grant.params["inline"] == "true", user_id=grant.user_id
+            )
 
 
 @routes.get("/files/{file_id}")
@@ -327,6 +334,25 @@ async def delete(request: web.Request) -> web.Response:
     return ok({"id": file_id, "deleted": True}, "File deleted")
 
 
+def link_grant(data: dict[str, Any]) -> tuple[signing.LinkKind, dict[str, str]]:
+    """The kind of a requested link and the parameters it signs."""
+    if "kind" in data:
+        kind = signing.LinkKind(data["kind"])
+    elif "size" in data:
+        kind = signing.LinkKind.THUMBNAIL
+    elif "quality" in data:
+        kind = signing.LinkKind.RENDITION
+    else:
+        kind = signing.LinkKind.ORIGINAL
+    match kind:
+        case signing.LinkKind.THUMBNAIL:
+            return kind, {"size": data.get("size", "medium")}
+        case signing.LinkKind.RENDITION:
+            return kind, {"quality": data.get("quality", "auto")}
+        case signing.LinkKind.ORIGINAL:
+            return kind, {"inline": "true" if data["inline"] else "false"}
+
+
 @routes.post("/files/{file_id}/signed-url")
 @docs(
     tags=["files"],
@@ -345,17 +371,15 @@ async def signed_url(request: web.Request) -> web.Response:
     row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
     data = request["data"]
     settings = request.config_dict[SETTINGS]
-    params = {"inline": "true" if data["inline"] else "false"}
-    for name in ("size", "quality"):
-        if data.get(name):
-            params[name] = data[name]
+    kind, params = link_grant(data)
     query, expires = signing.signed_query(
-        settings.signing_secret, row["id"], principal.user_id, data["expires_in"], params
+        settings.signing_secret, row["id"], principal.user_id, kind, params, data["expires_in"]
     )
     return ok(
         {
             "url": f"{settings.public_base_url}/api/v1/files/secure/{row['id']}?{query}",
             "expires_at": datetime.fromtimestamp(expires, UTC),
             "expires_in": data["expires_in"],
+            "kind": kind.value,
         }
     )

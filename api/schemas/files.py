@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from api.schemas.common import PageQuerySchema, PaginationSchema
+from t2m.signing import KIND_PARAMETERS, LinkKind
 
 FILE_TYPES = ("document", "image", "video", "audio")
 FILE_TYPE = validate.OneOf(
@@ -30,30 +31,65 @@ class ThumbnailQuerySchema(Schema):
     size = fields.Str(load_default="medium", validate=validate.OneOf(("small", "medium", "large")))
 
 
+def _exact_quality(value: str) -> None:
+    # The documented pattern's "$" also matches before a final newline in
+    # Python: check the value exactly as a signed link will.
+    if not KIND_PARAMETERS[LinkKind.RENDITION]["quality"].fullmatch(value):
+        raise ValidationError("Use auto, original or a rendition such as 720p")
+
+
 class SignedUrlRequestSchema(Schema):
     expires_in = fields.Int(
         load_default=3600,
         validate=validate.Range(min=10, max=7 * 24 * 3600, error="Between 10 s and 7 days"),
     )
-    inline = fields.Bool(load_default=False)
+    kind = fields.Str(
+        validate=validate.OneOf([k.value for k in LinkKind]),
+        metadata={
+            "description": "What the link opens: the original bytes, a thumbnail (size)"
+            " or a rendition (quality). Default: thumbnail when size is given, rendition"
+            " when quality is given, else original"
+        },
+    )
+    inline = fields.Bool(
+        load_default=False, metadata={"description": "Original links only: serve inline"}
+    )
     size = fields.Str(validate=validate.OneOf(("small", "medium", "large")))
-    quality = fields.Str(validate=validate.Regexp(r"^(auto|original|\d{3,4}p)$"))
+    quality = fields.Str(
+        validate=[
+            validate.Regexp(r"^(auto|original|[0-9]{3,4}p)$"),  # documented
+            _exact_quality,
+        ]
+    )
+
+    @validates_schema
+    def _one_kind(self, data: dict[str, Any], **_: Any) -> None:
+        # A link opens one thing; a request naming two would be signed as one
+        # of them, silently.
+        kind = data.get("kind")
+        if "size" in data and "quality" in data:
+            raise ValidationError("Give size (a thumbnail) or quality (a rendition), not both")
+        if "size" in data and kind not in (None, LinkKind.THUMBNAIL):
+            raise ValidationError(f"size is for thumbnail links, not {kind} links", "size")
+        if "quality" in data and kind not in (None, LinkKind.RENDITION):
+            raise ValidationError(f"quality is for rendition links, not {kind} links", "quality")
 
 
 class SecureQuerySchema(Schema):
     """Documentation only: a signed link is judged by its signature, so a
-    missing or extra parameter is a 403 from the signature check, not a 400."""
+    missing, repeated or extra parameter is a 403 from the signature check,
+    not a 400."""
 
     class Meta:
         unknown = INCLUDE
 
+    kind = fields.Str(metadata={"description": "Required; set by the link: " + ", ".join(LinkKind)})
     user_id = fields.Str(metadata={"description": "Required; set by the link"})
     expires = fields.Str(metadata={"description": "Required; set by the link"})
     signature = fields.Str(metadata={"description": "Required; set by the link"})
-    file_type = fields.Str()
-    inline = fields.Str()
-    size = fields.Str()
-    quality = fields.Str()
+    inline = fields.Str(metadata={"description": "Set by original links: true or false"})
+    size = fields.Str(metadata={"description": "Set by thumbnail links"})
+    quality = fields.Str(metadata={"description": "Set by rendition links"})
 
 
 class CleanupRequestSchema(Schema):
@@ -117,6 +153,7 @@ class SignedUrlSchema(Schema):
     url = fields.Str(required=True)
     expires_at = fields.DateTime(required=True)
     expires_in = fields.Int(required=True)
+    kind = fields.Str(required=True, validate=validate.OneOf([k.value for k in LinkKind]))
 
 
 def multipart_body(file_field: str, *, many: bool, extra: dict[str, Any]) -> dict[str, Any]:

@@ -79,7 +79,13 @@ async def test_link_for_another_file_and_expired_link_are_403(client, make_user,
     assert (await response.json())["error"]["code"] == "SIGNATURE_INVALID"
 
     expired, _ = signing.signed_query(
-        settings.signing_secret, first, user.id, 60, {"inline": "false"}, now=time.time() - 3600
+        settings.signing_secret,
+        first,
+        user.id,
+        signing.LinkKind.ORIGINAL,
+        {"inline": "false"},
+        60,
+        now=time.time() - 3600,
     )
     response = await client.get(f"/api/v1/files/secure/{first}?{expired}")
     assert response.status == 403

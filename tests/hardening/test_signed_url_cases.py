@@ -9,10 +9,15 @@ outlives its signer's access.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlencode, urlsplit
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
+from yarl import URL
 
+from t2m import signing
 from tests.api.files_helpers import upload
 from tests.media_factory import png_bytes
 
@@ -75,3 +80,283 @@ async def test_a_link_ends_with_its_signers_access(client, make_user, db):
     async with db.acquire() as conn:
         await conn.execute("UPDATE users SET is_active = false WHERE id = $1", user.id)
     await _refused(client, path, query, "SIGNATURE_INVALID")
+
+
+# --- a corpus of tampering cases -------------------------------------------------
+#
+# Each case rewrites the raw (percent-encoded) query of a link the API issued
+# and is sent byte for byte, so encoded separators reach the server as such.
+
+Pairs = list[str]  # the raw "name=value" pieces of a query, in order
+
+
+def _raw_pairs(url: str) -> tuple[str, Pairs]:
+    parts = urlsplit(url)
+    return parts.path, parts.query.split("&")
+
+
+def _value(pairs: Pairs, name: str) -> str:
+    return next(p.split("=", 1)[1] for p in pairs if p.split("=", 1)[0] == name)
+
+
+def _without(pairs: Pairs, *names: str) -> Pairs:
+    return [p for p in pairs if p.split("=", 1)[0] not in names]
+
+
+def _replace(pairs: Pairs, name: str, raw_value: str) -> Pairs:
+    return [f"{name}={raw_value}" if p.split("=", 1)[0] == name else p for p in pairs]
+
+
+def _rename(pairs: Pairs, name: str, new_name: str) -> Pairs:
+    return [new_name + p[len(name) :] if p.split("=", 1)[0] == name else p for p in pairs]
+
+
+Tamper = Callable[[Pairs], Pairs]
+
+# What a link of any kind must resist.
+COMMON_TAMPERING: dict[str, Tamper] = {
+    # Dropped parameters.
+    "drop-kind": lambda q: _without(q, "kind"),
+    "drop-user": lambda q: _without(q, "user_id"),
+    "drop-expires": lambda q: _without(q, "expires"),
+    "drop-signature": lambda q: _without(q, "signature"),
+    # Repeated parameters, with the same or another value.
+    "repeat-kind": lambda q: [*q, f"kind={_value(q, 'kind')}"],
+    "repeat-user": lambda q: [*q, f"user_id={_value(q, 'user_id')}"],
+    "repeat-expires": lambda q: [*q, f"expires={_value(q, 'expires')}"],
+    "repeat-signature": lambda q: [*q, f"signature={_value(q, 'signature')}"],
+    "repeat-kind-as-original": lambda q: [*q, "kind=original"],
+    # Another spelling of the same expiry (the number is unchanged).
+    "expires-leading-zero": lambda q: _replace(q, "expires", "0" + _value(q, "expires")),
+    "expires-plus-sign": lambda q: _replace(q, "expires", "%2B" + _value(q, "expires")),
+    "expires-spaces": lambda q: _replace(q, "expires", "%20" + _value(q, "expires") + "%20"),
+    "expires-underscore": lambda q: _replace(
+        q, "expires", _value(q, "expires")[:1] + "_" + _value(q, "expires")[1:]
+    ),
+    "expires-arabic-indic-digits": lambda q: _replace(
+        q,
+        "expires",
+        quote("".join(chr(0x0660 + int(d)) for d in _value(q, "expires"))),
+    ),
+    "expires-fullwidth-digits": lambda q: _replace(
+        q,
+        "expires",
+        quote("".join(chr(0xFF10 + int(d)) for d in _value(q, "expires"))),
+    ),
+    "expires-trailing-newline": lambda q: _replace(q, "expires", _value(q, "expires") + "%0A"),
+    # Case changes.
+    "kind-uppercase": lambda q: _replace(q, "kind", _value(q, "kind").upper()),
+    "name-uppercase": lambda q: _rename(q, "kind", "KIND"),
+    "signature-uppercase": lambda q: _replace(q, "signature", _value(q, "signature").upper()),
+    "user-uppercase": lambda q: _replace(q, "user_id", _value(q, "user_id").upper()),
+    # Unicode look-alikes: Cyrillic "ѕ"/"і" for Latin "s"/"i", a fullwidth "_".
+    "kind-lookalike-name": lambda q: _rename(q, "kind", quote("kіnd")),
+    "user-lookalike-name": lambda q: _rename(q, "user_id", quote("user＿id")),
+    "signature-lookalike-name": lambda q: _rename(q, "signature", quote("ѕignature")),
+    # Encoded separators smuggling a second parameter into a value.
+    "newline-in-user": lambda q: _replace(
+        q, "user_id", _value(q, "user_id") + "%0Akind%3Doriginal"
+    ),
+    "ampersand-in-user": lambda q: _replace(
+        q, "user_id", _value(q, "user_id") + "%26kind%3Doriginal"
+    ),
+    "nul-in-signature": lambda q: _replace(q, "signature", _value(q, "signature") + "%00"),
+    "semicolon-separator": lambda q: [*q[:-1], q[-1] + ";kind=original"],
+    # Swapping the kind (see also each kind's corpus).
+    "kind-to-original-inline": lambda q: [*_replace(q, "kind", "original"), "inline=false"],
+    "kind-to-hls": lambda q: _replace(q, "kind", "hls"),
+    "kind-empty": lambda q: _replace(q, "kind", ""),
+    "unknown-parameter": lambda q: [*q, "download=1"],
+    "empty-parameter-name": lambda q: [*q, "=x"],
+}
+
+# What a thumbnail link (size=small) must resist, beyond the common cases.
+THUMBNAIL_TAMPERING: dict[str, Tamper] = {
+    # The finding: a separator smuggled into another value, size dropped.
+    "size-smuggled-into-inline": lambda q: [*_without(q, "size"), "inline=false%0Asize%3Dsmall"],
+    "size-smuggled-into-inline-as-original": lambda q: [
+        *_replace(_without(q, "size"), "kind", "original"),
+        "inline=false%0Asize%3Dsmall",
+    ],
+    "size-smuggled-into-user": lambda q: _replace(
+        _without(q, "size"), "user_id", _value(q, "user_id") + "%0Asize%3Dsmall"
+    ),
+    "drop-size": lambda q: _without(q, "size"),
+    "repeat-size": lambda q: [*q, "size=large"],
+    "repeat-size-same": lambda q: [*q, "size=small"],
+    "size-uppercase": lambda q: _replace(q, "size", "SMALL"),
+    "size-name-uppercase": lambda q: _rename(q, "size", "Size"),
+    "size-lookalike-value": lambda q: _replace(q, "size", quote("ѕmall")),
+    "size-lookalike-name": lambda q: _rename(q, "size", quote("ѕize")),
+    "size-trailing-newline": lambda q: _replace(q, "size", "small%0A"),
+    "size-with-second-size": lambda q: _replace(q, "size", "small%26size%3Dlarge"),
+    "size-changed": lambda q: _replace(q, "size", "large"),
+    "add-inline": lambda q: [*q, "inline=false"],
+    "add-quality": lambda q: [*q, "quality=original"],
+    "kind-to-original": lambda q: _replace(q, "kind", "original"),
+    "kind-to-rendition": lambda q: _replace(q, "kind", "rendition"),
+}
+
+# What a rendition link (quality=480p) must resist, beyond the common cases.
+RENDITION_TAMPERING: dict[str, Tamper] = {
+    "quality-smuggled-into-inline": lambda q: [
+        *_replace(_without(q, "quality"), "kind", "original"),
+        "inline=false%0Aquality%3D480p",
+    ],
+    "quality-smuggled-into-inline-kept-kind": lambda q: [
+        *_without(q, "quality"),
+        "inline=false%0Aquality%3D480p",
+    ],
+    "drop-quality": lambda q: _without(q, "quality"),
+    "repeat-quality": lambda q: [*q, "quality=original"],
+    "quality-to-original": lambda q: _replace(q, "quality", "original"),
+    "quality-uppercase": lambda q: _replace(q, "quality", "480P"),
+    "quality-arabic-indic-digits": lambda q: _replace(q, "quality", quote("٤٨٠p")),
+    "quality-trailing-newline": lambda q: _replace(q, "quality", "480p%0A"),
+    "add-size": lambda q: [*q, "size=small"],
+    "kind-to-original": lambda q: _replace(q, "kind", "original"),
+    "kind-to-thumbnail": lambda q: _replace(q, "kind", "thumbnail"),
+}
+
+# What an original link (inline=false) must resist, beyond the common cases.
+ORIGINAL_TAMPERING: dict[str, Tamper] = {
+    "drop-inline": lambda q: _without(q, "inline"),
+    "inline-true": lambda q: _replace(q, "inline", "true"),
+    "inline-uppercase": lambda q: _replace(q, "inline", "False"),
+    "inline-one": lambda q: _replace(q, "inline", "0"),
+    "repeat-inline": lambda q: [*q, "inline=true"],
+    "repeat-inline-same": lambda q: [*q, "inline=false"],
+    "inline-smuggles-quality": lambda q: _replace(q, "inline", "false%0Aquality%3D480p"),
+    "add-size": lambda q: [*q, "size=small"],
+    "kind-to-thumbnail": lambda q: _replace(q, "kind", "thumbnail"),
+    "kind-to-rendition": lambda q: _replace(q, "kind", "rendition"),
+}
+
+
+async def _issue(client: Any, user: Any, file_id: str, **body: Any) -> tuple[str, Pairs]:
+    response = await client.post(
+        f"/api/v1/files/{file_id}/signed-url", headers=user.headers, json=body
+    )
+    assert response.status == 200, await response.text()
+    return _raw_pairs((await response.json())["data"]["url"])
+
+
+async def _status(client: Any, path: str, pairs: Pairs) -> tuple[int, str]:
+    # encoded=True: the query goes out exactly as written, escapes and all.
+    response = await client.get(URL(path + "?" + "&".join(pairs), encoded=True))
+    body = await response.read()
+    code = ""
+    if response.content_type == "application/json":
+        code = json.loads(body).get("error", {}).get("code", "")
+    return response.status, code
+
+
+async def _all_refused(
+    client: Any, path: str, pairs: Pairs, corpus: dict[str, Tamper]
+) -> list[str]:
+    """The cases of the corpus that were not refused with 403 SIGNATURE_INVALID."""
+    accepted = []
+    for name, tamper in corpus.items():
+        status, code = await _status(client, path, tamper(pairs))
+        if (status, code) != (403, "SIGNATURE_INVALID"):
+            accepted.append(f"{name}: {status} {code}")
+    return accepted
+
+
+@pytest.mark.parametrize(
+    ("body", "corpus", "kind"),
+    [
+        ({"size": "small"}, THUMBNAIL_TAMPERING, "thumbnail"),
+        ({"quality": "480p"}, RENDITION_TAMPERING, "rendition"),
+        ({"inline": False}, ORIGINAL_TAMPERING, "original"),
+    ],
+    ids=["thumbnail", "rendition", "original"],
+)
+async def test_tampering_corpus(client, make_user, body, corpus, kind):
+    user = await make_user()
+    file_id = (await upload(client, user, png_bytes()))["id"]
+    path, pairs = await _issue(client, user, file_id, **body)
+    assert f"kind={kind}" in pairs
+    assert await _all_refused(client, path, pairs, {**COMMON_TAMPERING, **corpus}) == []
+    # The untouched link, and the same link with its parameters in any order,
+    # still pass the signature check (a thumbnail not yet made is a 404).
+    for order in (pairs, pairs[::-1], sorted(pairs)):
+        status, code = await _status(client, path, order)
+        assert status in (200, 404), (status, code)
+        assert code != "SIGNATURE_INVALID"
+
+
+async def test_the_path_file_id_is_checked_exactly(client, make_user):
+    user = await make_user()
+    file_id = (await upload(client, user, png_bytes()))["id"]
+    path, pairs = await _issue(client, user, file_id)
+    for other in (file_id.upper(), file_id + "%0A", file_id + "%20", quote(file_id + "\u200b")):
+        status, code = await _status(client, path.replace(file_id, other), pairs)
+        assert (status, code) == (403, "SIGNATURE_INVALID"), other
+
+
+async def test_each_kind_serves_only_what_it_names(client, make_user):
+    user = await make_user()
+    content = png_bytes()
+    file_id = (await upload(client, user, content))["id"]
+    # An original link downloads the bytes, as an attachment unless asked inline.
+    path, pairs = await _issue(client, user, file_id, kind="original")
+    response = await client.get(URL(path + "?" + "&".join(pairs), encoded=True))
+    assert response.status == 200
+    assert await response.read() == content
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    # A thumbnail link never falls back to the original: no thumbnail, a 404.
+    path, pairs = await _issue(client, user, file_id, size="small")
+    response = await client.get(URL(path + "?" + "&".join(pairs), encoded=True))
+    assert response.status == 404
+    # A rendition link answers as the stream endpoint does.
+    path, pairs = await _issue(client, user, file_id, quality="auto")
+    response = await client.get(URL(path + "?" + "&".join(pairs), encoded=True))
+    assert response.status == 200
+    assert response.headers["X-T2M-Quality"] == "original"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"size": "small", "quality": "480p"},
+        {"kind": "original", "size": "small"},
+        {"kind": "thumbnail", "quality": "480p"},
+        {"kind": "rendition", "size": "small"},
+        {"kind": "hls"},
+        {"kind": "ORIGINAL"},
+        {"quality": "480p\n"},
+        {"quality": "٤٨٠p"},
+    ],
+)
+async def test_a_link_asked_for_two_things_is_refused(client, make_user, body):
+    user = await make_user()
+    file_id = (await upload(client, user, png_bytes()))["id"]
+    response = await client.post(
+        f"/api/v1/files/{file_id}/signed-url", headers=user.headers, json=body
+    )
+    assert response.status == 400, await response.text()
+    assert (await response.json())["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_the_signed_statement_is_unambiguous():
+    """Different grants never sign alike, however their values are spelt."""
+    secret = "s" * 48
+    user, file_id = "usr_" + "a" * 24, "file_" + "b" * 24
+    issued = {
+        signing.signed_query(secret, file_id, user, kind, params, 60, now=1_000)[0]
+        for kind, params in [
+            (signing.LinkKind.ORIGINAL, {"inline": "false"}),
+            (signing.LinkKind.ORIGINAL, {"inline": "true"}),
+            (signing.LinkKind.THUMBNAIL, {"size": "small"}),
+            (signing.LinkKind.RENDITION, {"quality": "original"}),
+        ]
+    }
+    signatures = {parse_qs(q)["signature"][0] for q in issued}
+    assert len(signatures) == 4
+    with pytest.raises(ValueError, match="cannot sign"):
+        signing.signed_query(
+            secret, file_id, user, signing.LinkKind.ORIGINAL, {"inline": "false\nsize=small"}, 60
+        )
+    with pytest.raises(ValueError, match="cannot sign"):
+        signing.signed_query(secret, file_id, user, signing.LinkKind.THUMBNAIL, {}, 60)
