@@ -101,17 +101,19 @@ class AuthService:
         }
 
     async def login(self, username: str, password: str, address: str) -> dict[str, Any]:
-        await self.throttle.check(username, address)
+        # Counted before the password is checked, so a parallel burst cannot
+        # outrun the count.
+        claim = await self.throttle.claim(username, address)
+        await self.throttle.wait(claim)
         async with self.pool.acquire() as conn:
             row = await user_rows.user_by_login(conn, username)
         stored = row["password_hash"] if row is not None and row["is_active"] else None
         # scrypt is CPU work: keep it off the event loop.
         if not await asyncio.to_thread(verify_password, password, stored):
-            await self.throttle.record_failure(username, address)
             # One message for "no such user" and "wrong password".
             raise AuthInvalid("Invalid username or password")
         assert row is not None
-        await self.throttle.record_success(username)
+        await self.throttle.succeeded(claim)
         async with self.pool.acquire() as conn:
             await user_rows.touch_sign_in(conn, row["id"])
             row = await user_rows.user_by_id(conn, row["id"])

@@ -97,6 +97,8 @@ class Settings:
     oidc_audience: str = ""
     login_max_failures: int = 5
     login_failure_window_s: int = 900
+    # Cap of the per-account delay that grows with failures from any address.
+    login_max_delay_s: float = 8.0
 
     allow_anonymous: bool = False
     admin_username: str = "admin"
@@ -211,6 +213,7 @@ class Settings:
             oidc_audience=get("OIDC_AUDIENCE", ""),
             login_max_failures=_int(get("LOGIN_MAX_FAILURES", "5"), "LOGIN_MAX_FAILURES"),
             login_failure_window_s=_int(get("LOGIN_FAILURE_WINDOW", "900"), "LOGIN_FAILURE_WINDOW"),
+            login_max_delay_s=_float(get("LOGIN_MAX_DELAY", "8"), "LOGIN_MAX_DELAY"),
             allow_anonymous=_bool(get("ALLOW_ANONYMOUS", "false"), "ALLOW_ANONYMOUS"),
             admin_username=get("ADMIN_USERNAME", "admin"),
             admin_email=get("ADMIN_EMAIL", "admin@localhost"),

