@@ -6,7 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test test-faults test-matrix fuzz lint typecheck pytest install bench bench-load clean
+.PHONY: dev test test-bare test-faults test-matrix fuzz lint typecheck pytest install bench bench-load clean
+
+# Run again on a bare machine (scripts/bare-machine.sh): `t2m dev` from a clean
+# directory, the README's walk-through, and the tests of Redis- and
+# PostgreSQL-specific features, against the embedded servers.
+BARE_MACHINE_TESTS := tests/first_run tests/api/test_auth.py tests/api/test_rate_limit.py \
+	tests/api/test_cache.py tests/api/test_job_events.py tests/api/test_queue_status.py \
+	tests/hardening/test_schema_fuzz.py
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +38,12 @@ typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
 pytest: $(INSTALLED)
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not bare_machine"
 
-test: lint typecheck pytest
+test-bare: $(INSTALLED)
+	./scripts/bare-machine.sh $(BIN)/pytest -p no:cacheprovider $(BARE_MACHINE_TESTS)
+
+test: lint typecheck pytest test-bare
 
 # Only the fault tests (killed workers, restarted Redis/PostgreSQL, full storage...);
 # they are part of `make test` too.
