@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.stages.narration_plan import SpeechClip, clips_from_list, clips_to_list
 from pipeline.stages.script import Script, normalise_hex
 from pipeline.stages.text_cards import (
     POSITIONS,
@@ -278,6 +279,8 @@ class Storyboard:
     method: str = "text_cards"
     version: int = STORYBOARD_VERSION
     warnings: tuple[str, ...] = field(default=())
+    # Spoken sentences on the timeline; empty for a silent video.
+    narration: tuple[SpeechClip, ...] = field(default=())
 
     @property
     def duration_s(self) -> float:
@@ -347,6 +350,7 @@ class Storyboard:
                 "volume": self.music.volume,
             },
             "warnings": list(self.warnings),
+            "narration": clips_to_list(self.narration),
         }
 
     @classmethod
@@ -371,6 +375,7 @@ class Storyboard:
             edge_fade_frames=int(data["edge_fade_frames"]),
             music=MusicPlan(**music) if music else None,
             warnings=tuple(data.get("warnings") or ()),
+            narration=clips_from_list(data.get("narration")),
         )
 
 
