@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from recommender.agent import Agent, AgentConfig
@@ -65,6 +66,7 @@ from recommender.evaluation import LoggedRound, evaluate_policies, scorer_policy
 from recommender.features import (
     ContentFeatures,
     FeatureConfig,
+    IdfTable,
     build_content_features,
     normalize_tag,
 )
@@ -88,13 +90,23 @@ class SimItem:
     title: str = ""
     media_type: str | None = None
     duration_s: float | None = None
+    embedding: npt.NDArray[np.float32] | None = None
     features: ContentFeatures | None = None
+    _idf: IdfTable | None = None
 
-    def featurize(self, config: FeatureConfig) -> ContentFeatures:
-        if self.features is None or self.features.config != config:
+    def featurize(self, config: FeatureConfig, idf: IdfTable | None = None) -> ContentFeatures:
+        if self.features is None or self.features.config != config or self._idf is not idf:
             self.features = build_content_features(
-                self.title or None, self.text, None, self.media_type, self.duration_s, config
+                self.title or None,
+                self.text,
+                None,
+                self.media_type,
+                self.duration_s,
+                config,
+                idf=idf,
+                embedding=self.embedding,
             )
+            self._idf = idf
         return self.features
 
 
@@ -274,20 +286,25 @@ def run_simulation(
     supervised: bool = True,
     labelled: float = 1.0,
     label_epochs: int = 3,
+    fit_idf: bool = False,
 ) -> dict[str, Any]:
-    """Run agent and baselines on one request stream; returns the JSON-able result."""
+    """Run agent and baselines on one request stream; returns the JSON-able result.
+
+    ``fit_idf``: weight words by an idf table fitted on the warm items' texts.
+    """
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     cfg = config or AgentConfig(seed=seed)
     warm, cold = _split(items, holdout, rng)
     if not warm:
         raise ValueError("no warm items to simulate")
+    idf = IdfTable.fit(f"{it.title} {it.text}" for it in warm) if fit_idf else None
     all_tags = sorted({t for it in items for t in it.tags})
     vocab = Vocabulary()
     vocab.seed(all_tags)
     agent = Agent(cfg, vocab)
     for it in items:
-        it.featurize(cfg.features)
+        it.featurize(cfg.features, idf)
 
     weights = np.array([it.weight for it in warm], dtype=np.float64)
     weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(warm), 1 / len(warm))
@@ -308,7 +325,8 @@ def run_simulation(
         for lo in range(0, n_labelled, LABEL_BATCH):
             chunk = [warm[int(i)] for i in order[lo : lo + LABEL_BATCH]]
             agent.learn_labels(
-                [(it.featurize(cfg.features), sorted(it.tags)) for it in chunk], count=epoch == 0
+                [(it.featurize(cfg.features, idf), sorted(it.tags)) for it in chunk],
+                count=epoch == 0,
             )
     supervised_choice: dict[str, Any] = {}
     scorer = TagScorer.from_bytes(agent.export_scorer())
@@ -321,7 +339,7 @@ def run_simulation(
     while n_events < events:
         pick = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
         item = warm[min(pick, len(warm) - 1)]
-        feats = item.featurize(cfg.features)
+        feats = item.featurize(cfg.features, idf)
         # the last decision shows fewer tags so that exactly ``events`` events happen
         decision = scorer.recommend(feats, None, min(k, events - n_events), rng)
         for tag in decision.tags:
@@ -364,7 +382,7 @@ def run_simulation(
 
     heldout: dict[str, tuple[float, float]] = {}
     if cold:
-        cold_feats = [it.featurize(cfg.features) for it in cold]
+        cold_feats = [it.featurize(cfg.features, idf) for it in cold]
         greedy = [scorer.recommend(f, None, k, explore=False).tags for f in cold_feats]
         heldout["agent"] = _mean_precision(greedy, cold)
         rand = float(np.mean([len(it.tags & set(all_tags)) / n_tags for it in cold]))
@@ -372,7 +390,7 @@ def run_simulation(
         heldout["popularity"] = _mean_precision([pop_heldout] * len(cold), cold)
         if supervised:
             sup = SupervisedModel.tuned(
-                [it.featurize(cfg.features) for it in warm],
+                [it.featurize(cfg.features, idf) for it in warm],
                 [it.tags for it in warm],
                 all_tags,
                 np.random.default_rng(seed + 1),
