@@ -62,6 +62,9 @@ DEFAULT_MATCH_PRIOR = (3.0, 1.0)
 DEFAULT_POPULARITY_PRIOR = 1.0
 DEFAULT_BIAS_PRIOR = 0.0
 DEFAULT_EMBED_DIM = 32
+#: Candidate lists whose tag vectors and match index stay cached (the global
+#: vocabulary plus the private vocabularies of recently active users).
+MAX_CACHED_BLOCKS = 512
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class Decision:
     epsilon: float
     n_candidates: int
     model_events: int = 0
+    #: every tag the decision chose from (off-policy evaluation needs them)
+    candidates: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -317,10 +322,50 @@ class TagScorer:
                 TagSet([e[0] for e in entries]),
                 np.array([self.tag_prior.get(t, self.unseen_prior) for t in tags]),
             )
-            if len(self._blocks) >= 16:
+            if len(self._blocks) >= MAX_CACHED_BLOCKS:
                 self._blocks.pop(next(iter(self._blocks)))
             self._blocks[tags] = block
         return block
+
+    def grouped_phi(
+        self,
+        context: ContentFeatures,
+        groups: Sequence[tuple[str, ...]],
+        exclude: Iterable[str] = (),
+    ) -> tuple[list[str], npt.NDArray[np.float64]]:
+        """Candidates from several cached lists of normalised tags (e.g. the global
+        vocabulary and one user's), without duplicates and excluded tags, and their phi.
+
+        Each list keeps its own cached block, so a request costs no block building
+        however many different users (and existing tags) there are.
+        """
+        excluded = {normalize_tag(t) for t in exclude}
+        u = self._content.embed(context.indices, context.values).astype(np.float64)
+        d = self.embed_dim
+        names: list[str] = []
+        parts: list[npt.NDArray[np.float64]] = []
+        seen: set[str] = set()
+        for group in groups:
+            if not group:
+                continue
+            block = self._block(group)
+            keep = []
+            for i, name in enumerate(group):
+                if name not in seen and name not in excluded:
+                    seen.add(name)
+                    keep.append(i)
+            if not keep:
+                continue
+            out = np.empty((len(group), d + N_EXTRA), dtype=np.float64)
+            out[:, :d] = block.vectors * u[None, :]
+            out[:, d : d + N_MATCH_FEATURES] = block.tag_set.match(context)
+            out[:, d + N_MATCH_FEATURES] = block.prior
+            out[:, d + N_MATCH_FEATURES + 1] = 1.0
+            parts.append(out if len(keep) == len(group) else out[keep])
+            names.extend(group[i] for i in keep)
+        if not parts:
+            return [], np.zeros((0, d + N_EXTRA))
+        return names, np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def phi(self, context: ContentFeatures, tags: Sequence[str]) -> npt.NDArray[np.float64]:
         """(n, d + 4) head inputs for normalised tag names."""
@@ -379,18 +424,23 @@ class TagScorer:
         *,
         explore: bool = True,
         exclude: Iterable[str] = (),
+        candidate_groups: Sequence[tuple[str, ...]] | None = None,
     ) -> Decision:
-        """Choose up to k tags. ``candidate_tags=None`` means the exported vocabulary.
+        """Choose up to k tags. ``candidate_tags=None`` means the exported vocabulary;
+        ``candidate_groups`` (lists of normalised tags, see ``grouped_phi``) overrides it.
 
         ``explore=False`` is the greedy (posterior-mean) policy: propensity 1 for the
         shown tags. Use ``exclude`` for tags the content already has.
         """
-        names = self._candidates(candidate_tags, exclude)
+        if candidate_groups is not None:
+            names, phi = self.grouped_phi(context, candidate_groups, exclude)
+        else:
+            names = self._candidates(candidate_tags, exclude)
+            phi = self.phi(context, names) if names else np.zeros((0, 0))
         n = len(names)
         kk = min(max(k, 0), n)
         if kk == 0:
             return Decision((), {}, {}, False, self.epsilon, n, self.model_events)
-        phi = self.phi(context, names)
         mean = phi @ self.head_mean
         greedy = self._top_k(mean, kk)
         if not explore:
@@ -427,6 +477,7 @@ class TagScorer:
             epsilon=self.epsilon if explore else 0.0,
             n_candidates=n,
             model_events=self.model_events,
+            candidates=tuple(names),
         )
 
     def inclusion_probabilities(

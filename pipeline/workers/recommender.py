@@ -35,6 +35,7 @@ UPDATER_LOCK_KEY = 0x7432_6D_726C  # any constant shared by every updater proces
 MAX_EVENTS_PER_VERSION = 50_000
 BATCH_EVENTS = 2048
 EVALUATION_ROUNDS = 500
+WAIT_RETRY_MS = 2000
 
 _agent: tuple[int, Agent] | None = None
 
@@ -68,6 +69,11 @@ async def update_recommender() -> None:
         try:
             while await _publish_one_version(pool):
                 pass
+            async with pool.acquire() as conn:
+                waiting = await rec_rows.feedback_waiting_for_decisions(conn)
+            if waiting:
+                # their decisions are still in an API process's batch: come back for them
+                update_recommender.send_with_options(delay=WAIT_RETRY_MS)
         except BaseException:
             _agent = None  # the in-memory agent may hold half-applied training
             raise
@@ -81,7 +87,9 @@ async def _publish_one_version(pool: asyncpg.Pool) -> bool:
     async with pool.acquire() as conn, conn.transaction():
         latest = await rec_rows.latest_model(conn)
         agent = await _load_agent(latest)
-        counts = await rec_rows.tag_counts(conn)
+        # the model's actions: every vocabulary (it is never shown; the API chooses
+        # candidates from the global vocabulary and the requester's own tags)
+        counts = await rec_rows.all_tag_counts(conn)
         unknown = [t for t in counts if agent.vocabulary.entry(t) is None]
         if unknown:
             agent.vocabulary.seed(unknown)
