@@ -1,10 +1,13 @@
 """Per-user quotas as the API applies them: before the cost, race-safe.
 
-- Uploads: :class:`UploadQuota` meters one request.  A Content-Length larger
-  than the free space is refused before a byte is read; otherwise the request
-  reserves its Content-Length (or, for a chunked body, steps of
-  :data:`RESERVE_STEP` as the bytes arrive) and one file per file part, each
-  reservation decided under the user's row lock (``db.quotas.reserve``).  A
+- Uploads: :class:`UploadQuota` meters one request.  A Content-Length that
+  cannot fit (less :data:`FORM_OVERHEAD`, the multipart headers and text
+  fields a body carries beside its files) is refused before a byte is read,
+  and that much is reserved up front; the file bytes are then counted as they
+  arrive, the reservation growing ahead of them in steps of at most
+  :data:`RESERVE_STEP` (and never past the Content-Length), and one file is
+  reserved per file part — each decision under the user's row lock
+  (``db.quotas.reserve``).  A
   refusal mid-stream raises inside the byte stream the storage backend is
   reading, so the backend aborts and removes the partial object.  Refusals
   are 413 ``QUOTA_EXCEEDED``: waiting frees nothing, deleting files does.
@@ -28,6 +31,7 @@ from t2m.ids import new_id
 from t2m.settings import Settings
 
 RESERVE_STEP = 8 * 1024 * 1024
+FORM_OVERHEAD = 64 * 1024
 # A job slot frees when one of the user's jobs ends; there is no telling when,
 # so the client is asked to come back after a short while.
 JOB_SLOT_RETRY_AFTER_S = 30
@@ -73,6 +77,7 @@ class UploadQuota:
         self.reservation_id = new_id("qres")
         self.reserved = 0
         self.received = 0
+        self.declared: int | None = None  # the Content-Length, when sent
 
     async def _reserve(self, *, need: int, want: int, files: int) -> quota_rows.Grant:
         async with self.pool.acquire() as conn:
@@ -87,12 +92,14 @@ class UploadQuota:
             )
 
     async def begin(self, content_length: int | None) -> None:
-        """Refuse a declared body larger than the free space; else reserve it."""
-        if not content_length:
+        """Refuse a declared body that cannot fit; else reserve what it must hold."""
+        self.declared = content_length
+        declared = max(0, (content_length or 0) - FORM_OVERHEAD)
+        if not declared:
             return
-        grant = await self._reserve(need=content_length, want=content_length, files=0)
+        grant = await self._reserve(need=declared, want=declared, files=0)
         if not grant.ok:
-            raise _stored_refusal(grant.used_bytes, grant.limit.stored_bytes, content_length)
+            raise _stored_refusal(grant.used_bytes, grant.limit.stored_bytes, declared)
         self.reserved += grant.granted_bytes
 
     async def file_started(self) -> None:
@@ -105,7 +112,10 @@ class UploadQuota:
         if self.received <= self.reserved:
             return
         need = self.received - self.reserved
-        grant = await self._reserve(need=need, want=max(need, RESERVE_STEP), files=0)
+        want = RESERVE_STEP
+        if self.declared is not None:  # the body cannot bring more than it declared
+            want = min(want, self.declared - self.reserved)
+        grant = await self._reserve(need=need, want=max(need, want), files=0)
         if not grant.ok:
             raise _stored_refusal(grant.used_bytes, grant.limit.stored_bytes, None)
         self.reserved += grant.granted_bytes

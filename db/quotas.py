@@ -229,6 +229,8 @@ async def reserve(
             return Grant(False, "files", 0, 0, used_bytes, used_files, limits)
         if need_bytes > free_bytes:
             return Grant(False, "stored_bytes", 0, 0, used_bytes, used_files, limits)
+        # As much of the wish as is free: of two uploads racing for the last
+        # room, one gets it whole (sharing it could leave both short).
         granted = max(need_bytes, min(want_bytes, free_bytes))
         await conn.execute(
             """
