@@ -422,3 +422,34 @@ async def test_the_render_stage_claims_the_day_s_seconds_atomically(settings, ma
         await quota_rows.claim_render_seconds(
             conn, user_id=user.id, job_id=new_id("job"), seconds=20, settings=limited
         )
+
+
+async def test_on_s3_a_stopped_upload_leaves_no_object_or_multipart_part(
+    aiohttp_client, s3_settings, db, make_user
+):
+    """Past the first 8 MiB part: the multipart upload already begun is aborted."""
+    client = await aiohttp_client(
+        create_app(s3_settings.with_overrides(quota_stored_bytes=10 * 1024 * 1024))
+    )
+    user = await make_user()
+    boundary = "s3quota"
+    head, tail = _multipart(boundary, "big.png", png_bytes())
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        for _ in range(16):  # 16 MiB
+            yield b"\0" * (1024 * 1024)
+        yield tail
+
+    response = await client.post(
+        "/api/v1/files/upload",
+        data=body(),
+        headers={**user.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    await _error(response, 413, "QUOTA_EXCEEDED")
+    storage = client.app[STORAGE]
+    assert [info.key async for info in storage.list("")] == []
+    s3 = await storage._get_client()  # type: ignore[attr-defined]
+    pending = await s3.list_multipart_uploads(Bucket=s3_settings.s3_bucket)
+    assert pending.get("Uploads", []) == []
+    assert (await _leftovers(client, db, user.id))[1:] == (0, 0)
