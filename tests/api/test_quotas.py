@@ -449,7 +449,7 @@ async def test_on_s3_a_stopped_upload_leaves_no_object_or_multipart_part(
     await _error(response, 413, "QUOTA_EXCEEDED")
     storage = client.app[STORAGE]
     assert [info.key async for info in storage.list("")] == []
-    s3 = await storage._get_client()  # type: ignore[attr-defined]
+    s3 = await storage._get_client()
     pending = await s3.list_multipart_uploads(Bucket=s3_settings.s3_bucket)
     assert pending.get("Uploads", []) == []
     assert (await _leftovers(client, db, user.id))[1:] == (0, 0)
