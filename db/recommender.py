@@ -297,3 +297,25 @@ async def feedback_summary(conn: asyncpg.Connection) -> dict[str, Any]:
         "rewards_rolling_mean": None if row["rolling"] is None else round(float(row["rolling"]), 4),
         "pending_events": row["pending"],
     }
+
+
+async def claim_tagged_files_to_learn(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Files with owner tags the updater has not learned yet (locked for the caller's
+    transaction, SKIP LOCKED: a second updater takes others)."""
+    return await conn.fetch(
+        """
+        SELECT id, title, description, file_type, metadata, tags
+        FROM files
+        WHERE tags_learned_at IS NULL AND tags <> '{}' AND deleted_at IS NULL
+        ORDER BY created_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+        """,
+        limit,
+    )
+
+
+async def mark_tags_learned(conn: asyncpg.Connection, file_ids: Sequence[str]) -> None:
+    await conn.execute(
+        "UPDATE files SET tags_learned_at = now() WHERE id = ANY($1::text[])", list(file_ids)
+    )

@@ -32,3 +32,8 @@ ALTER TABLE tags ADD COLUMN added_by text REFERENCES users (id) ON DELETE SET NU
 ALTER TABLE feedback_events DROP CONSTRAINT feedback_events_recommendation_id_fkey;
 CREATE INDEX feedback_recommendation ON feedback_events (recommendation_id)
     WHERE recommendation_id IS NOT NULL;
+
+-- Owners' tags are labels the updater learns from (once per file).
+ALTER TABLE files ADD COLUMN tags_learned_at timestamptz;
+CREATE INDEX files_tags_to_learn ON files (created_at)
+    WHERE tags_learned_at IS NULL AND tags <> '{}';
