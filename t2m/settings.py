@@ -106,6 +106,10 @@ class Settings:
 
     max_request_body: int = 1024 * 1024
     max_upload_bytes: int = 2 * 1024**3
+    # Text fields of one upload form: how many, and their bytes together
+    # (names included); past either the request is answered 413 at once.
+    upload_max_fields: int = 32
+    upload_max_fields_bytes: int = 64 * 1024
 
     storage_backend: str = "local"
     storage_root: Path = Path("var/storage")
@@ -219,6 +223,10 @@ class Settings:
             admin_email=get("ADMIN_EMAIL", "admin@localhost"),
             max_request_body=_int(get("MAX_REQUEST_BODY", str(1024 * 1024)), "MAX_REQUEST_BODY"),
             max_upload_bytes=_int(get("MAX_UPLOAD_BYTES", str(2 * 1024**3)), "MAX_UPLOAD_BYTES"),
+            upload_max_fields=_int(get("UPLOAD_MAX_FIELDS", "32"), "UPLOAD_MAX_FIELDS"),
+            upload_max_fields_bytes=_int(
+                get("UPLOAD_MAX_FIELDS_BYTES", str(64 * 1024)), "UPLOAD_MAX_FIELDS_BYTES"
+            ),
             storage_backend=get("STORAGE_BACKEND", "local"),
             storage_root=Path(get("STORAGE_ROOT", str(var_dir / "storage"))),
             scratch_dir=Path(get("SCRATCH_DIR", "")) if get("SCRATCH_DIR") else None,

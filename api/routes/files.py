@@ -38,7 +38,10 @@ from t2m import signing
 
 routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-TOO_LARGE = error_doc("Upload larger than MAX_UPLOAD_BYTES (PAYLOAD_TOO_LARGE)")
+TOO_LARGE = error_doc(
+    "Upload larger than MAX_UPLOAD_BYTES, or more text fields than UPLOAD_MAX_FIELDS"
+    " / UPLOAD_MAX_FIELDS_BYTES (PAYLOAD_TOO_LARGE)"
+)
 BYTES = {"description": "The bytes (206 with Content-Range for a Range request)"}
 RANGE_ERROR = error_doc("Malformed or unsatisfiable Range (RANGE_NOT_SATISFIABLE)")
 
