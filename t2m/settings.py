@@ -120,6 +120,9 @@ class Settings:
     # frame (Pillow's MAX_IMAGE_PIXELS is the ceiling) and frames of an image.
     max_image_pixels: int = 50_000_000
     max_image_frames: int = 1000
+    # Each render's ffmpeg: wall time (s) and address space (MiB); 0 = none.
+    ffmpeg_timeout_s: float = 3 * 3600.0
+    ffmpeg_memory_limit_mb: int = 8192
     s3_bucket: str = "t2m"
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
@@ -232,6 +235,10 @@ class Settings:
             scratch_dir=Path(get("SCRATCH_DIR", "")) if get("SCRATCH_DIR") else None,
             max_image_pixels=_int(get("MAX_IMAGE_PIXELS", "50000000"), "MAX_IMAGE_PIXELS"),
             max_image_frames=_int(get("MAX_IMAGE_FRAMES", "1000"), "MAX_IMAGE_FRAMES"),
+            ffmpeg_timeout_s=_float(get("FFMPEG_TIMEOUT_S", "10800"), "FFMPEG_TIMEOUT_S"),
+            ffmpeg_memory_limit_mb=_int(
+                get("FFMPEG_MEMORY_LIMIT_MB", "8192"), "FFMPEG_MEMORY_LIMIT_MB"
+            ),
             s3_bucket=get("S3_BUCKET", "t2m"),
             s3_endpoint_url=get("S3_ENDPOINT_URL", ""),
             s3_region=get("S3_REGION", "us-east-1"),

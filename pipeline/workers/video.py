@@ -209,6 +209,8 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
             asset_paths=asset_paths,
             on_progress=watch.on_progress,
             should_cancel=watch.should_cancel,
+            timeout_s=runtime.settings.ffmpeg_timeout_s or None,
+            memory_limit_bytes=runtime.settings.ffmpeg_memory_limit_mb * 1024 * 1024 or None,
         )
     finally:
         watch.cancelled.set()
