@@ -123,6 +123,9 @@ class Settings:
     # Each render's ffmpeg: wall time (s) and address space (MiB); 0 = none.
     ffmpeg_timeout_s: float = 3 * 3600.0
     ffmpeg_memory_limit_mb: int = 8192
+    # Estimated peak memory one render may need (pipeline.stages.render_budget);
+    # a job past it is refused at submission and before rendering. 0 = none.
+    render_memory_budget_mb: float = 2048.0
     s3_bucket: str = "t2m"
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
@@ -236,6 +239,9 @@ class Settings:
             max_image_pixels=_int(get("MAX_IMAGE_PIXELS", "50000000"), "MAX_IMAGE_PIXELS"),
             max_image_frames=_int(get("MAX_IMAGE_FRAMES", "1000"), "MAX_IMAGE_FRAMES"),
             ffmpeg_timeout_s=_float(get("FFMPEG_TIMEOUT_S", "10800"), "FFMPEG_TIMEOUT_S"),
+            render_memory_budget_mb=_float(
+                get("RENDER_MEMORY_BUDGET_MB", "2048"), "RENDER_MEMORY_BUDGET_MB"
+            ),
             ffmpeg_memory_limit_mb=_int(
                 get("FFMPEG_MEMORY_LIMIT_MB", "8192"), "FFMPEG_MEMORY_LIMIT_MB"
             ),
