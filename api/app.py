@@ -34,6 +34,7 @@ from api.rate_limit import add_rate_headers, rate_limit_middleware
 from api.recommendations import ScorerCache
 from api.request_metrics import request_metrics_middleware
 from api.routes import (
+    admin,
     auth,
     cache_admin,
     console,
@@ -115,8 +116,11 @@ async def _auth(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _recommender(app: web.Application) -> AsyncIterator[None]:
-    app[SCORER_CACHE] = ScorerCache(app[DB_POOL], app[STORAGE])
+    cache = ScorerCache(app[DB_POOL], app[STORAGE], secret=app[SETTINGS].signing_secret)
+    app[SCORER_CACHE] = cache
+    cache.decisions.start()
     yield
+    await cache.decisions.close()  # the last batch of logged decisions
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -163,6 +167,7 @@ def create_app(settings: Settings) -> web.Application:
         monitoring.routes,
         cache_admin.routes,
         events.routes,
+        admin.routes,
     ):
         _add_prefixed(app, API_PREFIX, table)
     for root_table in (

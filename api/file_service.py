@@ -12,11 +12,13 @@ from aiohttp import web
 
 from api.authn import Principal
 from api.cache import after_write
-from api.keys import DB_POOL, ENQUEUER, SETTINGS, STORAGE
+from api.keys import DB_POOL, ENQUEUER, SCORER_CACHE, SETTINGS, STORAGE
+from api.quotas import UploadQuota
 from api.uploads import FormLimits, ReceivedFile, discard, receive_form, store_upload
 from db import files as file_rows
 from db import recommender as rec_rows
 from pipeline.stages.media_types import check_declared_type
+from recommender.features import normalize_tag
 from t2m.errors import NotFound, ServiceUnavailable, ValidationFailed
 from t2m.filenames import validate_subdirectory
 from t2m.ids import is_id
@@ -66,10 +68,35 @@ def _options(fields: dict[str, str]) -> UploadOptions:
     )
 
 
+def _tag_names(tags: list[str]) -> list[str]:
+    """Tags in the recommender's canonical form (the vocabulary stores them so)."""
+    return [n for n in map(normalize_tag, tags) if n]
+
+
 async def upload_files(
     request: web.Request, principal: Principal, *, file_fields: tuple[str, ...], max_files: int
 ) -> list[asyncpg.Record]:
-    """Receive, validate, store and record the uploaded files; enqueue their processing."""
+    """Receive, validate, store and record the uploaded files; enqueue their processing.
+
+    The owner's quota is reserved before and while the bytes stream in, and the
+    reservation is released only once the file rows count the bytes instead.
+    """
+    app = request.config_dict
+    quota = UploadQuota(app[DB_POOL], app[SETTINGS], principal.user_id)
+    try:
+        await quota.begin(request.content_length)
+        return await _receive_and_record(request, principal, quota, file_fields, max_files)
+    finally:
+        await quota.release()
+
+
+async def _receive_and_record(
+    request: web.Request,
+    principal: Principal,
+    quota: UploadQuota,
+    file_fields: tuple[str, ...],
+    max_files: int,
+) -> list[asyncpg.Record]:
     app = request.config_dict
     storage = app[STORAGE]
     settings = app[SETTINGS]
@@ -79,7 +106,7 @@ async def upload_files(
         max_fields=settings.upload_max_fields,
         max_fields_bytes=settings.upload_max_fields_bytes,
     )
-    form = await receive_form(request, storage, file_fields=file_fields, limits=limits)
+    form = await receive_form(request, storage, file_fields=file_fields, limits=limits, meter=quota)
     try:
         if not form.files:
             raise ValidationFailed(
@@ -95,7 +122,8 @@ async def upload_files(
     try:
         for received, file_type in zip(form.files, file_types, strict=True):
             async with app[DB_POOL].acquire() as conn:
-                await rec_rows.add_tags(conn, options.tags, source="user")
+                await rec_rows.add_user_tags(conn, principal.user_id, _tag_names(options.tags))
+                app[SCORER_CACHE].forget_user(principal.user_id)
                 rows.append(
                     await store_upload(
                         conn,

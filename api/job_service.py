@@ -13,14 +13,16 @@ from aiohttp import web
 from api import webhook_service
 from api.authn import Principal
 from api.cache import after_write
-from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS, STORAGE
+from api.keys import DB_POOL, ENQUEUER, REDIS, SCORER_CACHE, SETTINGS, STORAGE
+from api.quotas import check_job_quota
 from db import files as file_rows
 from db import jobs as job_rows
 from db import recommender as rec_rows
 from db import webhooks as webhook_rows
 from pipeline.stages.render_budget import check_render_budget, top_pixels
 from pipeline.stages.script import ScriptError, parse_script
-from t2m.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from recommender.features import normalize_tag
+from t2m.errors import Conflict, NotFound, QuotaExceeded, ServiceUnavailable, ValidationFailed
 from t2m.ids import is_id, new_id
 from t2m.job_events import END, JobEvents, end_data
 from t2m.queues import PARSE_SCRIPT
@@ -108,7 +110,10 @@ async def submit_video_job(
             if existing is not None:
                 return existing, False
         params["asset_types"] = await _check_assets(conn, principal, asset_ids)
-        await rec_rows.add_tags(conn, params.get("tags") or [], source="user")
+        await rec_rows.add_user_tags(
+            conn, principal.user_id, [n for n in map(normalize_tag, params.get("tags") or []) if n]
+        )
+        request.config_dict[SCORER_CACHE].forget_user(principal.user_id)
     if params.get("webhook_url"):
         await webhook_service.check_target_url(request, params["webhook_url"], field="webhook_url")
     job_id = new_id("job")
@@ -116,6 +121,15 @@ async def submit_video_job(
     await app[STORAGE].put_bytes(script_key, script.encode("utf-8"), content_type="text/plain")
     webhook_url = params.pop("webhook_url", None)
     async with app[DB_POOL].acquire() as conn, conn.transaction():
+        try:
+            # Takes the owner's row lock until the commit: parallel
+            # submissions are counted one after the other.
+            await check_job_quota(
+                conn, app[SETTINGS], principal.user_id, target_duration=params.get("duration")
+            )
+        except QuotaExceeded:
+            await app[STORAGE].delete(script_key)
+            raise
         row = await job_rows.insert_job(
             conn,
             id=job_id,

@@ -28,7 +28,7 @@ import contextlib
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiohttp import BodyPartReader, MultipartReader, StreamReader, hdrs, web
@@ -55,6 +55,15 @@ class FormLimits:
     max_file_bytes: int
     max_fields: int = 32
     max_fields_bytes: int = 64 * 1024
+
+
+class UploadMeter(Protocol):
+    """Told of each file part and its bytes as they arrive; raising refuses the
+    upload there (``api.quotas.UploadQuota`` enforces the user's quota)."""
+
+    async def file_started(self) -> None: ...
+
+    async def bytes_received(self, count: int) -> None: ...
 
 
 @dataclass
@@ -257,6 +266,7 @@ async def receive_form(
     *,
     file_fields: tuple[str, ...],
     limits: FormLimits,
+    meter: UploadMeter | None = None,
 ) -> ReceivedForm:
     try:
         reader = await request.multipart()
@@ -272,7 +282,7 @@ async def receive_form(
         form_stream = FormStream(request.content, delimiter)
     form = ReceivedForm()
     try:
-        await _read_parts(reader, form_stream, form, storage, file_fields, limits)
+        await _read_parts(reader, form_stream, form, storage, file_fields, limits, meter)
     except BaseException:
         await discard(storage, form.files)
         raise
@@ -286,6 +296,7 @@ async def _read_parts(
     storage: Storage,
     file_fields: tuple[str, ...],
     limits: FormLimits,
+    meter: UploadMeter | None,
 ) -> None:
     try:
         while (part := await reader.next()) is not None:
@@ -298,7 +309,9 @@ async def _read_parts(
                         "Too many files", {name: [f"At most {limits.max_files} files per request"]}
                     )
                 form.files.append(
-                    await _store_part(part, form_stream, name, storage, limits.max_file_bytes)
+                    await _store_part(
+                        part, form_stream, name, storage, limits.max_file_bytes, meter
+                    )
                 )
             elif part.filename is not None:
                 raise ValidationFailed(
@@ -317,13 +330,19 @@ async def _store_part(
     name: str,
     storage: Storage,
     max_bytes: int,
+    meter: UploadMeter | None,
 ) -> ReceivedFile:
     detected: list[MediaType] = []
     tmp_key = temp_upload_key()
+    if meter is not None:
+        await meter.file_started()
     raw = _part_chunks(part, form_stream)
     typed = _typed_chunks(raw, part.filename, name, detected)
-    async with contextlib.aclosing(raw), contextlib.aclosing(typed):
-        result = await storage.put_stream(tmp_key, typed, max_bytes=max_bytes)
+    metered = typed if meter is None else _metered(typed, meter)
+    async with contextlib.aclosing(raw), contextlib.aclosing(typed), contextlib.aclosing(metered):
+        # A refusal raised by the meter inside the stream makes the backend
+        # abort and remove the partial object.
+        result = await storage.put_stream(tmp_key, metered, max_bytes=max_bytes)
     return ReceivedFile(
         tmp_key=tmp_key,
         filename=sanitize_filename(part.filename),
@@ -331,6 +350,12 @@ async def _store_part(
         sha256=result.sha256_hex,
         media=detected[0],
     )
+
+
+async def _metered(chunks: AsyncIterable[bytes], meter: UploadMeter) -> AsyncGenerator[bytes, None]:
+    async for chunk in chunks:
+        await meter.bytes_received(len(chunk))
+        yield chunk
 
 
 async def discard(storage: Storage, files: list[ReceivedFile]) -> None:

@@ -40,7 +40,8 @@ routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 TOO_LARGE = error_doc(
     "Upload larger than MAX_UPLOAD_BYTES, or more text fields than UPLOAD_MAX_FIELDS"
-    " / UPLOAD_MAX_FIELDS_BYTES (PAYLOAD_TOO_LARGE)"
+    " / UPLOAD_MAX_FIELDS_BYTES (PAYLOAD_TOO_LARGE), or over your stored-bytes"
+    " or files quota (QUOTA_EXCEEDED; nothing is kept)"
 )
 BYTES = {"description": "The bytes (206 with Content-Range for a Range request)"}
 RANGE_ERROR = error_doc("Malformed or unsatisfiable Range (RANGE_NOT_SATISFIABLE)")

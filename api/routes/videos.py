@@ -14,7 +14,7 @@ from api.file_delivery import send_original, send_stream, send_thumbnail
 from api.job_views import job_view
 from api.keys import DB_POOL
 from api.responses import ok
-from api.schemas.common import INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
+from api.schemas.common import INVALID, JOB_QUOTA, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
 from api.schemas.files import DownloadQuerySchema, StreamQuerySchema, ThumbnailQuerySchema
 from api.schemas.jobs import GenerateVideoSchema, JobSchema, SubmittedJobSchema
 from db import files as file_rows
@@ -53,6 +53,7 @@ BYTES = {"description": "The video (206 with Content-Range for a Range request)"
             "The script's image/video scenes would need more render memory than"
             " RENDER_MEMORY_BUDGET_MB (VALIDATION_ERROR)"
         ),
+        429: JOB_QUOTA,
     },
 )
 @request_schema(GenerateVideoSchema)
