@@ -23,6 +23,7 @@ from pipeline.stages.probe import ProbeError, probe_media
 from pipeline.stages.render import RenderError, render_video
 from pipeline.stages.script import parse_script
 from pipeline.stages.storyboard import build_storyboard
+from pipeline.stages.thumbnails import ThumbnailError, make_thumbnails
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -143,3 +144,14 @@ def test_memory_limit_stops_ffmpeg_and_is_permanent(tmp_path: Path) -> None:
             memory_limit_bytes=300 * 2**20,
         )
     assert info.value.permanent
+
+
+def test_thumbnails_refuse_a_playlist(
+    tmp_path: Path, secret_clip: Path, url_server: tuple[str, list[str]]
+) -> None:
+    url, hits = url_server
+    playlist = secret_clip.parent / "thumbs.m3u8"
+    playlist.write_text(_hls(secret_clip, url))
+    with pytest.raises(ThumbnailError, match="unreadable video"):
+        make_thumbnails(playlist, "video", tmp_path / "thumbs")
+    assert hits == []
