@@ -14,7 +14,7 @@ from api.authn import Principal
 from api.cache import after_write
 from api.keys import DB_POOL, ENQUEUER, SCORER_CACHE, SETTINGS, STORAGE
 from api.quotas import UploadQuota
-from api.uploads import ReceivedFile, discard, receive_form, store_upload
+from api.uploads import FormLimits, ReceivedFile, discard, receive_form, store_upload
 from db import files as file_rows
 from db import recommender as rec_rows
 from pipeline.stages.media_types import check_declared_type
@@ -99,14 +99,14 @@ async def _receive_and_record(
 ) -> list[asyncpg.Record]:
     app = request.config_dict
     storage = app[STORAGE]
-    form = await receive_form(
-        request,
-        storage,
-        file_fields=file_fields,
+    settings = app[SETTINGS]
+    limits = FormLimits(
         max_files=max_files,
-        max_bytes=app[SETTINGS].max_upload_bytes,
-        meter=quota,
+        max_file_bytes=settings.max_upload_bytes,
+        max_fields=settings.upload_max_fields,
+        max_fields_bytes=settings.upload_max_fields_bytes,
     )
+    form = await receive_form(request, storage, file_fields=file_fields, limits=limits, meter=quota)
     try:
         if not form.files:
             raise ValidationFailed(

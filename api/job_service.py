@@ -19,6 +19,8 @@ from db import files as file_rows
 from db import jobs as job_rows
 from db import recommender as rec_rows
 from db import webhooks as webhook_rows
+from pipeline.stages.render_budget import check_render_budget, top_pixels
+from pipeline.stages.script import ScriptError, parse_script
 from recommender.features import normalize_tag
 from t2m.errors import Conflict, NotFound, QuotaExceeded, ServiceUnavailable, ValidationFailed
 from t2m.ids import is_id, new_id
@@ -62,6 +64,22 @@ async def _check_assets(
     return kinds
 
 
+def _check_render_memory(script: str, params: Mapping[str, Any], budget_mb: float) -> None:
+    """Refuse, before anything is stored, a script whose render would need more
+    memory than RENDER_MEMORY_BUDGET_MB (see pipeline.stages.render_budget).
+    A script that does not parse is left to the parse stage, which reports it
+    with its line number as it always has."""
+    try:
+        parsed = parse_script(script.encode("utf-8"))
+    except ScriptError:
+        return
+    check_render_budget(
+        [scene.background.asset_id if scene.background else None for scene in parsed.scenes],
+        top_pixels(str(params.get("quality", "720p")), str(params.get("aspect", "16:9"))),
+        budget_mb,
+    )
+
+
 async def submit_video_job(
     request: web.Request,
     principal: Principal,
@@ -78,6 +96,7 @@ async def submit_video_job(
     app = request.config_dict
     script = params.pop("script", None) or params.pop("prompt")
     params.pop("prompt", None)
+    _check_render_memory(script, params, app[SETTINGS].render_memory_budget_mb)
     asset_ids = list(
         dict.fromkeys(
             [*params.get("assets", []), *([params["music"]] if params.get("music") else [])]

@@ -11,6 +11,15 @@ straight off the request stream, one network chunk at a time, rather than with
 ``BodyPartReader.read_chunk``: that one copies every byte twice into a fresh
 look-behind window (and faults in new pages for each), which made it the main
 CPU cost of an upload.  Both give the same bytes and the same errors.
+
+Text fields cost memory the API keeps until the request is answered, so a
+form is bounded as it streams (:class:`FormLimits`): at most ``max_fields``
+non-file parts holding at most ``max_fields_bytes`` together (names
+included), each at most :data:`MAX_FIELD_BYTES`, and at most ``max_files``
+file parts.  Crossing a count or the total answers 413 ``PAYLOAD_TOO_LARGE``
+at once: nothing more of the body is read into the form (aiohttp drains and
+drops what the client still sends), so memory stays flat whatever the size of
+the request.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from db import files as file_rows
 from pipeline.stages.media_types import HEAD_BYTES, MediaType, detect_media_type
-from t2m.errors import StorageError, ValidationFailed
+from t2m.errors import PayloadTooLarge, StorageError, ValidationFailed
 from t2m.filenames import sanitize_filename
 from t2m.ids import new_id
 from t2m.storage import Storage, content_key, temp_upload_key
@@ -36,6 +45,16 @@ from t2m.storage import Storage, content_key, temp_upload_key
 READ_CHUNK = 256 * 1024
 MAX_FIELD_BYTES = 16 * 1024
 SUPPORTED = "a document (PDF or text), image, video or audio file"
+
+
+@dataclass(frozen=True)
+class FormLimits:
+    """What one upload form may hold (see the module docstring)."""
+
+    max_files: int
+    max_file_bytes: int
+    max_fields: int = 32
+    max_fields_bytes: int = 64 * 1024
 
 
 class UploadMeter(Protocol):
@@ -68,15 +87,38 @@ class FormStream:
 class ReceivedForm:
     fields: dict[str, str] = field(default_factory=dict)
     files: list[ReceivedFile] = field(default_factory=list)
+    field_count: int = 0  # non-file parts seen, repeated names included
+    field_bytes: int = 0  # their names and values, as sent
 
 
-async def _field_text(part: BodyPartReader) -> str:
+def _fields_too_large(limits: FormLimits) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        "Too much form data",
+        {
+            "fields": [
+                f"At most {limits.max_fields} text fields of at most"
+                f" {limits.max_fields_bytes} bytes together (UPLOAD_MAX_FIELDS,"
+                " UPLOAD_MAX_FIELDS_BYTES)"
+            ]
+        },
+    )
+
+
+async def _field_text(part: BodyPartReader, form: ReceivedForm, limits: FormLimits) -> str:
+    name = part.name or ""
+    form.field_count += 1
+    form.field_bytes += len(name.encode())
+    if form.field_count > limits.max_fields or form.field_bytes > limits.max_fields_bytes:
+        raise _fields_too_large(limits)
     data = bytearray()
     while chunk := await part.read_chunk(8192):
         data += chunk
+        form.field_bytes += len(chunk)
+        if form.field_bytes > limits.max_fields_bytes:
+            raise _fields_too_large(limits)
         if len(data) > MAX_FIELD_BYTES:
             raise ValidationFailed(
-                "Form field too long", {part.name or "field": [f"At most {MAX_FIELD_BYTES} bytes"]}
+                "Form field too long", {name or "field": [f"At most {MAX_FIELD_BYTES} bytes"]}
             )
     try:
         return data.decode("utf-8")
@@ -223,8 +265,7 @@ async def receive_form(
     storage: Storage,
     *,
     file_fields: tuple[str, ...],
-    max_files: int,
-    max_bytes: int,
+    limits: FormLimits,
     meter: UploadMeter | None = None,
 ) -> ReceivedForm:
     try:
@@ -241,9 +282,7 @@ async def receive_form(
         form_stream = FormStream(request.content, delimiter)
     form = ReceivedForm()
     try:
-        await _read_parts(
-            reader, form_stream, form, storage, file_fields, max_files, max_bytes, meter
-        )
+        await _read_parts(reader, form_stream, form, storage, file_fields, limits, meter)
     except BaseException:
         await discard(storage, form.files)
         raise
@@ -256,8 +295,7 @@ async def _read_parts(
     form: ReceivedForm,
     storage: Storage,
     file_fields: tuple[str, ...],
-    max_files: int,
-    max_bytes: int,
+    limits: FormLimits,
     meter: UploadMeter | None,
 ) -> None:
     try:
@@ -266,12 +304,14 @@ async def _read_parts(
                 raise ValidationFailed("Nested multipart bodies are not supported")
             name = part.name or ""
             if name in file_fields and part.filename is not None:
-                if len(form.files) >= max_files:
+                if len(form.files) >= limits.max_files:
                     raise ValidationFailed(
-                        "Too many files", {name: [f"At most {max_files} files per request"]}
+                        "Too many files", {name: [f"At most {limits.max_files} files per request"]}
                     )
                 form.files.append(
-                    await _store_part(part, form_stream, name, storage, max_bytes, meter)
+                    await _store_part(
+                        part, form_stream, name, storage, limits.max_file_bytes, meter
+                    )
                 )
             elif part.filename is not None:
                 raise ValidationFailed(
@@ -279,7 +319,7 @@ async def _read_parts(
                     {file_fields[0]: [f"Send the file as '{file_fields[0]}', not '{name}'"]},
                 )
             else:
-                form.fields[name] = await _field_text(part)
+                form.fields[name] = await _field_text(part, form, limits)
     except (ValueError, HttpProcessingError) as exc:  # aiohttp's parser on a malformed body
         raise ValidationFailed("Malformed multipart body", {"file": [str(exc)]}) from exc
 

@@ -125,6 +125,10 @@ class Settings:
 
     max_request_body: int = 1024 * 1024
     max_upload_bytes: int = 2 * 1024**3
+    # Text fields of one upload form: how many, and their bytes together
+    # (names included); past either the request is answered 413 at once.
+    upload_max_fields: int = 32
+    upload_max_fields_bytes: int = 64 * 1024
 
     # Who may create an account: "open" (anyone), "approval" (accounts wait
     # for an admin's approval before they can sign in) or "closed".
@@ -148,6 +152,12 @@ class Settings:
     # frame (Pillow's MAX_IMAGE_PIXELS is the ceiling) and frames of an image.
     max_image_pixels: int = 50_000_000
     max_image_frames: int = 1000
+    # Each render's ffmpeg: wall time (s) and address space (MiB); 0 = none.
+    ffmpeg_timeout_s: float = 3 * 3600.0
+    ffmpeg_memory_limit_mb: int = 8192
+    # Estimated peak memory one render may need (pipeline.stages.render_budget);
+    # a job past it is refused at submission and before rendering. 0 = none.
+    render_memory_budget_mb: float = 2048.0
     s3_bucket: str = "t2m"
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
@@ -251,6 +261,10 @@ class Settings:
             admin_email=get("ADMIN_EMAIL", "admin@localhost"),
             max_request_body=_int(get("MAX_REQUEST_BODY", str(1024 * 1024)), "MAX_REQUEST_BODY"),
             max_upload_bytes=_int(get("MAX_UPLOAD_BYTES", str(2 * 1024**3)), "MAX_UPLOAD_BYTES"),
+            upload_max_fields=_int(get("UPLOAD_MAX_FIELDS", "32"), "UPLOAD_MAX_FIELDS"),
+            upload_max_fields_bytes=_int(
+                get("UPLOAD_MAX_FIELDS_BYTES", str(64 * 1024)), "UPLOAD_MAX_FIELDS_BYTES"
+            ),
             registration=_choice(get("REGISTRATION", "open"), "REGISTRATION", REGISTRATION_MODES),
             quota_stored_bytes=_count(
                 get("QUOTA_STORED_BYTES", str(10 * 1024**3)), "QUOTA_STORED_BYTES"
@@ -267,6 +281,13 @@ class Settings:
             scratch_dir=Path(get("SCRATCH_DIR", "")) if get("SCRATCH_DIR") else None,
             max_image_pixels=_int(get("MAX_IMAGE_PIXELS", "50000000"), "MAX_IMAGE_PIXELS"),
             max_image_frames=_int(get("MAX_IMAGE_FRAMES", "1000"), "MAX_IMAGE_FRAMES"),
+            ffmpeg_timeout_s=_float(get("FFMPEG_TIMEOUT_S", "10800"), "FFMPEG_TIMEOUT_S"),
+            render_memory_budget_mb=_float(
+                get("RENDER_MEMORY_BUDGET_MB", "2048"), "RENDER_MEMORY_BUDGET_MB"
+            ),
+            ffmpeg_memory_limit_mb=_int(
+                get("FFMPEG_MEMORY_LIMIT_MB", "8192"), "FFMPEG_MEMORY_LIMIT_MB"
+            ),
             s3_bucket=get("S3_BUCKET", "t2m"),
             s3_endpoint_url=get("S3_ENDPOINT_URL", ""),
             s3_region=get("S3_REGION", "us-east-1"),

@@ -39,7 +39,8 @@ from t2m import signing
 routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 TOO_LARGE = error_doc(
-    "Upload larger than MAX_UPLOAD_BYTES (PAYLOAD_TOO_LARGE), or over your stored-bytes"
+    "Upload larger than MAX_UPLOAD_BYTES, or more text fields than UPLOAD_MAX_FIELDS"
+    " / UPLOAD_MAX_FIELDS_BYTES (PAYLOAD_TOO_LARGE), or over your stored-bytes"
     " or files quota (QUOTA_EXCEEDED; nothing is kept)"
 )
 BYTES = {

@@ -49,6 +49,10 @@ BYTES = {"description": "The video (206 with Content-Range for a Range request)"
         },
         400: INVALID,
         401: UNAUTHORIZED,
+        422: error_doc(
+            "The script's image/video scenes would need more render memory than"
+            " RENDER_MEMORY_BUDGET_MB (VALIDATION_ERROR)"
+        ),
         429: JOB_QUOTA,
     },
 )

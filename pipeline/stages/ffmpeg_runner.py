@@ -7,6 +7,16 @@ child (SIGKILL: nothing of a cancelled output is worth finalising) when asked
 to stop.  Progress is ffmpeg's own ``out_time`` against the expected
 duration, reported through ``on_progress`` in the caller's thread, never
 going backwards.
+
+Uploaded media is read with :data:`UPLOAD_PROTOCOLS` and
+:data:`UPLOAD_DEMUXERS` only (:func:`upload_input_options`,
+:func:`upload_movie_options`): a file can name other files or URLs (an HLS
+or ffconcat playlist, a reference inside a container), and ffmpeg picks the
+demuxer from the content, so without both lists an upload could make a
+worker read another local file or open a URL.  Each run may also get an
+address-space limit (``RLIMIT_AS``, set in the child before exec) so one
+hostile or oversized input cannot take the host's memory, and a wall-time
+limit.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import resource
 import selectors
 import signal
 import subprocess
@@ -49,6 +60,7 @@ _PERMANENT_MARKERS = (
     "permission denied",
     "unrecognized option",
     "option not found",
+    "not on whitelist",
 )
 # Failures of the machine rather than the job.
 _TRANSIENT_MARKERS = (
@@ -59,6 +71,60 @@ _TRANSIENT_MARKERS = (
     "input/output error",
     "connection",
 )
+
+
+# Protocols an uploaded input may be opened with: local files only.
+UPLOAD_PROTOCOLS = "file,pipe"
+# Demuxers of the containers T2M accepts as uploads (see media_types): never
+# playlist demuxers (hls, concat), images sequences or devices.
+UPLOAD_DEMUXERS = (
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm",
+    "avi",
+    "mpeg",
+    "mpegts",
+    "flv",
+    "asf",
+    "mp3",
+    "wav",
+    "ogg",
+    "flac",
+    "aac",
+    "aiff",
+    "amr",
+    "amrnb",
+    "amrwb",
+)
+UPLOAD_DEMUXER_NAMES = frozenset(",".join(UPLOAD_DEMUXERS).split(","))
+
+
+def upload_input_options() -> list[str]:
+    """ffmpeg command-line options to put before ``-i <uploaded file>``."""
+    return [
+        "-protocol_whitelist",
+        UPLOAD_PROTOCOLS,
+        "-format_whitelist",
+        ",".join(sorted(UPLOAD_DEMUXER_NAMES)),
+    ]
+
+
+def upload_av_options() -> dict[str, str]:
+    """The same restrictions as PyAV ``av.open(..., options=...)``."""
+    return {
+        "protocol_whitelist": UPLOAD_PROTOCOLS,
+        "format_whitelist": ",".join(sorted(UPLOAD_DEMUXER_NAMES)),
+    }
+
+
+def upload_movie_options() -> str:
+    """``format_opts`` of a ``movie=`` filter source reading an uploaded file
+    (quoted: the lists hold commas, which a filter graph would split on)."""
+    names = ",".join(sorted(UPLOAD_DEMUXER_NAMES))
+    return f"format_opts='format_whitelist={names}\\:protocol_whitelist=file'"
+
+
+# How allocations past RLIMIT_AS show (thread stacks are address space too).
+_OUT_OF_MEMORY_MARKERS = ("cannot allocate memory", "pthread_create() failed")
 
 
 @dataclass(frozen=True)
@@ -95,6 +161,26 @@ class MonotonicProgress:
 
 
 _PR_SET_PDEATHSIG = 1
+
+
+def _child_setup(memory_limit_bytes: int | None) -> Callable[[], None] | None:
+    """The ``preexec_fn`` of an ffmpeg child: death with the parent, memory cap."""
+    die = _die_with_parent()
+    if not memory_limit_bytes:
+        return die
+    limit = (int(memory_limit_bytes), int(memory_limit_bytes))
+    address_space = resource.RLIMIT_AS
+    setrlimit = resource.setrlimit
+
+    # Same constraints as _die_with_parent's: only prebuilt objects and one
+    # system call.  An allocation past the cap fails inside ffmpeg ("Cannot
+    # allocate memory"), which it reports and exits on.
+    def setup() -> None:
+        if die is not None:
+            die()
+        setrlimit(address_space, limit)
+
+    return setup
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -138,12 +224,14 @@ def run_ffmpeg(
     poll_s: float = 0.25,
     timeout_s: float | None = None,
     executable: str | None = None,
+    memory_limit_bytes: int | None = None,
 ) -> FfmpegRun:
     """Run ``ffmpeg <args>`` in ``cwd``; raises RenderError/RenderCancelled/RenderTimeout.
 
     ``on_progress`` receives the fraction of ``total_duration_s`` written so
     far (0..1, monotonic); 1.0 is left to the caller, who knows when the
-    outputs are really done.
+    outputs are really done.  ``memory_limit_bytes`` caps the child's
+    address space (``RLIMIT_AS``); None or 0 leaves it unbounded.
     """
     argv = [
         executable or ffmpeg_executable(),
@@ -162,7 +250,7 @@ def run_ffmpeg(
             # honcho restart) does not hit ffmpeg mid-write, and we kill it
             # ourselves, by pid.
             start_new_session=True,
-            preexec_fn=_die_with_parent(),
+            preexec_fn=_child_setup(memory_limit_bytes),
         )
     assert proc.stdout is not None
     selector = selectors.DefaultSelector()
@@ -201,6 +289,14 @@ def run_ffmpeg(
     elapsed = time.monotonic() - started
     tail = _tail(log_path)
     if proc.returncode != 0:
+        if memory_limit_bytes and any(m in tail.lower() for m in _OUT_OF_MEMORY_MARKERS):
+            # Past our own cap the same plan fails again: not the machine's fault.
+            raise RenderError(
+                f"ffmpeg needed more than its memory limit of {memory_limit_bytes // 2**20} MiB"
+                " (FFMPEG_MEMORY_LIMIT_MB); not retried",
+                permanent=True,
+                details={"returncode": proc.returncode, "stderr": tail[-2000:]},
+            )
         raise RenderError(
             _message(proc.returncode, tail),
             permanent=is_permanent_failure(proc.returncode, tail),

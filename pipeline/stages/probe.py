@@ -2,8 +2,9 @@
 
 Images with Pillow (header only, EXIF orientation applied to the reported
 size), video and audio with PyAV (the ffmpeg binary we ship has no ffprobe),
-PDF with pypdf, text by decoding it as a stream.  Anything that cannot be read
-raises :class:`ProbeError`; it is permanent, retrying will not help.
+PDF with pypdf, text by decoding it as a stream.  Audio and video are opened
+with the upload demuxers and local-file protocol only (see ffmpeg_runner).
+Anything that cannot be read raises :class:`ProbeError`; it is permanent, retrying will not help.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import av
 from PIL import Image
 
+from pipeline.stages.ffmpeg_runner import UPLOAD_DEMUXER_NAMES, upload_av_options
 from pipeline.stages.media_types import HEAD_BYTES, text_encoding
 from t2m.settings import Settings
 
@@ -198,9 +200,15 @@ def _first_frame(container: Any, stream: Any) -> Any:
 
 def _probe_av(path: Path, mime: str, limits: MediaLimits, *, want_video: bool) -> dict[str, Any]:
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        # Local files and the accepted containers only: a playlist (HLS,
+        # ffconcat) posing as media would otherwise make ffmpeg open the
+        # files or URLs it names.
+        container = av.open(str(path), metadata_errors="ignore", options=upload_av_options())
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise ProbeError(f"unreadable media container: {exc}") from exc
+    if not set(container.format.name.split(",")) <= UPLOAD_DEMUXER_NAMES:
+        container.close()
+        raise ProbeError(f"unsupported container format {container.format.name!r}")
     try:
         with container:
             return _describe_av(container, mime, limits, want_video)

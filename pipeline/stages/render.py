@@ -82,6 +82,7 @@ def render_video(
     strategy: str = "split",
     encode: EncodeSettings | None = None,
     timeout_s: float | None = None,
+    memory_limit_bytes: int | None = None,
 ) -> RenderResult:
     """Render all renditions of ``storyboard`` into ``out_dir``.
 
@@ -90,7 +91,8 @@ def render_video(
     ``should_cancel()`` is polled at least every 0.25 s while ffmpeg runs
     (and between cards); a cancel kills ffmpeg, removes partial outputs and
     raises RenderCancelled.  Failures raise RenderError with ``permanent``
-    set; ``timeout_s`` bounds ffmpeg's wall time (RenderTimeout, transient).
+    set; ``timeout_s`` bounds ffmpeg's wall time (RenderTimeout, transient),
+    ``memory_limit_bytes`` its address space.
     ``strategy`` "split" encodes every rendition in one ffmpeg run from one
     composition; "separate" runs ffmpeg once per rendition.
     """
@@ -126,6 +128,7 @@ def render_video(
                 timeout_s=None
                 if timeout_s is None
                 else max(1.0, timeout_s - (time.monotonic() - started)),
+                memory_limit_bytes=memory_limit_bytes,
             )
             done += weight / sum(weights)
         result = _collect(storyboard, work, out_dir, outputs, finals)

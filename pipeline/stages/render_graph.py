@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pipeline.stages.ffmpeg_runner import upload_input_options, upload_movie_options
 from pipeline.stages.storyboard import Rendition, Storyboard, StoryboardScene
 
 AVTB = "1/1000000"
@@ -145,7 +146,7 @@ def build_ffmpeg_job(
     # ---- audio: music, or silence so every output has the same stream layout
     duration = n_frames / fps
     if sb.music is not None and inputs.music is not None:
-        args += ["-stream_loop", "-1", "-i", inputs.music]
+        args += ["-stream_loop", "-1", *upload_input_options(), "-i", inputs.music]
         m = sb.music
         audio = (
             f"[{input_no}:a]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
@@ -432,7 +433,9 @@ def _scene_clip(
         # pulling the endless source: ffmpeg hangs).
         start_s, end_s = offset / fps, (offset + length + 1) / fps
         source = (
-            f"movie={inputs.backgrounds[scene.index]}:loop=0,setpts=N/FRAME_RATE/TB,"
+            # An upload: read with the upload demuxers and local files only.
+            f"movie={inputs.backgrounds[scene.index]}:loop=0:{upload_movie_options()},"
+            "setpts=N/FRAME_RATE/TB,"
             f"trim=start={start_s:.6f}:end={end_s:.6f},setpts=PTS-STARTPTS,fps={fps},"
             f"trim=end_frame={length},"
             f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,crop={w}:{h},"

@@ -23,6 +23,8 @@ from typing import Any
 import av
 from PIL import Image, ImageOps
 
+from pipeline.stages.ffmpeg_runner import upload_av_options
+
 log = logging.getLogger(__name__)
 
 SIZES: dict[str, int] = {"small": 160, "medium": 320, "large": 640}
@@ -199,7 +201,7 @@ def _video_stream(container: Any) -> Any:
 
 def _video_frame(src: Path, at_seconds: float | None) -> Image.Image:
     try:
-        container = av.open(str(src), metadata_errors="ignore")
+        container = av.open(str(src), metadata_errors="ignore", options=upload_av_options())
     except (av.FFmpegError, OSError) as exc:
         raise ThumbnailError(f"unreadable video: {exc}") from exc
     try:
@@ -248,7 +250,7 @@ def _video_frame(src: Path, at_seconds: float | None) -> Image.Image:
 def _cover_art(src: Path) -> Image.Image:
     """The picture embedded in an audio file (ID3 APIC, MP4 covr, FLAC picture)."""
     try:
-        with av.open(str(src), metadata_errors="ignore") as container:
+        with av.open(str(src), metadata_errors="ignore", options=upload_av_options()) as container:
             for stream in container.streams.video:
                 if stream.disposition & av.stream.Disposition.attached_pic:
                     for frame in container.decode(stream):

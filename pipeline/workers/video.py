@@ -21,6 +21,7 @@ from db import jobs as job_rows
 from db import quotas as quota_rows
 from pipeline.stages.probe import ProbeError, probe_media
 from pipeline.stages.render import render_video
+from pipeline.stages.render_budget import check_render_budget
 from pipeline.stages.script import Script, parse_script
 from pipeline.stages.storyboard import Storyboard, build_storyboard
 from pipeline.stages.thumbnails import make_thumbnails
@@ -192,6 +193,13 @@ async def render_video_stage(job_id: str) -> None:
         storyboard = Storyboard.from_dict(
             json.loads(await storage().get_bytes(_storyboard_key(job_id)))
         )
+        # Checked again on the plan itself: a permanent failure, never an OOM kill.
+        check_render_budget(
+            [scene.background.asset_id for scene in storyboard.scenes],
+            storyboard.width * storyboard.height,
+            runtime.settings.render_memory_budget_mb,
+            what="storyboard",
+        )
         with attempt_dir(runtime.settings, "render", job_id) as work:
             await _render(run, storyboard, work)
 
@@ -219,6 +227,8 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
             asset_paths=asset_paths,
             on_progress=watch.on_progress,
             should_cancel=watch.should_cancel,
+            timeout_s=runtime.settings.ffmpeg_timeout_s or None,
+            memory_limit_bytes=runtime.settings.ffmpeg_memory_limit_mb * 1024 * 1024 or None,
         )
     finally:
         watch.cancelled.set()
