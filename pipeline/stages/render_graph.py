@@ -52,6 +52,20 @@ IMAGE_OVERSCAN = 1.15  # prepared images are this much larger than the frame, fo
 PARAMS_709 = "setparams=range=tv:colorspace=bt709:color_primaries=bt709:color_trc=bt709"
 
 
+# Music ducks under speech: the narration is the compressor's key.  Threshold
+# 0.02 (-34 dBFS) sits below any spoken syllable and above the silence
+# between sentences; ratio 8 pulls music under speech by ~12-18 dB; 20 ms
+# attack catches a sentence's first word, 400 ms release lets the music swell
+# back between sentences without pumping on every word gap.
+DUCKING = "sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400:makeup=1"
+# -16 LUFS integrated (the podcast/web norm), true peak aimed at -2 dBTP so
+# the AAC encoder's overshoot still lands under -1 dBTP.
+TARGET_LUFS = -16.0
+LOUDNORM = f"loudnorm=I={TARGET_LUFS:g}:TP=-2:LRA=11"
+LIMITER = "alimiter=limit=0.708:attack=5:release=50:level=false:latency=true"
+MAX_GAIN_DB = 40.0  # a whisper-quiet clip is raised, not amplified into noise
+
+
 def prepared_image_size(width: int, height: int) -> tuple[int, int]:
     """Size of a background picture prepared for pan/zoom (even, frame aspect)."""
     return 2 * round(width * IMAGE_OVERSCAN / 2), 2 * round(height * IMAGE_OVERSCAN / 2)
@@ -64,6 +78,7 @@ class GraphInputs:
     cards: dict[int, str]  # scene index → card PNG (opaque for gradients, RGBA otherwise)
     backgrounds: dict[int, str] = field(default_factory=dict)  # scene index → image/video
     music: str | None = None
+    narration: str | None = None  # the premixed narration track (narration_mix)
 
 
 @dataclass(frozen=True)
@@ -99,8 +114,12 @@ def build_ffmpeg_job(
     outputs: Sequence[tuple[Rendition, str]],
     *,
     encode: EncodeSettings | None = None,
+    gain_db: float | None = None,
 ) -> FfmpegJob:
-    """Argument list and helper files for one ffmpeg run producing ``outputs``."""
+    """Argument list and helper files for one ffmpeg run producing ``outputs``.
+
+    ``gain_db`` brings the narration mix to TARGET_LUFS (measured with
+    ``loudness_job``); without it loudnorm runs one-pass (dynamic)."""
     encode = encode or EncodeSettings()
     fps = sb.fps
     n_frames = sb.total_frames
@@ -142,21 +161,15 @@ def build_ffmpeg_job(
         label = _edge_fades(sb, rendition, f"m{r}", r, graph)
         graph.append(f"[{label}]null[v{r}]")
 
-    # ---- audio: music, or silence so every output has the same stream layout
+    # ---- audio: narration (+ ducked music), music alone, or silence so
+    # every output has the same stream layout
     duration = n_frames / fps
-    if sb.music is not None and inputs.music is not None:
-        args += ["-stream_loop", "-1", "-i", inputs.music]
-        m = sb.music
-        audio = (
-            f"[{input_no}:a]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
-            f"atrim=end={duration:.6f},asetpts=PTS-STARTPTS,"
-            f"afade=t=in:d={m.fade_in_s:.3f},"
-            f"afade=t=out:st={max(0.0, duration - m.fade_out_s):.6f}:d={m.fade_out_s:.3f},"
-            f"volume={m.volume:.3f}"
-        )
-        input_no += 1
-    else:
-        audio = f"anullsrc=r=48000:cl=stereo,atrim=end={duration:.6f}"
+    audio_args, audio_graph, audio = _audio_sources(sb, inputs, input_no)
+    args += audio_args
+    graph += audio_graph
+    if inputs.narration is not None:
+        audio += f",{normalise_filter(gain_db)},aresample=48000"
+        audio += f",apad=whole_len={round(duration * 48000)},atrim=end={duration:.6f}"
     graph.append(audio + f",asplit={count}" + "".join(f"[a{i}]" for i in range(count)))
 
     files["graph.txt"] = ";\n".join(graph) + "\n"
@@ -177,6 +190,72 @@ def build_ffmpeg_job(
             args += ["-threads", str(encode.threads)]
         args.append(name)
     return FfmpegJob(args=args, files=files, outputs=[name for _, name in outputs])
+
+
+def _audio_sources(
+    sb: Storyboard, inputs: GraphInputs, input_no: int
+) -> tuple[list[str], list[str], str]:
+    """(input args, graph lines, an unterminated chain) for the sound before
+    normalisation: the narration with the music ducked under it, the music
+    alone, or silence."""
+    duration = sb.duration_s
+    args: list[str] = []
+    graph: list[str] = []
+    music = None
+    if sb.music is not None and inputs.music is not None:
+        args += ["-stream_loop", "-1", "-i", inputs.music]
+        m = sb.music
+        music = (
+            f"[{input_no}:a]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
+            f"atrim=end={duration:.6f},asetpts=PTS-STARTPTS,"
+            f"afade=t=in:d={m.fade_in_s:.3f},"
+            f"afade=t=out:st={max(0.0, duration - m.fade_out_s):.6f}:d={m.fade_out_s:.3f},"
+            f"volume={m.volume:.3f}"
+        )
+        input_no += 1
+    if inputs.narration is None:
+        return args, graph, music or f"anullsrc=r=48000:cl=stereo,atrim=end={duration:.6f}"
+    args += ["-i", inputs.narration]
+    voice = f"[{input_no}:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
+    if music is None:
+        return args, graph, voice
+    graph.append(voice + ",asplit=2[voice][key]")
+    graph.append(music + "[music]")
+    graph.append(f"[music][key]{DUCKING}[ducked]")
+    return args, graph, "[voice][ducked]amix=inputs=2:normalize=0:duration=first"
+
+
+def normalise_filter(gain_db: float | None) -> str:
+    """The normalisation step: a linear gain measured by ``loudness_job``
+    plus a lookahead peak limiter, or loudnorm's one-pass dynamic mode.
+
+    loudnorm's own two-pass linear mode only applies when the gain keeps the
+    true peak under target; speech with a few loud syllables (espeak: -24
+    LUFS with -5 dBTP peaks) never qualifies, and loudnorm silently falls
+    back to dynamic mode (measured -16.5 to -16.9 LUFS).  A gain plus a
+    limiter at -3 dBFS sample peak (headroom for inter-sample and AAC
+    overshoot) only touches those syllables.
+    """
+    if gain_db is None:
+        return LOUDNORM
+    return f"volume={gain_db:.2f}dB,{LIMITER}"
+
+
+def clamp_gain(gain_db: float) -> float:
+    return min(MAX_GAIN_DB, max(-MAX_GAIN_DB, gain_db))
+
+
+def loudness_job(sb: Storyboard, inputs: GraphInputs, gain_db: float | None) -> FfmpegJob:
+    """A pass over the sound alone (no video: ~1 % of a render's time),
+    printing loudnorm's measurement (``input_i``...) as JSON into ffmpeg's
+    log: of the raw mix, or of the mix after ``normalise_filter(gain_db)``."""
+    args = ["-hide_banner", "-nostdin", "-y", "-loglevel", "info"]
+    audio_args, graph, audio = _audio_sources(sb, inputs, 0)
+    if gain_db is not None:
+        audio += f",{normalise_filter(gain_db)}"
+    graph.append(f"{audio},{LOUDNORM}:print_format=json[out]")
+    args += [*audio_args, "-/filter_complex", "loudness.txt", "-map", "[out]", "-f", "null", "-"]
+    return FfmpegJob(args=args, files={"loudness.txt": ";\n".join(graph) + "\n"}, outputs=[])
 
 
 def _edge_fades(sb: Storyboard, rendition: Rendition, label: str, r: int, graph: list[str]) -> str:

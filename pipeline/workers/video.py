@@ -198,6 +198,14 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
             local.parent.mkdir(parents=True, exist_ok=True)
             await storage().download_to(row["storage_key"], local)
             asset_paths[asset_id] = local
+    # Narration clips are content-addressed under tts/ (the narrate stage
+    # wrote them); the same sentence spoken twice is fetched once.
+    narration_paths: dict[str, Path] = {}
+    for number, key in enumerate(dict.fromkeys(c.audio_key for c in storyboard.narration)):
+        local = work / "tts" / f"clip_{number:05d}.wav"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        await storage().download_to(key, local)
+        narration_paths[key] = local
     watch = _RenderWatch(run, asyncio.get_running_loop())
     poller = asyncio.create_task(watch.poll_cancel())
     started = time.monotonic()
@@ -207,6 +215,7 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
             storyboard,
             work / "out",
             asset_paths=asset_paths,
+            narration_paths=narration_paths,
             on_progress=watch.on_progress,
             should_cancel=watch.should_cancel,
         )
