@@ -31,6 +31,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipeline.stages.captions import Cue, subtitle_cues, to_srt, to_webvtt
 from pipeline.stages.ffmpeg_runner import MonotonicProgress, run_ffmpeg
 from pipeline.stages.fonts import FontNotFound, check_text_engine, resolve_chain
 from pipeline.stages.narration_mix import mix_narration
@@ -48,11 +49,15 @@ from pipeline.stages.storyboard import Rendition, Storyboard, StoryboardScene
 from pipeline.stages.text_cards import CardColors, CardText, draw_card, gradient
 
 __all__ = [
+    "Cue",
     "RenderCancelled",
     "RenderError",
     "RenderResult",
     "RenderTimeout",
     "render_video",
+    "subtitle_cues",
+    "to_srt",
+    "to_webvtt",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,7 +73,7 @@ LOUDNESS_TOLERANCE_LU = 0.3
 class RenderResult:
     renditions: dict[str, Path]  # quality → MP4, best first
     sizes: dict[str, tuple[int, int]]  # quality → (width, height)
-    subtitle_files: dict[str, Path]  # "vtt"/"srt" → file (sidecar mode only)
+    subtitle_files: dict[str, Path]  # "vtt"/"srt" → file (sidecar mode, or narrated)
     duration_s: float
     poster_time_s: float
     elapsed_s: float = 0.0
@@ -429,7 +434,9 @@ def _verify(path: Path, rendition: Rendition, expected_s: float) -> None:
 
 
 def _write_subtitles(sb: Storyboard, out_dir: Path, finals: list[Path]) -> dict[str, Path]:
-    if sb.subtitles != "sidecar":
+    # A narrated video always has captions (``subtitles`` only decides what
+    # is burned in); a silent one only when asked for sidecar files.
+    if sb.subtitles != "sidecar" and not sb.narration:
         return {}
     cues = subtitle_cues(sb)
     vtt = out_dir / "subtitles.vtt"
@@ -439,58 +446,3 @@ def _write_subtitles(sb: Storyboard, out_dir: Path, finals: list[Path]) -> dict[
     srt.write_text(to_srt(cues), encoding="utf-8")
     finals.append(srt)
     return {"vtt": vtt, "srt": srt}
-
-
-@dataclass(frozen=True)
-class Cue:
-    start_s: float
-    end_s: float
-    text: str
-
-
-def subtitle_cues(sb: Storyboard) -> list[Cue]:
-    """One cue per card, switching in the middle of each crossfade."""
-    cues: list[Cue] = []
-    scenes = sb.scenes
-    for i, scene in enumerate(scenes):
-        start = scene.start_frame + scene.transition_in_frames / 2
-        nxt = scenes[i + 1] if i + 1 < len(scenes) else None
-        end = nxt.start_frame + nxt.transition_in_frames / 2 if nxt is not None else sb.total_frames
-        parts = [" ".join(scene.title_lines), " ".join(scene.lines)]
-        text = "\n".join(p for p in parts if p)
-        if text:
-            cues.append(Cue(start / sb.fps, end / sb.fps, text))
-    return cues
-
-
-def _timestamp(seconds: float, sep: str) -> str:
-    ms = round(seconds * 1000)
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def to_webvtt(cues: Sequence[Cue]) -> str:
-    out = ["WEBVTT", ""]
-    for n, cue in enumerate(cues, start=1):
-        text = cue.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        out += [
-            str(n),
-            f"{_timestamp(cue.start_s, '.')} --> {_timestamp(cue.end_s, '.')}",
-            text,
-            "",
-        ]
-    return "\n".join(out)
-
-
-def to_srt(cues: Sequence[Cue]) -> str:
-    out: list[str] = []
-    for n, cue in enumerate(cues, start=1):
-        out += [
-            str(n),
-            f"{_timestamp(cue.start_s, ',')} --> {_timestamp(cue.end_s, ',')}",
-            cue.text.replace("-->", "->"),
-            "",
-        ]
-    return "\n".join(out)
