@@ -32,6 +32,8 @@ from t2m.errors import ValidationFailed
 from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
 from t2m.scratch import attempt_dir
 
+CAPTION_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip"}
+
 log = logging.getLogger(__name__)
 _enqueuer: Enqueuer | None = None
 
@@ -236,7 +238,7 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
         }
     for kind, path in result.subtitle_files.items():
         await storage().put_file(
-            f"videos/{job_id}/subtitles.{kind}", path, content_type="text/plain"
+            f"videos/{job_id}/subtitles.{kind}", path, content_type=CAPTION_TYPES[kind]
         )
     async with run.pool.acquire() as conn:
         await job_rows.update_job(
