@@ -34,6 +34,7 @@ from api.rate_limit import add_rate_headers, rate_limit_middleware
 from api.recommendations import ScorerCache
 from api.request_metrics import request_metrics_middleware
 from api.routes import (
+    admin,
     auth,
     cache_admin,
     console,
@@ -163,6 +164,7 @@ def create_app(settings: Settings) -> web.Application:
         monitoring.routes,
         cache_admin.routes,
         events.routes,
+        admin.routes,
     ):
         _add_prefixed(app, API_PREFIX, table)
     for root_table in (

@@ -11,7 +11,7 @@ from api.authn import Principal
 from api.login_throttle import LoginThrottle
 from db import tokens as token_rows
 from db import users as user_rows
-from t2m.errors import AuthInvalid, Conflict
+from t2m.errors import AccountPending, AuthInvalid, Conflict, RegistrationClosed
 from t2m.passwords import hash_password, verify_password
 from t2m.settings import Settings
 from t2m.tokens import decode_token, issue_token
@@ -107,13 +107,21 @@ class AuthService:
         await self.throttle.wait(claim)
         async with self.pool.acquire() as conn:
             row = await user_rows.user_by_login(conn, username)
-        stored = row["password_hash"] if row is not None and row["is_active"] else None
+        # A pending account's password is checked too, to tell its owner why
+        # they cannot sign in yet.
+        usable = row is not None and (row["is_active"] or row["pending_approval"])
+        stored = row["password_hash"] if row is not None and usable else None
         # scrypt is CPU work: keep it off the event loop.
         if not await asyncio.to_thread(verify_password, password, stored):
             # One message for "no such user" and "wrong password".
             raise AuthInvalid("Invalid username or password")
         assert row is not None
         await self.throttle.succeeded(claim)
+        if row["pending_approval"]:
+            # Told only to whoever knows the password: it reveals nothing else.
+            raise AccountPending(
+                "This account is waiting for an administrator's approval; try again once approved"
+            )
         async with self.pool.acquire() as conn:
             await user_rows.touch_sign_in(conn, row["id"])
             row = await user_rows.user_by_id(conn, row["id"])
@@ -123,6 +131,11 @@ class AuthService:
     async def register(
         self, *, username: str, email: str, password: str, full_name: str | None
     ) -> dict[str, Any]:
+        """Create an account as REGISTRATION allows: at once, pending an
+        admin's approval, or not at all (the CLI's create-admin is not affected)."""
+        mode = self.settings.registration
+        if mode == "closed":
+            raise RegistrationClosed()
         password_hash = await asyncio.to_thread(hash_password, password)
         async with self.pool.acquire() as conn:
             taken = await user_rows.username_or_email_taken(conn, username, email)
@@ -138,10 +151,11 @@ class AuthService:
                     email=email,
                     password_hash=password_hash,
                     full_name=full_name,
+                    pending_approval=mode == "approval",
                 )
             except asyncpg.UniqueViolationError as exc:  # a concurrent registration won
                 raise Conflict("Username or e-mail already registered") from exc
-        return profile(row)
+        return {**profile(row), "pending_approval": row["pending_approval"]}
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
         claims = decode_token(

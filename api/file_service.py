@@ -13,6 +13,7 @@ from aiohttp import web
 from api.authn import Principal
 from api.cache import after_write
 from api.keys import DB_POOL, ENQUEUER, SETTINGS, STORAGE
+from api.quotas import UploadQuota
 from api.uploads import ReceivedFile, discard, receive_form, store_upload
 from db import files as file_rows
 from db import recommender as rec_rows
@@ -69,7 +70,27 @@ def _options(fields: dict[str, str]) -> UploadOptions:
 async def upload_files(
     request: web.Request, principal: Principal, *, file_fields: tuple[str, ...], max_files: int
 ) -> list[asyncpg.Record]:
-    """Receive, validate, store and record the uploaded files; enqueue their processing."""
+    """Receive, validate, store and record the uploaded files; enqueue their processing.
+
+    The owner's quota is reserved before and while the bytes stream in, and the
+    reservation is released only once the file rows count the bytes instead.
+    """
+    app = request.config_dict
+    quota = UploadQuota(app[DB_POOL], app[SETTINGS], principal.user_id)
+    try:
+        await quota.begin(request.content_length)
+        return await _receive_and_record(request, principal, quota, file_fields, max_files)
+    finally:
+        await quota.release()
+
+
+async def _receive_and_record(
+    request: web.Request,
+    principal: Principal,
+    quota: UploadQuota,
+    file_fields: tuple[str, ...],
+    max_files: int,
+) -> list[asyncpg.Record]:
     app = request.config_dict
     storage = app[STORAGE]
     form = await receive_form(
@@ -78,6 +99,7 @@ async def upload_files(
         file_fields=file_fields,
         max_files=max_files,
         max_bytes=app[SETTINGS].max_upload_bytes,
+        meter=quota,
     )
     try:
         if not form.files:

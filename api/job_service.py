@@ -14,11 +14,12 @@ from api import webhook_service
 from api.authn import Principal
 from api.cache import after_write
 from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS, STORAGE
+from api.quotas import check_job_quota
 from db import files as file_rows
 from db import jobs as job_rows
 from db import recommender as rec_rows
 from db import webhooks as webhook_rows
-from t2m.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from t2m.errors import Conflict, NotFound, QuotaExceeded, ServiceUnavailable, ValidationFailed
 from t2m.ids import is_id, new_id
 from t2m.job_events import END, JobEvents, end_data
 from t2m.queues import PARSE_SCRIPT
@@ -97,6 +98,15 @@ async def submit_video_job(
     await app[STORAGE].put_bytes(script_key, script.encode("utf-8"), content_type="text/plain")
     webhook_url = params.pop("webhook_url", None)
     async with app[DB_POOL].acquire() as conn, conn.transaction():
+        try:
+            # Takes the owner's row lock until the commit: parallel
+            # submissions are counted one after the other.
+            await check_job_quota(
+                conn, app[SETTINGS], principal.user_id, target_duration=params.get("duration")
+            )
+        except QuotaExceeded:
+            await app[STORAGE].delete(script_key)
+            raise
         row = await job_rows.insert_job(
             conn,
             id=job_id,

@@ -19,7 +19,7 @@ import contextlib
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiohttp import BodyPartReader, MultipartReader, StreamReader, hdrs, web
@@ -36,6 +36,15 @@ from t2m.storage import Storage, content_key, temp_upload_key
 READ_CHUNK = 256 * 1024
 MAX_FIELD_BYTES = 16 * 1024
 SUPPORTED = "a document (PDF or text), image, video or audio file"
+
+
+class UploadMeter(Protocol):
+    """Told of each file part and its bytes as they arrive; raising refuses the
+    upload there (``api.quotas.UploadQuota`` enforces the user's quota)."""
+
+    async def file_started(self) -> None: ...
+
+    async def bytes_received(self, count: int) -> None: ...
 
 
 @dataclass
@@ -216,6 +225,7 @@ async def receive_form(
     file_fields: tuple[str, ...],
     max_files: int,
     max_bytes: int,
+    meter: UploadMeter | None = None,
 ) -> ReceivedForm:
     try:
         reader = await request.multipart()
@@ -231,7 +241,9 @@ async def receive_form(
         form_stream = FormStream(request.content, delimiter)
     form = ReceivedForm()
     try:
-        await _read_parts(reader, form_stream, form, storage, file_fields, max_files, max_bytes)
+        await _read_parts(
+            reader, form_stream, form, storage, file_fields, max_files, max_bytes, meter
+        )
     except BaseException:
         await discard(storage, form.files)
         raise
@@ -246,6 +258,7 @@ async def _read_parts(
     file_fields: tuple[str, ...],
     max_files: int,
     max_bytes: int,
+    meter: UploadMeter | None,
 ) -> None:
     try:
         while (part := await reader.next()) is not None:
@@ -257,7 +270,9 @@ async def _read_parts(
                     raise ValidationFailed(
                         "Too many files", {name: [f"At most {max_files} files per request"]}
                     )
-                form.files.append(await _store_part(part, form_stream, name, storage, max_bytes))
+                form.files.append(
+                    await _store_part(part, form_stream, name, storage, max_bytes, meter)
+                )
             elif part.filename is not None:
                 raise ValidationFailed(
                     "Unexpected file field",
@@ -275,13 +290,19 @@ async def _store_part(
     name: str,
     storage: Storage,
     max_bytes: int,
+    meter: UploadMeter | None,
 ) -> ReceivedFile:
     detected: list[MediaType] = []
     tmp_key = temp_upload_key()
+    if meter is not None:
+        await meter.file_started()
     raw = _part_chunks(part, form_stream)
     typed = _typed_chunks(raw, part.filename, name, detected)
-    async with contextlib.aclosing(raw), contextlib.aclosing(typed):
-        result = await storage.put_stream(tmp_key, typed, max_bytes=max_bytes)
+    metered = typed if meter is None else _metered(typed, meter)
+    async with contextlib.aclosing(raw), contextlib.aclosing(typed), contextlib.aclosing(metered):
+        # A refusal raised by the meter inside the stream makes the backend
+        # abort and remove the partial object.
+        result = await storage.put_stream(tmp_key, metered, max_bytes=max_bytes)
     return ReceivedFile(
         tmp_key=tmp_key,
         filename=sanitize_filename(part.filename),
@@ -289,6 +310,12 @@ async def _store_part(
         sha256=result.sha256_hex,
         media=detected[0],
     )
+
+
+async def _metered(chunks: AsyncIterable[bytes], meter: UploadMeter) -> AsyncGenerator[bytes, None]:
+    async for chunk in chunks:
+        await meter.bytes_received(len(chunk))
+        yield chunk
 
 
 async def discard(storage: Storage, files: list[ReceivedFile]) -> None:

@@ -10,7 +10,7 @@ from t2m.ids import new_id
 
 _COLUMNS = (
     "id, username, email, full_name, image_url, password_hash, role, email_verified,"
-    " external_subject, is_active, created_at, updated_at, last_sign_in_at"
+    " external_subject, is_active, created_at, updated_at, last_sign_in_at, pending_approval"
 )
 
 
@@ -24,12 +24,14 @@ async def insert_user(
     email_verified: bool = False,
     full_name: str | None = None,
     external_subject: str | None = None,
+    pending_approval: bool = False,
 ) -> asyncpg.Record:
+    """Insert a user; ``pending_approval`` makes it inactive until an admin approves."""
     row = await conn.fetchrow(
         f"""
         INSERT INTO users (id, username, email, password_hash, role, email_verified,
-                           full_name, external_subject)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                           full_name, external_subject, pending_approval, is_active)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NOT $9)
         RETURNING {_COLUMNS}
         """,
         new_id("usr"),
@@ -40,6 +42,7 @@ async def insert_user(
         email_verified,
         full_name,
         external_subject,
+        pending_approval,
     )
     assert row is not None
     return row
@@ -146,3 +149,28 @@ async def set_email_verified(conn: asyncpg.Connection, user_id: str, verified: b
 async def count_users(conn: asyncpg.Connection) -> int:
     value: Any = await conn.fetchval("SELECT count(*) FROM users")
     return int(value)
+
+
+async def approve_user(conn: asyncpg.Connection, user_id: str) -> asyncpg.Record | None:
+    """Activate an account waiting for approval; None when it is not waiting."""
+    return await conn.fetchrow(
+        f"UPDATE users SET pending_approval = false, is_active = true, updated_at = now()"
+        f" WHERE id = $1 AND pending_approval RETURNING {_COLUMNS}",
+        user_id,
+    )
+
+
+async def list_users(
+    conn: asyncpg.Connection, *, pending: bool | None, limit: int, offset: int
+) -> tuple[list[asyncpg.Record], int]:
+    """Users, newest first; ``pending`` filters on waiting for approval."""
+    where = "($1::boolean IS NULL OR pending_approval = $1)"
+    total: int = await conn.fetchval(f"SELECT count(*) FROM users WHERE {where}", pending)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM users WHERE {where}"
+        " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+        pending,
+        limit,
+        offset,
+    )
+    return list(rows), total

@@ -70,6 +70,18 @@ class NotFound(T2MError):
     default_message = "Requested resource not found"
 
 
+class RegistrationClosed(T2MError):
+    code = "REGISTRATION_CLOSED"
+    status = 403
+    default_message = "Registration is closed on this server; ask an administrator for an account"
+
+
+class AccountPending(T2MError):
+    code = "ACCOUNT_PENDING"
+    status = 403
+    default_message = "This account is waiting for an administrator's approval"
+
+
 class MethodNotAllowed(T2MError):
     code = "METHOD_NOT_ALLOWED"
     status = 405
@@ -86,6 +98,30 @@ class PayloadTooLarge(T2MError):
     code = "PAYLOAD_TOO_LARGE"
     status = 413
     default_message = "Request body too large"
+
+
+class QuotaExceeded(T2MError):
+    """A per-user quota would be exceeded.
+
+    413 for what is stored (bytes, files: waiting does not help, deleting
+    does); 429 with ``Retry-After`` for what frees up with time (concurrent
+    jobs, daily render seconds).  ``details`` names the quota, its use and limit.
+    """
+
+    code = "QUOTA_EXCEEDED"
+    status = 413
+    default_message = "Quota exceeded"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        details: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        status: int = 413,
+    ) -> None:
+        super().__init__(message, details, headers=headers)
+        self.status = status
 
 
 class UnsupportedMediaType(T2MError):

@@ -45,6 +45,23 @@ def _float(raw: str, name: str) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _count(raw: str, name: str) -> int:
+    value = _int(raw, name)
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {raw!r}")
+    return value
+
+
+REGISTRATION_MODES = ("open", "approval", "closed")
+
+
+def _choice(raw: str, name: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -106,6 +123,19 @@ class Settings:
 
     max_request_body: int = 1024 * 1024
     max_upload_bytes: int = 2 * 1024**3
+
+    # Who may create an account: "open" (anyone), "approval" (accounts wait
+    # for an admin's approval before they can sign in) or "closed".
+    registration: str = "open"
+    # Per-user quotas: the defaults of every user without an override of their
+    # own (admins set those through /api/v1/admin/users/{id}/quota).  Stored
+    # bytes and files count the user's files (uploads and generated videos);
+    # render seconds are seconds of output video planned per UTC day;
+    # concurrent jobs are queued + processing jobs.
+    quota_stored_bytes: int = 10 * 1024**3
+    quota_files: int = 10_000
+    quota_render_seconds_per_day: int = 3600
+    quota_concurrent_jobs: int = 3
 
     storage_backend: str = "local"
     storage_root: Path = Path("var/storage")
@@ -219,6 +249,17 @@ class Settings:
             admin_email=get("ADMIN_EMAIL", "admin@localhost"),
             max_request_body=_int(get("MAX_REQUEST_BODY", str(1024 * 1024)), "MAX_REQUEST_BODY"),
             max_upload_bytes=_int(get("MAX_UPLOAD_BYTES", str(2 * 1024**3)), "MAX_UPLOAD_BYTES"),
+            registration=_choice(get("REGISTRATION", "open"), "REGISTRATION", REGISTRATION_MODES),
+            quota_stored_bytes=_count(
+                get("QUOTA_STORED_BYTES", str(10 * 1024**3)), "QUOTA_STORED_BYTES"
+            ),
+            quota_files=_count(get("QUOTA_FILES", "10000"), "QUOTA_FILES"),
+            quota_render_seconds_per_day=_count(
+                get("QUOTA_RENDER_SECONDS_PER_DAY", "3600"), "QUOTA_RENDER_SECONDS_PER_DAY"
+            ),
+            quota_concurrent_jobs=_count(
+                get("QUOTA_CONCURRENT_JOBS", "3"), "QUOTA_CONCURRENT_JOBS"
+            ),
             storage_backend=get("STORAGE_BACKEND", "local"),
             storage_root=Path(get("STORAGE_ROOT", str(var_dir / "storage"))),
             scratch_dir=Path(get("SCRATCH_DIR", "")) if get("SCRATCH_DIR") else None,

@@ -135,8 +135,8 @@ def delete_namespace(redis_url: str, namespace: str) -> None:
 
 def suite_settings(infra: Infra, scratch: Path, **overrides: object) -> Settings:
     """The settings every test app starts from: this run's servers and scratch
-    directory, fixed secrets, and rate limits out of the way (suites make many
-    calls per user; the limits have their own tests)."""
+    directory, fixed secrets, and rate limits and quotas out of the way (suites
+    make many calls per user; the limits have their own tests)."""
     return Settings(
         env="test",
         var_dir=scratch / "var",
@@ -151,6 +151,9 @@ def suite_settings(infra: Infra, scratch: Path, **overrides: object) -> Settings
         rate_limit_uploads=1_000_000,
         rate_limit_video=1_000_000,
         rate_limit_system=1_000_000,
+        quota_concurrent_jobs=1_000_000,
+        quota_files=1_000_000,
+        quota_render_seconds_per_day=1_000_000,
     ).with_overrides(**overrides)
 
 

@@ -51,6 +51,11 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "WORKER_HEARTBEAT": "0.5",
         "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
         "BROKER_MAINTENANCE_CHANCE": "1000000",
+        "QUOTA_STORED_BYTES": str(settings.quota_stored_bytes),
+        "QUOTA_FILES": str(settings.quota_files),
+        "QUOTA_RENDER_SECONDS_PER_DAY": str(settings.quota_render_seconds_per_day),
+        "QUOTA_CONCURRENT_JOBS": str(settings.quota_concurrent_jobs),
+        "REGISTRATION": settings.registration,
     }
     if settings.storage_backend == "s3":
         env.update(

@@ -10,22 +10,31 @@ from aiohttp_apigami import docs, request_schema
 
 from api.auth_service import permissions_of, profile
 from api.authn import optional_user, require_user, require_verified
-from api.keys import AUTH_SERVICE, SETTINGS
+from api.keys import AUTH_SERVICE, DB_POOL, SETTINGS
+from api.quotas import quota_of
 from api.responses import ok, plain
 from api.schemas.auth import (
     AuthHealthSchema,
     AuthStatusSchema,
     LoginSchema,
     LogoutSchema,
+    MeSchema,
     PermissionsSchema,
     ProtectedTestSchema,
     RefreshSchema,
+    RegisteredUserSchema,
     RegisterSchema,
     TokenPairSchema,
-    UserProfileSchema,
     VerifySchema,
 )
-from api.schemas.common import INVALID, RATE_LIMITED, UNAUTHORIZED, envelope, error_doc
+from api.schemas.common import (
+    ACCOUNT_PENDING,
+    INVALID,
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    envelope,
+    error_doc,
+)
 
 routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -88,12 +97,15 @@ async def auth_status(request: web.Request) -> web.Response:
 @routes.get("/auth/me")
 @docs(
     tags=["auth"],
-    summary="Profile of the signed-in user",
+    summary="Profile of the signed-in user, with their quota use and limits",
     security=BEARER,
-    responses={200: {"schema": UserProfileSchema, "description": "Profile"}, 401: UNAUTHORIZED},
+    responses={200: {"schema": MeSchema, "description": "Profile"}, 401: UNAUTHORIZED},
 )
 async def me(request: web.Request) -> web.Response:
-    return plain(profile(await require_user(request)))
+    principal = await require_user(request)
+    app = request.config_dict
+    quota = await quota_of(app[DB_POOL], app[SETTINGS], principal.user_id)
+    return plain({**profile(principal), "quota": quota})
 
 
 @routes.get("/auth/permissions")
@@ -172,10 +184,14 @@ async def verify(request: web.Request) -> web.Response:
 @routes.post("/auth/register")
 @docs(
     tags=["auth"],
-    summary="Create an account",
+    summary="Create an account (REGISTRATION: open, approval or closed)",
     responses={
-        201: {"schema": envelope(UserProfileSchema, "RegisteredUser"), "description": "Created"},
+        201: {
+            "schema": envelope(RegisteredUserSchema, "RegisteredUser"),
+            "description": "Created (with REGISTRATION=approval: waiting for an admin)",
+        },
         400: INVALID,
+        403: error_doc("Registration is closed on this server (REGISTRATION_CLOSED)"),
         409: error_doc("Username or e-mail already registered"),
     },
 )
@@ -188,6 +204,12 @@ async def register(request: web.Request) -> web.Response:
         password=data["password"],
         full_name=data.get("full_name"),
     )
+    if user["pending_approval"]:
+        return ok(
+            user,
+            "Account created; an administrator must approve it before you can sign in",
+            status=201,
+        )
     return ok(user, "Account created", status=201)
 
 
@@ -198,6 +220,7 @@ async def register(request: web.Request) -> web.Response:
     responses={
         200: {"schema": envelope(TokenPairSchema, "LoginResult"), "description": "Tokens"},
         401: UNAUTHORIZED,
+        403: ACCOUNT_PENDING,
         429: RATE_LIMITED,
     },
 )

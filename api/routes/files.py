@@ -39,7 +39,10 @@ from t2m import signing
 
 routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-TOO_LARGE = error_doc("Upload larger than MAX_UPLOAD_BYTES (PAYLOAD_TOO_LARGE)")
+TOO_LARGE = error_doc(
+    "Upload larger than MAX_UPLOAD_BYTES (PAYLOAD_TOO_LARGE), or over your stored-bytes"
+    " or files quota (QUOTA_EXCEEDED; nothing is kept)"
+)
 BYTES = {"description": "The bytes (206 with Content-Range for a Range request)"}
 CAPTIONS_VTT = {"description": "text/vtt; charset=utf-8 (CORS: any origin)"}
 CAPTIONS_SRT = {"description": "application/x-subrip (CORS: any origin)"}

@@ -17,7 +17,16 @@ from api.keys import AUTH_SERVICE, CACHE, DB_POOL, SCORER_CACHE, STORAGE
 from api.recommender_metrics import recommender_metrics
 from api.responses import plain
 from api.schemas.auth import LoginSchema
-from api.schemas.common import FORBIDDEN, INVALID, NOT_FOUND, RATE_LIMITED, UNAUTHORIZED
+from api.schemas.common import (
+    ACCOUNT_PENDING,
+    FORBIDDEN,
+    INVALID,
+    JOB_QUOTA,
+    NOT_FOUND,
+    RATE_LIMITED,
+    STORAGE_QUOTA,
+    UNAUTHORIZED,
+)
 from api.schemas.feedback import FeedbackSchema, RecommendationSchema, RecommendQuerySchema
 from api.schemas.files import UPLOAD_FIELDS, FileListQuerySchema, StreamQuerySchema, multipart_body
 from api.schemas.jobs import MAX_SCRIPT_CHARS, GeneratedSchema
@@ -61,6 +70,7 @@ async def health_live(request: web.Request) -> web.Response:
         200: {"schema": LegacyTokenSchema, "description": "Tokens"},
         400: INVALID,
         401: UNAUTHORIZED,
+        403: ACCOUNT_PENDING,
         429: RATE_LIMITED,
     },
 )
@@ -86,6 +96,7 @@ BYTES = {"description": "The bytes (206 with Content-Range for a Range request)"
         201: {"schema": ContentSchema, "description": "Stored"},
         400: INVALID,
         401: UNAUTHORIZED,
+        413: STORAGE_QUOTA,
     },
 )
 async def upload(request: web.Request) -> web.Response:
@@ -236,6 +247,7 @@ async def bucket_list(request: web.Request) -> web.Response:
         202: {"schema": GeneratedSchema, "description": "Queued"},
         400: INVALID,
         401: UNAUTHORIZED,
+        429: JOB_QUOTA,
     },
 )
 async def generate_video(request: web.Request) -> web.Response:

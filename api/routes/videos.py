@@ -15,7 +15,7 @@ from api.file_delivery import send_original, send_stream, send_thumbnail
 from api.job_views import job_view
 from api.keys import DB_POOL
 from api.responses import ok
-from api.schemas.common import INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
+from api.schemas.common import INVALID, JOB_QUOTA, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
 from api.schemas.files import DownloadQuerySchema, StreamQuerySchema, ThumbnailQuerySchema
 from api.schemas.jobs import GenerateVideoSchema, JobSchema, SubmittedJobSchema
 from db import files as file_rows
@@ -52,6 +52,7 @@ CAPTIONS_SRT = {"description": "application/x-subrip (CORS: any origin)"}
         },
         400: INVALID,
         401: UNAUTHORIZED,
+        429: JOB_QUOTA,
     },
 )
 @request_schema(GenerateVideoSchema)

@@ -100,3 +100,42 @@ class AuthHealthSchema(Schema):
     status = fields.Str(required=True)
     provider = fields.Dict()
     message = fields.Str()
+
+
+class RegisteredUserSchema(UserProfileSchema):
+    pending_approval = fields.Bool(
+        required=True,
+        metadata={"description": "True when an administrator must approve the account first"},
+    )
+
+
+class UsageLimitSchema(Schema):
+    used = fields.Float(required=True, metadata={"description": "Current use"})
+    limit = fields.Int(required=True, metadata={"description": "The user's limit"})
+
+
+class RenderUsageSchema(UsageLimitSchema):
+    resets_in = fields.Int(
+        required=True, metadata={"description": "Seconds until the count restarts (00:00 UTC)"}
+    )
+
+
+class QuotaSchema(Schema):
+    stored_bytes = fields.Nested(
+        UsageLimitSchema,
+        required=True,
+        metadata={"description": "Bytes of your files (uploads and generated videos)"},
+    )
+    files = fields.Nested(UsageLimitSchema, required=True)
+    render_seconds_today = fields.Nested(
+        RenderUsageSchema,
+        required=True,
+        metadata={"description": "Seconds of video planned by jobs submitted today (UTC)"},
+    )
+    concurrent_jobs = fields.Nested(
+        UsageLimitSchema, required=True, metadata={"description": "Queued + processing jobs"}
+    )
+
+
+class MeSchema(UserProfileSchema):
+    quota = fields.Nested(QuotaSchema, required=True)

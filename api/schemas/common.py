@@ -68,3 +68,11 @@ UNAUTHORIZED = error_doc("Missing, invalid, expired or revoked token")
 FORBIDDEN = error_doc("Not allowed for this user (PERMISSION_DENIED)")
 NOT_FOUND = error_doc("No such resource, or not yours (RESOURCE_NOT_FOUND)")
 RATE_LIMITED = error_doc("Too many requests (RATE_LIMIT_EXCEEDED, see Retry-After)")
+STORAGE_QUOTA = error_doc(
+    "Over your stored-bytes or files quota (QUOTA_EXCEEDED; details name the quota,"
+    " its use and limit; nothing is kept)"
+)
+JOB_QUOTA = error_doc(
+    "Over your concurrent-jobs or daily render-seconds quota (QUOTA_EXCEEDED, see Retry-After)"
+)
+ACCOUNT_PENDING = error_doc("The account waits for an administrator's approval (ACCOUNT_PENDING)")

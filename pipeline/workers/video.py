@@ -18,6 +18,7 @@ import dramatiq
 
 from db import files as file_rows
 from db import jobs as job_rows
+from db import quotas as quota_rows
 from pipeline.stages.probe import ProbeError, probe_media
 from pipeline.stages.render import render_video
 from pipeline.stages.script import Script, parse_script
@@ -133,7 +134,16 @@ async def build_storyboard_stage(job_id: str) -> None:
             content_type="application/json",
         )
         summary = storyboard.summary()
-        async with run.pool.acquire() as conn:
+        async with run.pool.acquire() as conn, conn.transaction():
+            # The first moment the video's length is known, and before any
+            # render cost: the day's render quota is checked and taken here.
+            await quota_rows.claim_render_seconds(
+                conn,
+                user_id=run.job["owner_id"],
+                job_id=job_id,
+                seconds=float(summary["duration_s"]),
+                settings=runtime.settings,
+            )
             await job_rows.update_job(
                 conn, job_id, storyboard_key=_storyboard_key(job_id), storyboard_summary=summary
             )

@@ -138,6 +138,12 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
         200, body=lambda w: {"refresh_token": w.fresh_refresh_token()}
     ),
     ("POST", "/api/v1/auth/logout"): signed_in(200, body=lambda w: {}, fresh_token=True),
+    # accounts and quotas ({user_id} is A): admins only
+    ("GET", "/api/v1/admin/users"): admin_only(200),
+    # A is not waiting for approval: the admin reaches the check (409).
+    ("POST", "/api/v1/admin/users/{user_id}/approve"): admin_only(409),
+    ("GET", "/api/v1/admin/users/{user_id}/quota"): admin_only(200),
+    ("PATCH", "/api/v1/admin/users/{user_id}/quota"): admin_only(200, body=lambda w: {}),
     # files
     ("POST", "/api/v1/files/upload"): signed_in(201, body=_upload, kind="multipart"),
     ("POST", "/api/v1/files/batch-upload"): signed_in(
@@ -461,6 +467,7 @@ async def _resolve(world: World, path: str) -> str:
         "{job_id}": world.a_job,
         "{webhook_id}": world.a_webhook,
         "{delivery_id}": world.a_delivery,
+        "{user_id}": world.users[A].id,
         "{segment}": "uploads",
         "{op_id}": "fop_" + "0" * 24,
         "{path}": "no-such-file.js",

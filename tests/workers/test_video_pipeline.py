@@ -226,3 +226,24 @@ async def test_killed_render_worker_is_redelivered_and_completes_once(
     assert keys == [f"videos/{job_id}/{q}.mp4" for q in ("480p", "720p")]
     # The killed attempt's scratch space was cleared by the attempt that finished.
     assert scratch_dirs(settings, job_id) == []
+
+
+async def test_a_plan_past_the_daily_render_quota_fails_before_rendering(
+    client, make_user, start_worker
+):
+    """The worker's own check (the API's limit here is the suite's huge one):
+    the storyboard knows the length, and the job fails there, never rendered."""
+    user = await make_user()
+    start_worker(["parse", "storyboard"], QUOTA_RENDER_SECONDS_PER_DAY="5")
+    response = await client.post(
+        "/api/v1/videos/generate",
+        json={"script": "A first scene. A second scene.", "quality": "480p", "duration": 12},
+        headers=user.headers,
+    )
+    assert response.status == 202, await response.text()
+    job_id = (await response.json())["data"]["id"]
+    job = await wait_job(client, user, job_id, ("completed", "failed"), timeout_s=120)
+    assert job["status"] == "failed"
+    assert "render quota" in job["error"]
+    assert job["storyboard"] is None
+    assert job["result"] is None
