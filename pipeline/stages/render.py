@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import gc
-import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -37,12 +38,15 @@ from pipeline.stages.fonts import FontNotFound, check_text_engine, resolve_chain
 from pipeline.stages.narration_mix import mix_narration
 from pipeline.stages.render_errors import RenderCancelled, RenderError, RenderTimeout
 from pipeline.stages.render_graph import (
+    MIX,
     TARGET_LUFS,
     EncodeSettings,
+    FfmpegJob,
     GraphInputs,
     build_ffmpeg_job,
     clamp_gain,
-    loudness_job,
+    measure_job,
+    mix_job,
     prepared_image_size,
 )
 from pipeline.stages.storyboard import Rendition, Storyboard, StoryboardScene
@@ -123,7 +127,7 @@ def render_video(
             storyboard, work, asset_paths, narration_paths or {}, progress, cancelled
         )
         _release_memory()
-        gain_db = _measure_loudness(storyboard, inputs, work, cancelled)
+        inputs, gain_db = _mix_sound(storyboard, inputs, work, cancelled)
         outputs = [(r, f"out_{r.quality}.mp4") for r in storyboard.renditions]
         runs = [outputs] if strategy == "split" else [[o] for o in outputs]
         weights = [sum(r.width * r.height for r, _ in run) for run in runs]
@@ -168,49 +172,41 @@ def render_video(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _measure_loudness(
+def _mix_sound(
     sb: Storyboard, inputs: GraphInputs, work: Path, cancelled: Callable[[], bool]
-) -> float | None:
-    """The gain that brings the narrated mix to -16 LUFS integrated.
+) -> tuple[GraphInputs, float | None]:
+    """Mix a narrated video's sound once and find the gain that brings it to
+    -16 LUFS integrated: (inputs with the mix, gain in dB or None if silent).
 
-    One pass (loudnorm's dynamic mode, which only sees a few seconds ahead)
-    measured -16.9 LUFS on an 11 s narration with music: inside the ±1 LU
-    target, but barely, and it pumps.  A linear gain from a whole-mix
-    measurement does not; the peak limiter after it takes some loudness off
-    the loudest syllables (measured -17.2 for a gain of +7.9 dB), so further
-    measurements, after gain and limiter, correct the gain until it is
-    within 0.3 LU.  The passes read only the sound: ~0.3 s each for 11 s.  Silent and
-    music-only videos are not normalised (as before).
+    The limiter after the gain takes some loudness off the loudest syllables
+    (measured -17.2 LUFS for a gain meant to give -16), and takes more the
+    more gain there is, so the gain is corrected from measurements after
+    gain and limiter (secant steps) until within LOUDNESS_TOLERANCE_LU.
+    Each measurement reads only the mixed WAV: ~0.3 s for 60 s here.
+    Silent and music-only videos are not normalised (as before).
     """
     if inputs.narration is None:
-        return None
-    raw = _loudness_pass(sb, inputs, work, cancelled, None)
+        return inputs, None
+    raw = _loudness(mix_job(sb, inputs), sb, work, cancelled)
+    inputs = dataclasses.replace(inputs, mix=MIX)
     if raw is None:  # silence measures -inf: nothing to scale
-        return None
-    # Loudness after the limiter grows slower than the gain (0.7 dB per dB
-    # measured), so step by the secant of the last two measurements.
+        return inputs, None
     points = [(0.0, raw)]
     gain = clamp_gain(TARGET_LUFS - raw)
     for _ in range(LOUDNESS_PASSES):
-        measured = _loudness_pass(sb, inputs, work, cancelled, gain)
-        if measured is None:
-            return gain
-        if abs(measured - TARGET_LUFS) <= LOUDNESS_TOLERANCE_LU:
+        measured = _loudness(measure_job(gain), sb, work, cancelled)
+        if measured is None or abs(measured - TARGET_LUFS) <= LOUDNESS_TOLERANCE_LU:
             break
         (g0, l0), points = points[-1], [*points, (gain, measured)]
         slope = (measured - l0) / (gain - g0) if gain != g0 else 1.0
         gain = clamp_gain(gain + (TARGET_LUFS - measured) / min(1.0, max(0.3, slope)))
-    return gain
+    return inputs, gain
 
 
-def _loudness_pass(
-    sb: Storyboard,
-    inputs: GraphInputs,
-    work: Path,
-    cancelled: Callable[[], bool],
-    gain_db: float | None,
+def _loudness(
+    job: FfmpegJob, sb: Storyboard, work: Path, cancelled: Callable[[], bool]
 ) -> float | None:
-    job = loudness_job(sb, inputs, gain_db)
+    """Run ``job`` (ending in ``ebur128``) and read its integrated loudness."""
     for name, content in job.files.items():
         (work / name).write_text(content, encoding="utf-8")
     log_path = work / "loudness.log"
@@ -222,12 +218,9 @@ def _loudness_pass(
         should_cancel=cancelled,
     )
     text = log_path.read_text(encoding="utf-8", errors="replace")
-    start, end = text.rfind("{"), text.rfind("}")
-    try:
-        measured = json.loads(text[start : end + 1]) if 0 <= start < end else {}
-    except ValueError:
-        measured = {}
-    value = str(measured.get("input_i"))
+    summary = text[text.rfind("Summary:") :] if "Summary:" in text else ""
+    found = re.search(r"\bI:\s*(-?[0-9.]+|-inf|inf|nan) LUFS", summary)
+    value = found.group(1) if found else ""
     return float(value) if _finite(value) else None
 
 

@@ -58,10 +58,9 @@ PARAMS_709 = "setparams=range=tv:colorspace=bt709:color_primaries=bt709:color_tr
 # attack catches a sentence's first word, 400 ms release lets the music swell
 # back between sentences without pumping on every word gap.
 DUCKING = "sidechaincompress=threshold=0.02:ratio=8:attack=20:release=400:makeup=1"
-# -16 LUFS integrated (the podcast/web norm), true peak aimed at -2 dBTP so
-# the AAC encoder's overshoot still lands under -1 dBTP.
+# -16 LUFS integrated (the podcast/web norm); the limiter's -3 dBFS sample
+# peak leaves room for inter-sample and AAC overshoot under -1 dBTP.
 TARGET_LUFS = -16.0
-LOUDNORM = f"loudnorm=I={TARGET_LUFS:g}:TP=-2:LRA=11"
 LIMITER = "alimiter=limit=0.708:attack=5:release=50:level=false:latency=true"
 MAX_GAIN_DB = 40.0  # a whisper-quiet clip is raised, not amplified into noise
 
@@ -79,6 +78,7 @@ class GraphInputs:
     backgrounds: dict[int, str] = field(default_factory=dict)  # scene index → image/video
     music: str | None = None
     narration: str | None = None  # the premixed narration track (narration_mix)
+    mix: str | None = None  # narration + ducked music, before normalisation (mix_job)
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,7 @@ def build_ffmpeg_job(
 ) -> FfmpegJob:
     """Argument list and helper files for one ffmpeg run producing ``outputs``.
 
-    ``gain_db`` brings the narration mix to TARGET_LUFS (measured with
-    ``loudness_job``); without it loudnorm runs one-pass (dynamic)."""
+    ``gain_db`` brings the narrated mix (``inputs.mix``) to TARGET_LUFS."""
     encode = encode or EncodeSettings()
     fps = sb.fps
     n_frames = sb.total_frames
@@ -161,15 +160,21 @@ def build_ffmpeg_job(
         label = _edge_fades(sb, rendition, f"m{r}", r, graph)
         graph.append(f"[{label}]null[v{r}]")
 
-    # ---- audio: narration (+ ducked music), music alone, or silence so
-    # every output has the same stream layout
+    # ---- audio: the narrated mix (made and measured before this run, see
+    # mix_job), music alone, or silence so every output has the same layout
     duration = n_frames / fps
-    audio_args, audio_graph, audio = _audio_sources(sb, inputs, input_no)
-    args += audio_args
-    graph += audio_graph
-    if inputs.narration is not None:
-        audio += f",{normalise_filter(gain_db)},aresample=48000"
-        audio += f",apad=whole_len={round(duration * 48000)},atrim=end={duration:.6f}"
+    if inputs.mix is not None:
+        args += ["-i", inputs.mix]
+        audio = (
+            f"[{input_no}:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,"
+            f"{normalise_filter(gain_db)},aresample=48000,"
+            f"apad=whole_len={round(duration * 48000)},atrim=end={duration:.6f}"
+        )
+        input_no += 1
+    else:
+        audio_args, audio_graph, audio = _audio_sources(sb, inputs, input_no)
+        args += audio_args
+        graph += audio_graph
     graph.append(audio + f",asplit={count}" + "".join(f"[a{i}]" for i in range(count)))
 
     files["graph.txt"] = ";\n".join(graph) + "\n"
@@ -226,18 +231,21 @@ def _audio_sources(
 
 
 def normalise_filter(gain_db: float | None) -> str:
-    """The normalisation step: a linear gain measured by ``loudness_job``
-    plus a lookahead peak limiter, or loudnorm's one-pass dynamic mode.
+    """The normalisation step: a linear gain measured over the whole mix
+    plus a lookahead peak limiter.
 
-    loudnorm's own two-pass linear mode only applies when the gain keeps the
-    true peak under target; speech with a few loud syllables (espeak: -24
-    LUFS with -5 dBTP peaks) never qualifies, and loudnorm silently falls
-    back to dynamic mode (measured -16.5 to -16.9 LUFS).  A gain plus a
-    limiter at -3 dBFS sample peak (headroom for inter-sample and AAC
-    overshoot) only touches those syllables.
+    loudnorm was measured first: one pass (dynamic mode, a few seconds of
+    lookahead) gave -16.9 LUFS on an 11 s narration with music and pumps;
+    its two-pass linear mode only applies when the gain keeps the true peak
+    under target, which speech with a few loud syllables (espeak: -24 LUFS,
+    -5 dBTP) never does, so it silently fell back to dynamic (-16.5).  It
+    also resamples to 192 kHz: 1.7 CPU-s per pass for 60 s, against 0.26 for
+    ``ebur128``.  A gain plus a limiter at -3 dBFS sample peak (headroom for
+    inter-sample and AAC overshoot) only touches the loudest syllables.
+    ``None`` (a silent mix): passed through.
     """
     if gain_db is None:
-        return LOUDNORM
+        return "anull"
     return f"volume={gain_db:.2f}dB,{LIMITER}"
 
 
@@ -245,17 +253,28 @@ def clamp_gain(gain_db: float) -> float:
     return min(MAX_GAIN_DB, max(-MAX_GAIN_DB, gain_db))
 
 
-def loudness_job(sb: Storyboard, inputs: GraphInputs, gain_db: float | None) -> FfmpegJob:
-    """A pass over the sound alone (no video: ~1 % of a render's time),
-    printing loudnorm's measurement (``input_i``...) as JSON into ffmpeg's
-    log: of the raw mix, or of the mix after ``normalise_filter(gain_db)``."""
+MIX = "mix.wav"
+
+
+def mix_job(sb: Storyboard, inputs: GraphInputs) -> FfmpegJob:
+    """Mix the narration with the ducked music once, to ``mix.wav`` (float:
+    nothing clips before the gain), measuring its loudness on the way.
+
+    The mix is made once, not in every loudness pass and again in the video
+    run: the sidechain compressor is the costly part of the sound."""
     args = ["-hide_banner", "-nostdin", "-y", "-loglevel", "info"]
     audio_args, graph, audio = _audio_sources(sb, inputs, 0)
-    if gain_db is not None:
-        audio += f",{normalise_filter(gain_db)}"
-    graph.append(f"{audio},{LOUDNORM}:print_format=json[out]")
-    args += [*audio_args, "-/filter_complex", "loudness.txt", "-map", "[out]", "-f", "null", "-"]
-    return FfmpegJob(args=args, files={"loudness.txt": ";\n".join(graph) + "\n"}, outputs=[])
+    graph.append(f"{audio},atrim=end={sb.duration_s:.6f},ebur128[out]")
+    args += [*audio_args, "-/filter_complex", "mix.txt", "-map", "[out]"]
+    args += ["-c:a", "pcm_f32le", "-ar", "48000", MIX]
+    return FfmpegJob(args=args, files={"mix.txt": ";\n".join(graph) + "\n"}, outputs=[MIX])
+
+
+def measure_job(gain_db: float) -> FfmpegJob:
+    """Loudness of ``mix.wav`` after ``normalise_filter(gain_db)`` (~0.3 s for 60 s)."""
+    args = ["-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-i", MIX]
+    args += ["-af", f"{normalise_filter(gain_db)},ebur128", "-f", "null", "-"]
+    return FfmpegJob(args=args, files={}, outputs=[])
 
 
 def _edge_fades(sb: Storyboard, rendition: Rendition, label: str, r: int, graph: list[str]) -> str:
