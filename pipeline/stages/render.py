@@ -50,7 +50,13 @@ from pipeline.stages.render_graph import (
     prepared_image_size,
 )
 from pipeline.stages.storyboard import Rendition, Storyboard, StoryboardScene
-from pipeline.stages.text_cards import CardColors, CardText, draw_card, gradient
+from pipeline.stages.text_cards import (
+    CardColors,
+    CardText,
+    draw_card,
+    draw_karaoke_band,
+    gradient,
+)
 
 __all__ = [
     "Cue",
@@ -286,13 +292,75 @@ def _prepare_inputs(
         source = Path(asset_paths[sb.music.asset_id])
         music = f"music{_safe_suffix(source)}"
         os.symlink(source.resolve(), work / music)
+    overrides = _karaoke_cards(sb, work, colors, cancelled)
     narration = None
     if sb.narration:
         narration = "narration.wav"
         mix_narration(
             sb.narration, narration_paths, work / narration, sb.duration_s, cancelled=cancelled
         )
-    return GraphInputs(cards=cards, backgrounds=backgrounds, music=music, narration=narration)
+    return GraphInputs(
+        cards=cards,
+        backgrounds=backgrounds,
+        music=music,
+        narration=narration,
+        overrides=overrides,
+    )
+
+
+def _karaoke_cards(
+    sb: Storyboard, work: Path, colors: CardColors, cancelled: Callable[[], bool]
+) -> tuple[tuple[int, int, str], ...]:
+    """``subtitles: karaoke``: one card per spoken word, shown while it is
+    spoken: the scene's card without its body text, the cue burned in the
+    subtitle band, the word highlighted.  Returned as (first frame, end
+    frame, card) ranges that replace the scene's card on the static track,
+    so a word costs one PNG, never per-frame work (see render_graph).
+
+    Only the solo part of static (gradient) scenes is covered: during a
+    crossfade, and over image/video backgrounds, the scene's own burned
+    text shows, as in ``burned`` mode.
+    """
+    if sb.subtitles != "karaoke" or not sb.narration:
+        return ()
+    fps = sb.fps
+    solo = [
+        (s, s.start_frame + s.transition_in_frames, s.start_frame + s.slot_frames)
+        for s in sb.scenes
+        if s.background.kind == "gradient"
+    ]
+    bases: dict[int, Image.Image] = {}
+    overrides: list[tuple[int, int, str]] = []
+    for cue in subtitle_cues(sb):
+        words = [(row, i, w) for row, line in enumerate(cue.lines) for i, w in enumerate(line)]
+        spaced = any(w.space_before for _, _, w in words)
+        texts = [[w.text for w in line] for line in cue.lines]
+        for n, (row, i, word) in enumerate(words):
+            if cancelled():
+                raise RenderCancelled()
+            start = word.start_s if n else cue.start_s
+            end = words[n + 1][2].start_s if n + 1 < len(words) else cue.end_s
+            a, b = round(start * fps), round(end * fps)
+            for scene, lo, hi in solo:
+                first, last = max(a, lo), min(b, hi)
+                if first >= last:
+                    continue
+                if scene.index not in bases:
+                    bare = dataclasses.replace(scene, lines=())
+                    bases[scene.index] = _draw_scene_card(sb, bare, colors)
+                name = f"karaoke_{len(overrides):05d}.png"
+                image = draw_karaoke_band(
+                    bases[scene.index],
+                    texts,
+                    (row, i),
+                    sb.card,
+                    colors=colors,
+                    cjk_locale=scene.cjk_locale,
+                    spaced=spaced,
+                )
+                image.save(work / name, compress_level=1)
+                overrides.append((first, last, name))
+    return tuple(overrides)
 
 
 def _draw_scene_card(sb: Storyboard, scene: StoryboardScene, colors: CardColors) -> Image.Image:

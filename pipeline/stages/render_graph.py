@@ -79,6 +79,9 @@ class GraphInputs:
     music: str | None = None
     narration: str | None = None  # the premixed narration track (narration_mix)
     mix: str | None = None  # narration + ducked music, before normalisation (mix_job)
+    # (first frame, end frame, card): replaces the static track's card over
+    # those frames (karaoke captions: one card per spoken word)
+    overrides: tuple[tuple[int, int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,11 @@ def build_ffmpeg_job(
     track = static_track(sb)
     if track.has_cards:
         files["track_a.ffconcat"] = _ffconcat(
-            [(inputs.cards[scene], frames) for scene, frames in track.entries], fps
+            _override(
+                [(inputs.cards[scene], frames) for scene, frames in track.entries],
+                inputs.overrides,
+            ),
+            fps,
         )
         args += ["-f", "concat", "-safe", "0", "-i", "track_a.ffconcat"]
         graph.append(f"[{input_no}:v]split={count}" + "".join(f"[ta{r}]" for r in range(count)))
@@ -429,6 +436,47 @@ def static_track(sb: Storyboard) -> StaticTrack:
     entries = [(c if c >= 0 else placeholder, n) for c, n in entries]
     has_cards = any(card is not None for card, _ in shown)
     return StaticTrack(entries=entries, gaps=gaps, fades=fades, has_cards=has_cards)
+
+
+def _override(
+    entries: list[tuple[str, int]], overrides: Sequence[tuple[int, int, str]]
+) -> list[tuple[str, int]]:
+    """``entries`` with the frames of each override showing its card instead.
+
+    Only the playlist changes: the track still has one entry per change of
+    picture, so the rest of the graph (fades by frame number, placeholders)
+    sees the same frames."""
+    if not overrides:
+        return entries
+    # Per frame boundary, which card: walk entries and overrides together.
+    cuts = sorted(overrides)
+    out: list[tuple[str, int]] = []
+    frame = 0
+
+    def emit(name: str, frames: int) -> None:
+        if frames <= 0:
+            return
+        if out and out[-1][0] == name:
+            out[-1] = (name, out[-1][1] + frames)
+        else:
+            out.append((name, frames))
+
+    k = 0
+    for name, length in entries:
+        end = frame + length
+        at = frame
+        while at < end:
+            while k < len(cuts) and cuts[k][1] <= at:
+                k += 1
+            if k < len(cuts) and cuts[k][0] <= at:
+                stop = min(end, cuts[k][1])
+                emit(cuts[k][2], stop - at)
+            else:
+                stop = min(end, cuts[k][0]) if k < len(cuts) else end
+                emit(name, stop - at)
+            at = stop
+        frame = end
+    return out
 
 
 def _ffconcat(entries: list[tuple[str, int]], fps: int) -> str:

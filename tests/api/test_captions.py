@@ -121,3 +121,22 @@ async def test_signed_captions_link(client, db, make_user):
         json={"kind": "captions", "format": "ass"},
     )
     assert (await response.json())["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_karaoke_is_a_subtitles_mode(client, make_user):
+    alice = await make_user()
+    response = await client.post(
+        "/api/v1/videos/generate",
+        json={"script": "A scene.", "subtitles": "karaoke"},
+        headers=alice.headers,
+    )
+    assert response.status == 202, await response.text()
+    response = await client.post(
+        "/api/v1/videos/generate",
+        json={"script": "A scene.", "subtitles": "disco"},
+        headers=alice.headers,
+    )
+    body = await response.json()
+    assert response.status in (400, 422)
+    assert body["error"]["code"] == "VALIDATION_ERROR"
+    assert "karaoke" in str(body["error"])

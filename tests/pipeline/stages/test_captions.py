@@ -8,6 +8,8 @@ import itertools
 import re
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from pipeline.stages.captions import caption_metrics, card_cues, subtitle_cues, to_srt, to_webvtt
@@ -131,3 +133,43 @@ def test_a_narrated_render_always_writes_captions(tmp_path: Path):
     assert sorted(result.subtitle_files) == ["srt", "vtt"]
     assert "Captions are always there." in result.subtitle_files["srt"].read_text()
     assert "<00:00:" in result.subtitle_files["vtt"].read_text()
+
+
+def _highlight(frame: np.ndarray) -> np.ndarray:
+    """Pixels of the karaoke highlight colour (#FFD54A) in the lower third."""
+    lower = frame[frame.shape[0] * 2 // 3 :]
+    r, g, b = lower[..., 0], lower[..., 1], lower[..., 2]
+    return (r > 200) & (g > 170) & (g < 235) & (b < 130)
+
+
+def test_karaoke_highlights_the_word_being_spoken(tmp_path: Path):
+    narration, paths = make_clips([(0, "One two three four five six.", 0.8)], tmp_path)
+    sb = build_storyboard(
+        parse_script(b"[background: #202020 #202020]\nOne two three four five six."),
+        quality="480p",
+        target_duration=5,
+        subtitles="karaoke",
+    )
+    sb = dataclasses.replace(sb, narration=narration)
+    result = render_video(sb, tmp_path / "out", asset_paths={}, narration_paths=paths)
+    clip = narration[0]
+    words = clip.words
+
+    def mid(i: int) -> float:
+        return clip.start_s + (words[i].start_s + words[i + 1].start_s) / 2
+
+    early, late = frame_at(result.primary, mid(0)), frame_at(result.primary, mid(4))
+    a, b = _highlight(early), _highlight(late)
+    assert a.sum() > 30 and b.sum() > 30  # a word is highlighted while speaking
+    # ... and it is another word, further right, later on.
+    assert np.nonzero(b)[1].mean() > np.nonzero(a)[1].mean() + 40
+    # Before the sentence starts: no highlight.
+    assert _highlight(frame_at(result.primary, 0.5)).sum() < 10
+
+
+def frame_at(path: Path, t: float) -> np.ndarray:
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            if frame.time >= t - 1e-6:
+                return frame.to_ndarray(format="rgb24").astype(int)
+    raise AssertionError(f"no frame at {t}")
