@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test test-bare test-faults test-matrix fuzz lint typecheck pytest install bench bench-load clean
+.PHONY: dev test test-bare test-faults test-matrix fuzz lint typecheck pytest install lock lock-upgrade bench bench-load clean
 
 # Run again on a bare machine (scripts/bare-machine.sh): `t2m dev` from a clean
 # directory, the README's walk-through, and the tests of Redis- and
@@ -18,14 +18,29 @@ BARE_MACHINE_TESTS := tests/first_run tests/api/test_auth.py tests/api/test_rate
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): setup.cfg pyproject.toml system-packages.txt | $(BIN)/python
+# Everything but torch comes from requirements.lock, every file checked
+# against its pinned hash (the test and dev extras included: the embedded
+# servers of `t2m dev` and the bare-machine tests); T2M itself goes on top
+# without resolving anything.  `pip check` fails the install when setup.cfg
+# names something the lock lacks: run `make lock`.
+$(INSTALLED): setup.cfg pyproject.toml requirements.lock system-packages.txt | $(BIN)/python
 	./scripts/install-system-packages.sh system-packages.txt
-	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	./scripts/install-torch-cpu.sh $(BIN)/pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check || { echo "requirements.lock does not match setup.cfg: run make lock" >&2; exit 1; }
 	touch $@
 
 install: $(INSTALLED)
+
+# Regenerate requirements.lock and requirements-prod.lock after a change to
+# setup.cfg's dependencies (scripts/lock.sh; `make lock-upgrade` moves every
+# package to its newest admitted version).
+lock: | $(BIN)/python
+	VENV=$(VENV) ./scripts/lock.sh
+
+lock-upgrade: | $(BIN)/python
+	VENV=$(VENV) ./scripts/lock.sh --upgrade
 
 dev: $(INSTALLED)
 	$(BIN)/t2m dev
@@ -60,8 +75,10 @@ test-matrix: $(INSTALLED)
 fuzz: $(INSTALLED)
 	$(BIN)/python bench/fuzz_api.py
 
+# moviepy (the bench extra, only for a comparison) caps Pillow below the
+# floor T2M needs for its security fixes, so it goes in without its pins.
 bench: $(INSTALLED)
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q --no-deps 'moviepy>=2.1,<3' decorator imageio proglog tqdm
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 # Load: wrk against the API next to a bare aiohttp handler, job throughput with

@@ -116,8 +116,11 @@ async def _auth(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _recommender(app: web.Application) -> AsyncIterator[None]:
-    app[SCORER_CACHE] = ScorerCache(app[DB_POOL], app[STORAGE])
+    cache = ScorerCache(app[DB_POOL], app[STORAGE], secret=app[SETTINGS].signing_secret)
+    app[SCORER_CACHE] = cache
+    cache.decisions.start()
     yield
+    await cache.decisions.close()  # the last batch of logged decisions
 
 
 def create_app(settings: Settings) -> web.Application:

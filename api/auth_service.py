@@ -12,7 +12,7 @@ from api.login_throttle import LoginThrottle
 from db import tokens as token_rows
 from db import users as user_rows
 from t2m.errors import AccountPending, AuthInvalid, Conflict, RegistrationClosed
-from t2m.passwords import hash_password, verify_password
+from t2m.passwords import hash_password, needs_rehash, verify_password
 from t2m.settings import Settings
 from t2m.tokens import decode_token, issue_token
 
@@ -122,7 +122,14 @@ class AuthService:
             raise AccountPending(
                 "This account is waiting for an administrator's approval; try again once approved"
             )
+        # A hash made at an older, lower cost is replaced now that the
+        # password is known to be right.
+        fresh_hash = (
+            await asyncio.to_thread(hash_password, password) if needs_rehash(stored) else None
+        )
         async with self.pool.acquire() as conn:
+            if fresh_hash is not None and stored is not None:
+                await user_rows.replace_password_hash(conn, row["id"], stored, fresh_hash)
             await user_rows.touch_sign_in(conn, row["id"])
             row = await user_rows.user_by_id(conn, row["id"])
         assert row is not None

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from api import file_service
 from api.authn import Principal
 from api.cache import after_write
-from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS
+from api.keys import DB_POOL, ENQUEUER, REDIS, SCORER_CACHE, SETTINGS
 from db import recommender as rec_rows
 from recommender.features import normalize_tag
 from t2m.errors import ServiceUnavailable, ValidationFailed
@@ -43,10 +43,18 @@ async def record_feedback(
     tags = [t for t in (normalize_tag(t) for t in data.get("tags", [])) if t]
     if data["event_type"] in ("tag_accept", "tag_reject") and not tags:
         raise ValidationFailed("Request validation failed", {"tags": ["No usable tag names"]})
+    recommendation_id = data.get("recommendation_id")
+    scorers = request.config_dict[SCORER_CACHE]
+    if recommendation_id is not None and scorers.decisions.is_pending(recommendation_id):
+        # answered before its batch was written: write it first, so the event finds it
+        await scorers.decisions.flush()
     async with request.config_dict[DB_POOL].acquire() as conn, conn.transaction():
-        recommendation_id = data.get("recommendation_id")
-        if recommendation_id is not None and (
-            await rec_rows.recommendation_for(conn, recommendation_id, row["id"]) is None
+        if (
+            recommendation_id is not None
+            # an id issued for this content whose row another process has not written
+            # yet is good: the updater waits for the row
+            and not scorers.issued_here(recommendation_id, row["id"])
+            and await rec_rows.recommendation_for(conn, recommendation_id, row["id"]) is None
         ):
             raise ValidationFailed(
                 "Request validation failed",
@@ -63,9 +71,12 @@ async def record_feedback(
             recommendation_id=recommendation_id,
         )
         if data["event_type"] == "tag_accept":
-            await rec_rows.add_tags(conn, tags, source="accepted")
+            # the viewer's own vocabulary: a tag typed by one user never reaches another's
+            await rec_rows.add_user_tags(conn, principal.user_id, tags, accepted=True)
         elif data["event_type"] == "tag_reject":
-            await rec_rows.record_tag_rejects(conn, tags)
+            await rec_rows.record_tag_rejects(conn, principal.user_id, tags)
+    if data["event_type"] == "tag_accept":
+        scorers.forget_user(principal.user_id)
     # The content owner's video statistics count this event.
     await after_write(request, row["owner_id"])
     await _schedule_update(request)

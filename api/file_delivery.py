@@ -28,7 +28,7 @@ from aiohttp import web
 from api import background
 from api.cache import ReadThroughCache
 from api.keys import CACHE, DB_POOL, SETTINGS, STORAGE
-from api.serving import Delivery, OnDelivered, serve_object
+from api.serving import Delivery, OnDelivered, is_active_filename, serve_object
 from db import files as file_rows
 from t2m.errors import NotFound, ValidationFailed
 from t2m.filenames import content_disposition
@@ -200,6 +200,7 @@ async def send_original(
         content_disposition=content_disposition(row["filename"], inline=inline),
         presign=settings.s3_presign_downloads,
         on_delivered=_recorder(request, row, kind="download", quality="original", user_id=user_id),
+        active=is_active_filename(row["filename"]),
     )
 
 
@@ -238,6 +239,7 @@ async def send_stream(
         presign=request.config_dict[SETTINGS].s3_presign_downloads,
         on_delivered=_recorder(request, row, kind="stream", quality=chosen, user_id=user_id),
         extra_headers={"X-T2M-Quality": chosen},
+        active=is_active_filename(row["filename"]),
     )
 
 

@@ -12,12 +12,13 @@ from aiohttp import web
 
 from api.authn import Principal
 from api.cache import after_write
-from api.keys import DB_POOL, ENQUEUER, SETTINGS, STORAGE
+from api.keys import DB_POOL, ENQUEUER, SCORER_CACHE, SETTINGS, STORAGE
 from api.quotas import UploadQuota
 from api.uploads import ReceivedFile, discard, receive_form, store_upload
 from db import files as file_rows
 from db import recommender as rec_rows
 from pipeline.stages.media_types import check_declared_type
+from recommender.features import normalize_tag
 from t2m.errors import NotFound, ServiceUnavailable, ValidationFailed
 from t2m.filenames import validate_subdirectory
 from t2m.ids import is_id
@@ -65,6 +66,11 @@ def _options(fields: dict[str, str]) -> UploadOptions:
         description=description,
         tags=list(dict.fromkeys(tags)),
     )
+
+
+def _tag_names(tags: list[str]) -> list[str]:
+    """Tags in the recommender's canonical form (the vocabulary stores them so)."""
+    return [n for n in map(normalize_tag, tags) if n]
 
 
 async def upload_files(
@@ -116,7 +122,8 @@ async def _receive_and_record(
     try:
         for received, file_type in zip(form.files, file_types, strict=True):
             async with app[DB_POOL].acquire() as conn:
-                await rec_rows.add_tags(conn, options.tags, source="user")
+                await rec_rows.add_user_tags(conn, principal.user_id, _tag_names(options.tags))
+                app[SCORER_CACHE].forget_user(principal.user_id)
                 rows.append(
                     await store_upload(
                         conn,

@@ -13,12 +13,13 @@ from aiohttp import web
 from api import webhook_service
 from api.authn import Principal
 from api.cache import after_write
-from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS, STORAGE
+from api.keys import DB_POOL, ENQUEUER, REDIS, SCORER_CACHE, SETTINGS, STORAGE
 from api.quotas import check_job_quota
 from db import files as file_rows
 from db import jobs as job_rows
 from db import recommender as rec_rows
 from db import webhooks as webhook_rows
+from recommender.features import normalize_tag
 from t2m.errors import Conflict, NotFound, QuotaExceeded, ServiceUnavailable, ValidationFailed
 from t2m.ids import is_id, new_id
 from t2m.job_events import END, JobEvents, end_data
@@ -90,7 +91,10 @@ async def submit_video_job(
             if existing is not None:
                 return existing, False
         params["asset_types"] = await _check_assets(conn, principal, asset_ids)
-        await rec_rows.add_tags(conn, params.get("tags") or [], source="user")
+        await rec_rows.add_user_tags(
+            conn, principal.user_id, [n for n in map(normalize_tag, params.get("tags") or []) if n]
+        )
+        request.config_dict[SCORER_CACHE].forget_user(principal.user_id)
     if params.get("webhook_url"):
         await webhook_service.check_target_url(request, params["webhook_url"], field="webhook_url")
     job_id = new_id("job")

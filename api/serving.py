@@ -3,6 +3,15 @@
 One path for both storage backends: the local backend's files go out with
 ``sendfile`` (no copy through Python), S3 objects are streamed range by range
 or, when configured, answered with a redirect to a presigned URL.
+
+Every user file is someone else's content served from the API's origin, so
+each response says ``X-Content-Type-Options: nosniff`` (a browser must not
+guess ``text/html`` from bytes labelled otherwise), and types a browser
+executes (HTML, SVG, XML, JavaScript...) never render inline: they go out as
+attachments with a ``sandbox`` Content-Security-Policy, so even a browser
+that ignores the disposition runs no script with the API's cookies/origin.
+This lives here, the one function every download/stream/thumbnail/signed-link
+path goes through, so no route can forget it.
 """
 
 from __future__ import annotations
@@ -25,6 +34,61 @@ from t2m.storage import Storage
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 SEND_CHUNK = 1024 * 1024
+
+# Types a browser renders as a document or runs as script.
+_ACTIVE_TYPES = frozenset(
+    {
+        "text/html",
+        "application/xhtml+xml",
+        "image/svg+xml",
+        "text/xml",
+        "application/xml",
+        "text/xsl",
+        "application/xslt+xml",
+        "text/javascript",
+        "application/javascript",
+        "application/x-javascript",
+        "application/ecmascript",
+        "text/ecmascript",
+        "application/wasm",
+        "text/cache-manifest",
+        "multipart/x-mixed-replace",
+        "application/x-shockwave-flash",
+    }
+)
+SANDBOX_POLICY = "sandbox; default-src 'none'"
+
+
+def is_active_content(content_type: str) -> bool:
+    """True for media types a browser would execute or render as a page.
+
+    Any ``+xml`` type counts (XML documents can carry XHTML and script), and
+    so does a type that does not parse: unknown means untrusted.
+    """
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not re.fullmatch(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+", media):
+        return True
+    return media in _ACTIVE_TYPES or media.endswith("+xml")
+
+
+# Names a browser or the desktop treats as a page or script whatever the
+# stored type says (stored types of text uploads are text/plain today, but a
+# name is what a user double-clicks).
+_ACTIVE_EXTENSIONS = frozenset(
+    {"html", "htm", "xhtml", "xht", "shtml", "svg", "svgz", "xml", "xsl", "xslt", "js", "mjs"}
+)
+
+
+def is_active_filename(filename: str | None) -> bool:
+    """True when the file's name says HTML, SVG, XML or JavaScript."""
+    name = (filename or "").strip().rstrip(".").lower()
+    return "." in name and name.rsplit(".", 1)[1] in _ACTIVE_EXTENSIONS
+
+
+def as_attachment(content_disposition: str) -> str:
+    """The same disposition (file names kept) as ``attachment``."""
+    kind, sep, rest = content_disposition.partition(";")
+    return "attachment" + sep + rest if kind.strip().lower() == "inline" else content_disposition
 
 
 @dataclass(frozen=True)
@@ -116,14 +180,23 @@ async def serve_object(
     presign: bool = False,
     on_delivered: OnDelivered | None = None,
     extra_headers: dict[str, str] | None = None,
+    active: bool = False,
 ) -> web.StreamResponse:
+    """Send ``key``; ``active`` (or an active ``content_type``) forces an
+    attachment under a sandbox policy whatever ``content_disposition`` says."""
+    active = active or is_active_content(content_type)
+    if active:
+        content_disposition = as_attachment(content_disposition)
     headers = {
         **(extra_headers or {}),
         "ETag": etag,
         "Last-Modified": format_datetime(last_modified.astimezone(UTC), usegmt=True),
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=0, must-revalidate",
+        "X-Content-Type-Options": "nosniff",
     }
+    if active:
+        headers["Content-Security-Policy"] = SANDBOX_POLICY
     if _not_modified(request, etag, last_modified):
         return web.Response(status=304, headers=headers)
 

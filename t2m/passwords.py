@@ -2,6 +2,12 @@
 
 Stored format: ``scrypt$<log2 n>$<r>$<p>$<salt b64>$<hash b64>`` so the cost can
 be raised later while old hashes keep verifying.
+
+The cost is OWASP's current guidance for scrypt (N=2^17, r=8, p=1: 128 MiB
+per hash).  Hashes made with a lower cost still verify, and
+:func:`needs_rehash` tells the login path to store a new hash at today's cost
+the next time the owner signs in with the right password (the only moment
+the plain password is at hand).
 """
 
 from __future__ import annotations
@@ -11,12 +17,14 @@ import hashlib
 import hmac
 import secrets
 
-# n=2**14, r=8 uses 16 MiB and ~40 ms per hash here: slow for an attacker's
-# GPU, cheap enough for a login.
-_LOG2_N = 14
+# 128 * r * N bytes of memory per hash: what makes a GPU farm expensive.
+_LOG2_N = 17
 _R = 8
 _P = 1
 _DKLEN = 32
+# Room for the current cost (128 MiB) with headroom; a stored hash asking
+# for more fails to verify rather than exhausting memory.
+_MAXMEM = 256 * 1024 * 1024
 
 
 def _b64(raw: bytes) -> str:
@@ -30,7 +38,7 @@ def _derive(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
         n=2**log2_n,
         r=r,
         p=p,
-        maxmem=256 * 1024 * 1024,
+        maxmem=_MAXMEM,
         dklen=_DKLEN,
     )
 
@@ -57,6 +65,17 @@ def verify_password(password: str, stored: str | None) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+def needs_rehash(stored: str | None) -> bool:
+    """True when ``stored`` was made with less than today's cost (or another scheme)."""
+    if not stored:
+        return False
+    try:
+        scheme, log2_n, r, p, _salt, _hash = stored.split("$")
+        return scheme != "scrypt" or (int(log2_n), int(r), int(p)) < (_LOG2_N, _R, _P)
+    except ValueError:
+        return True
 
 
 def generate_password() -> str:

@@ -19,6 +19,8 @@ from typing import Any
 from t2m.errors import ConfigError
 
 _TRUE = {"1", "true", "yes", "on"}
+# Shortest JWT_SECRET / SIGNING_SECRET / METRICS_TOKEN accepted (256 bits).
+MIN_SECRET_BYTES = 32
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -310,17 +312,39 @@ class Settings:
         return settings.with_secrets()
 
     def with_secrets(self) -> Settings:
-        """Fill missing secrets: generated and persisted in dev, an error in production."""
-        if self.jwt_secret and self.signing_secret:
-            return self
-        if not self.is_dev:
-            names = [n.upper() for n in ("jwt_secret", "signing_secret") if not getattr(self, n)]
-            raise ConfigError(f"{', '.join(names)} must be set when T2M_ENV={self.env}")
-        return replace(
-            self,
-            jwt_secret=self.jwt_secret or _dev_secret(self.var_dir, "jwt_secret"),
-            signing_secret=self.signing_secret or _dev_secret(self.var_dir, "signing_secret"),
-        )
+        """Fill missing secrets (generated and persisted in dev, an error in
+        production), then refuse any secret too short to resist guessing."""
+        settings = self
+        if not (self.jwt_secret and self.signing_secret):
+            if not self.is_dev:
+                names = [
+                    n.upper() for n in ("jwt_secret", "signing_secret") if not getattr(self, n)
+                ]
+                raise ConfigError(f"{', '.join(names)} must be set when T2M_ENV={self.env}")
+            settings = replace(
+                self,
+                jwt_secret=self.jwt_secret or _dev_secret(self.var_dir, "jwt_secret"),
+                signing_secret=self.signing_secret or _dev_secret(self.var_dir, "signing_secret"),
+            )
+        settings.check_secret_lengths()
+        return settings
+
+    def check_secret_lengths(self) -> None:
+        """HMAC keys (tokens, signed links) and the metrics bearer token carry
+        at least 256 bits: a shorter key can be brute-forced offline from one
+        signed value.  Checked at start, in every mode, so a weak key never
+        serves a request."""
+        short = [
+            name.upper()
+            for name in ("jwt_secret", "signing_secret", "metrics_token")
+            # metrics_token is optional: empty means "admin tokens only".
+            if (value := getattr(self, name)) and len(value.encode("utf-8")) < MIN_SECRET_BYTES
+        ]
+        if short:
+            raise ConfigError(
+                f"{', '.join(short)} must be at least {MIN_SECRET_BYTES} bytes "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
 
 
 def _dev_secret(var_dir: Path, name: str) -> str:

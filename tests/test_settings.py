@@ -54,3 +54,25 @@ def test_production_refuses_missing_secrets(tmp_path):
     )
     assert settings.log_json is True
     assert not (tmp_path / "secrets").exists()
+
+
+@pytest.mark.parametrize("name", ["JWT_SECRET", "SIGNING_SECRET", "METRICS_TOKEN"])
+@pytest.mark.parametrize("mode", ["production", "dev"])
+def test_short_secrets_are_refused_at_start(tmp_path, name, mode):
+    env = {
+        "T2M_ENV": mode,
+        "T2M_VAR_DIR": str(tmp_path),
+        "JWT_SECRET": "a" * 32,
+        "SIGNING_SECRET": "b" * 32,
+        "METRICS_TOKEN": "c" * 32,
+    }
+    Settings.from_env(env)  # 32 bytes are enough
+    env[name] = "z" * 31
+    with pytest.raises(ConfigError, match=f"{name} must be at least 32 bytes"):
+        Settings.from_env(env)
+
+
+def test_dev_generated_secrets_are_long_enough(tmp_path):
+    settings = Settings.from_env({"T2M_ENV": "dev", "T2M_VAR_DIR": str(tmp_path)})
+    assert len(settings.jwt_secret.encode()) >= 32
+    assert len(settings.signing_secret.encode()) >= 32

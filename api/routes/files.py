@@ -43,7 +43,18 @@ TOO_LARGE = error_doc(
     "Upload larger than MAX_UPLOAD_BYTES (PAYLOAD_TOO_LARGE), or over your stored-bytes"
     " or files quota (QUOTA_EXCEEDED; nothing is kept)"
 )
-BYTES = {"description": "The bytes (206 with Content-Range for a Range request)"}
+BYTES = {
+    "description": "The bytes (206 with Content-Range for a Range request). Always "
+    "X-Content-Type-Options: nosniff; HTML, SVG, XML and JavaScript files are sent as "
+    "attachments with Content-Security-Policy: sandbox, even where inline display is asked",
+    "headers": {
+        "X-Content-Type-Options": {"schema": {"type": "string", "enum": ["nosniff"]}},
+        "Content-Security-Policy": {
+            "description": "sandbox policy on HTML, SVG, XML and JavaScript files",
+            "schema": {"type": "string"},
+        },
+    },
+}
 CAPTIONS_VTT = {"description": "text/vtt; charset=utf-8 (CORS: any origin)"}
 CAPTIONS_SRT = {"description": "application/x-subrip (CORS: any origin)"}
 RANGE_ERROR = error_doc("Malformed or unsatisfiable Range (RANGE_NOT_SATISFIABLE)")

@@ -84,7 +84,18 @@ async def login(request: web.Request) -> web.Response:
     return plain(result)
 
 
-BYTES = {"description": "The bytes (206 with Content-Range for a Range request)"}
+BYTES = {
+    "description": "The bytes (206 with Content-Range for a Range request). Always "
+    "X-Content-Type-Options: nosniff; HTML, SVG, XML and JavaScript files are sent as "
+    "attachments with Content-Security-Policy: sandbox, even where inline display is asked",
+    "headers": {
+        "X-Content-Type-Options": {"schema": {"type": "string", "enum": ["nosniff"]}},
+        "Content-Security-Policy": {
+            "description": "sandbox policy on HTML, SVG, XML and JavaScript files",
+            "schema": {"type": "string"},
+        },
+    },
+}
 
 
 @routes.post("/upload")

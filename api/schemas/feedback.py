@@ -53,3 +53,48 @@ class RecommendationSchema(Schema):
 class FeedbackRecordedSchema(Schema):
     event_id = fields.Int(required=True)
     status = fields.Str(required=True)
+
+
+class VocabularyTagsSchema(Schema):
+    """Tags an administrator adds to (or promotes into) the global vocabulary."""
+
+    tags = fields.List(
+        fields.Str(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(min=1, max=500),
+    )
+
+
+class GlobalTagSchema(Schema):
+    tag = fields.Str(required=True)
+    source = fields.Str(required=True, metadata={"description": "curated or promoted"})
+    uses = fields.Int(required=True)
+    accepts = fields.Int(required=True)
+    rejects = fields.Int(required=True)
+    added_by = fields.Str(allow_none=True)
+    created_at = fields.DateTime(required=True)
+
+
+class GlobalVocabularySchema(Schema):
+    tags = fields.List(fields.Nested(GlobalTagSchema), required=True)
+    total = fields.Int(required=True)
+
+
+class VocabularyChangeSchema(Schema):
+    added = fields.List(fields.Str(), required=True)
+    already_present = fields.List(fields.Str(), required=True)
+
+
+class PromotionQuerySchema(Schema):
+    min_users = fields.Int(load_default=3, validate=validate.Range(min=2, max=1_000_000))
+    limit = fields.Int(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class PromotionCandidateSchema(Schema):
+    tag = fields.Str(required=True)
+    users = fields.Int(required=True, metadata={"description": "distinct users with the tag"})
+    uses = fields.Int(required=True)
+
+
+class PromotionCandidatesSchema(Schema):
+    candidates = fields.List(fields.Nested(PromotionCandidateSchema), required=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import dramatiq
 
@@ -14,10 +16,30 @@ from pipeline.stages.upload_processing import process_local_upload
 from pipeline.workers import runtime  # the broker before any actor
 from pipeline.workers.notify import public_base_url, send_deliveries
 from pipeline.workers.resources import db_pool, invalidate_cache, storage
+from recommender.embeddings import EMBEDDING_KEY, TextEmbedder, content_text
 from t2m.queues import PROCESS_UPLOAD
 from t2m.scratch import attempt_dir
 
 log = logging.getLogger(__name__)
+
+_embedder: TextEmbedder | None = None
+
+
+def _text_embedding(row: Mapping[str, Any]) -> list[float] | None:
+    """The file's sentence embedding for the tag recommender, or None (no text, or the
+    model is not installed: recommendations then use the hashed text features only)."""
+    global _embedder
+    text = content_text(row)
+    if not text.strip():
+        return None
+    try:
+        if _embedder is None:
+            _embedder = TextEmbedder()
+        vector = _embedder.embed([text])[0]
+    except Exception:
+        log.exception("text embedding failed for %s; stored without one", row["id"])
+        return None
+    return [round(float(v), 5) for v in vector]
 
 
 @dramatiq.actor(
@@ -49,6 +71,10 @@ async def process_upload(file_id: str) -> None:
             work_dir=scratch / "thumbs",
             limits=MediaLimits.from_settings(runtime.settings),
         )
+        # computed here, never in the web process; stored with the file's metadata
+        embedding = await asyncio.to_thread(_text_embedding, row)
+        if embedding is not None:
+            result.metadata[EMBEDDING_KEY] = embedding
         thumbnail_keys = {}
         for size, path in result.thumbnails.items():
             key = f"thumbnails/{file_id}/{size}{path.suffix}"

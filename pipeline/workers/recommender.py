@@ -23,6 +23,7 @@ from pipeline.workers import runtime  # noqa: F401  (the broker before any actor
 from pipeline.workers.resources import db_pool, storage
 from recommender import checkpoint
 from recommender.agent import Agent
+from recommender.content import file_content_features
 from recommender.inference import TagScorer
 from t2m.queues import UPDATE_RECOMMENDER
 
@@ -35,6 +36,9 @@ UPDATER_LOCK_KEY = 0x7432_6D_726C  # any constant shared by every updater proces
 MAX_EVENTS_PER_VERSION = 50_000
 BATCH_EVENTS = 2048
 EVALUATION_ROUNDS = 500
+WAIT_RETRY_MS = 2000
+MAX_FILES_PER_VERSION = 5000
+LABEL_BATCH = 64
 
 _agent: tuple[int, Agent] | None = None
 
@@ -68,6 +72,11 @@ async def update_recommender() -> None:
         try:
             while await _publish_one_version(pool):
                 pass
+            async with pool.acquire() as conn:
+                waiting = await rec_rows.feedback_waiting_for_decisions(conn)
+            if waiting:
+                # their decisions are still in an API process's batch: come back for them
+                update_recommender.send_with_options(delay=WAIT_RETRY_MS)
         except BaseException:
             _agent = None  # the in-memory agent may hold half-applied training
             raise
@@ -81,13 +90,25 @@ async def _publish_one_version(pool: asyncpg.Pool) -> bool:
     async with pool.acquire() as conn, conn.transaction():
         latest = await rec_rows.latest_model(conn)
         agent = await _load_agent(latest)
-        counts = await rec_rows.tag_counts(conn)
+        # the model's actions: every vocabulary (it is never shown; the API chooses
+        # candidates from the global vocabulary and the requester's own tags)
+        counts = await rec_rows.all_tag_counts(conn)
         unknown = [t for t in counts if agent.vocabulary.entry(t) is None]
         if unknown:
             agent.vocabulary.seed(unknown)
+        labelled = await rec_rows.claim_tagged_files_to_learn(conn, MAX_FILES_PER_VERSION)
         rows = await rec_rows.claim_unprocessed_feedback(conn, MAX_EVENTS_PER_VERSION)
-        if not rows:
+        if not rows and not labelled:
             return False
+        if labelled:
+            # owners' tags: full-information labels (the agent's popularity prior too)
+            examples = [
+                (file_content_features(dict(f), agent.config.features), list(f["tags"]))
+                for f in labelled
+            ]
+            for start in range(0, len(examples), LABEL_BATCH):
+                await asyncio.to_thread(agent.learn_labels, examples[start : start + LABEL_BATCH])
+            await rec_rows.mark_tags_learned(conn, [f["id"] for f in labelled])
         batch = training_batch(rows, agent.config.features)
         losses = []
         for start in range(0, len(batch.events), BATCH_EVENTS):
@@ -115,11 +136,15 @@ async def _publish_one_version(pool: asyncpg.Pool) -> bool:
             version=version,
             checkpoint_key=checkpoint_key,
             scorer_key=scorer_key,
-            events_trained=len(rows),
+            events_trained=len(rows),  # feedback rows (owner-tagged files: in metrics)
             total_events=agent.events_seen,
             loss=sum(losses) / len(losses) if losses else None,
             seconds=seconds,
-            metrics={"off_policy": off_policy, "tag_events": len(batch.events)},
+            metrics={
+                "off_policy": off_policy,
+                "tag_events": len(batch.events),
+                "labelled_files": len(labelled),
+            },
         )
         await rec_rows.mark_processed(conn, batch.event_ids, batch.event_rewards)
     _agent = (version, agent)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from api.keys import SCORER_CACHE
 from tests.api.files_helpers import upload
 from tests.media_factory import png_bytes
 
@@ -41,6 +42,7 @@ async def test_recommendations_are_logged_with_propensities(client, make_user, d
     shown = [t["tag"] for t in body["tags"]]
     assert not set(shown) & {"beach", "sunset", "ocean"}  # not the tags it already has
     assert all(0 < t["propensity"] <= 1 for t in body["tags"])
+    await client.app[SCORER_CACHE].decisions.flush()  # rows are written in batches
     async with db.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT * FROM recommendations WHERE id = $1", body["recommendation_id"]
@@ -86,7 +88,10 @@ async def test_feedback_is_recorded_and_queued(client, make_user, db):
         rows = await conn.fetch(
             "SELECT event_type, viewer_ref, processed_at FROM feedback_events ORDER BY id"
         )
-        accepted = await conn.fetchval("SELECT accepts FROM tags WHERE tag = $1", tag)
+        # the accepting user's own vocabulary counts it
+        accepted = await conn.fetchval(
+            "SELECT accepts FROM user_tags WHERE tag = $1 AND owner_id = $2", tag, user.id
+        )
     assert [r["event_type"] for r in rows] == ["view", "tag_accept"]
     assert rows[1]["viewer_ref"] == "viewer-42"
     assert all(r["processed_at"] is None for r in rows)  # the worker does the learning

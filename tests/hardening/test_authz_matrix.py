@@ -170,6 +170,16 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/v1/files/{file_id}"): owned(200),
     ("POST", "/api/v1/files/{file_id}/signed-url"): owned(200, body=lambda w: {}),
     ("GET", "/api/v1/files/{file_id}/recommended-tags"): owned(200),
+    # the global tag vocabulary: administrators only (fresh names: each call adds one)
+    ("GET", "/api/v1/recommender/vocabulary"): admin_only(200),
+    ("POST", "/api/v1/recommender/vocabulary"): admin_only(
+        201, body=lambda w: {"tags": [f"cur{secrets.token_hex(4)}"]}
+    ),
+    ("POST", "/api/v1/recommender/vocabulary/promote"): admin_only(
+        201, body=lambda w: {"tags": [f"pro{secrets.token_hex(4)}"]}
+    ),
+    ("GET", "/api/v1/recommender/vocabulary/candidates"): admin_only(200),
+    ("DELETE", "/api/v1/recommender/vocabulary/{tag}"): admin_only(404),
     # jobs and videos (A's job is queued: no worker renders it here)
     ("GET", "/api/v1/jobs"): signed_in(200),
     ("GET", "/api/v1/jobs/{job_id}"): owned(200),
@@ -471,6 +481,7 @@ async def _resolve(world: World, path: str) -> str:
         "{segment}": "uploads",
         "{op_id}": "fop_" + "0" * 24,
         "{path}": "no-such-file.js",
+        "{tag}": "no-such-tag",
     }
     for name, value in values.items():
         path = path.replace(name, value)

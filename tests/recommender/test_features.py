@@ -118,3 +118,42 @@ def test_feature_cache_reuses_features_per_key_and_evicts_oldest():
     cache.get(("c2", 1), "Other")
     assert len(cache) == 2 and (cache.hits, cache.misses) == (1, 3)
     assert cache.get(("c1", 1), "Title", "desc") is not a  # evicted, rebuilt
+
+
+def test_catalogue_idf_weights_rare_words_above_common_ones():
+    from recommender.features import IdfTable
+
+    idf = IdfTable.fit(["the heat", "the matrix", "the godfather", "the heat returns"])
+    cfg = FeatureConfig(char_weight=0.0, bigram_weight=0.0, media_weight=0.0,
+                        duration_weight=0.0, bias_weight=0.0)  # fmt: skip
+    plain = build_content_features(title="the matrix", config=cfg)
+    weighted = build_content_features(title="the matrix", config=cfg, idf=idf)
+    # two words of equal weight without idf; "matrix" (1 of 4 titles) outweighs "the"
+    assert sorted(np.abs(plain.values).round(4)) == [pytest.approx(0.7071)] * 2
+    assert np.abs(weighted.values).max() > 1.5 * np.abs(weighted.values).min()
+
+
+def test_a_year_in_the_title_becomes_a_decade_token():
+    from recommender.features import title_decade
+
+    assert title_decade("Heat (1995)") == "1990"
+    assert title_decade("2001: A Space Odyssey (1968)") == "1960"
+    assert title_decade("Room 101") is None
+    with_year = FeatureConfig(year_weight=0.3)
+    a = build_content_features(title="Heat (1995)", config=with_year)
+    b = build_content_features(title="Heat (1995)")
+    assert a.nnz == b.nnz + 1
+
+
+def test_a_stored_sentence_embedding_joins_the_features_scale_free():
+    rng = np.random.default_rng(0)
+    vec = rng.normal(size=384)
+    base = build_content_features(title="Heat")
+    with_vec = build_content_features(title="Heat", embedding=vec)
+    scaled = build_content_features(title="Heat", embedding=3 * vec)
+    assert with_vec.nnz > base.nnz + 300
+    np.testing.assert_allclose(with_vec.values, scaled.values, rtol=1e-5)
+    off = build_content_features(
+        title="Heat", embedding=vec, config=FeatureConfig(embedding_weight=0.0)
+    )
+    np.testing.assert_array_equal(off.indices, base.indices)

@@ -27,7 +27,9 @@ def test_api_modules_do_not_import_torch():
         "import sys\n"
         "import recommender, recommender.inference, recommender.features\n"
         "import recommender.vocabulary, recommender.rewards, recommender.evaluation\n"
-        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "import recommender.prior, recommender.content, api.recommendations, api.app\n"
+        "for name in ('torch', 'sentence_transformers', 'transformers'):\n"
+        "    assert name not in sys.modules, name + ' imported'\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -147,3 +149,20 @@ def test_shown_tags_never_get_zero_propensity_even_with_ties():
     for _ in range(10):
         d = scorer.recommend(content, None, 3, np.random.default_rng(0))
         assert all(p > 0 for p in d.propensities.values())
+
+
+def test_grouped_candidates_score_like_one_list_without_duplicates_or_exclusions(trained):
+    scorer = trained.scorer()
+    content = topic_content("music", np.random.default_rng(8))
+    shared = ("music", "chess", "travel", "finance")
+    own = ("chess", "my-band", "poetry")  # "chess" in both: offered once
+    grouped = scorer.recommend(
+        content, k=4, explore=False, exclude=["travel"], candidate_groups=(shared, own)
+    )
+    flat = scorer.recommend(
+        content, ["music", "chess", "finance", "my-band", "poetry"], k=4, explore=False
+    )
+    assert grouped.tags == flat.tags
+    assert grouped.scores == pytest.approx(flat.scores)
+    assert grouped.candidates == ("music", "chess", "finance", "my-band", "poetry")
+    assert scorer.recommend(content, k=3, candidate_groups=((), ())).tags == ()

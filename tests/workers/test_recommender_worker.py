@@ -195,3 +195,31 @@ async def test_killed_updater_loses_no_event_and_reloads_its_checkpoint(
     async with db.acquire() as conn:
         rows = await conn.fetch("SELECT version, total_events FROM model_versions ORDER BY version")
     assert rows[-1]["total_events"] > rows[-2]["total_events"]  # training resumed, not restarted
+
+
+async def test_owner_tags_are_learned_once_as_labels(client, make_user, db, start_worker):
+    user = await make_user()
+    target = await _library(client, user)
+    start_worker(["rl_update"])
+    # one event triggers an update; the owners' tags of the library go in with it
+    response = await client.post(
+        "/api/v1/feedback",
+        json={"content_id": target, "event_type": "view", "watch_time_ms": 100},
+        headers=user.headers,
+    )
+    assert response.status == 202
+    for _ in range(300):
+        if await _pending(db) == 0:
+            break
+        await asyncio.sleep(0.2)
+    async with db.acquire() as conn:
+        unlearned = await conn.fetchval(
+            "SELECT count(*) FROM files WHERE tags <> '{}' AND tags_learned_at IS NULL"
+        )
+        metrics = await conn.fetchval("SELECT metrics FROM model_versions ORDER BY version LIMIT 1")
+    assert unlearned == 0
+    assert metrics["labelled_files"] == len(TOPICS) + 1
+    _, scorer = await _latest_scorer(client, db)
+    # a new pet video, never tagged or answered: the owners' "dog" labels carry over
+    context = scorer.content_features(title="Our pets at the lake: dog and puppy")
+    assert set(scorer.recommend(context, None, 2, explore=False).tags) & TRUE_TAGS
