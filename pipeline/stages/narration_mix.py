@@ -12,6 +12,10 @@ ways of building that track were measured here for 200 clips of ~3 s over
 * decoding each clip with PyAV (swresample to 48 kHz) and writing the
   track here: 0.9 s, any sample rate, overlapping clips simply add.
 
+(Those three runs reused five distinct WAVs.  With 199 distinct clips, as
+a real job has, bench/bench_narration_render.py measured 5-9 s for the
+premix on this machine while other work shared it: decoding dominates.)
+
 So the track is mixed here, streamed to disk: only the clips that overlap
 the one being placed are held in memory, never the whole track (an hour of
 narration would be ~700 MB as float32).
