@@ -13,7 +13,7 @@ FILE_COLUMNS = (
     "f.id, f.owner_id, f.blob_sha256, f.filename, f.title, f.description, f.content_type,"
     " f.file_type, f.subdirectory, f.size, f.source, f.processing_status, f.processing_error,"
     " f.metadata, f.thumbnails, f.renditions, f.tags, f.download_count, f.stream_count,"
-    " f.bytes_served, f.last_accessed_at, f.created_at, f.updated_at, b.storage_key"
+    " f.bytes_served, f.last_accessed_at, f.created_at, f.updated_at, f.job_id, b.storage_key"
 )
 _FROM = "FROM files f JOIN blobs b ON b.sha256 = f.blob_sha256"
 

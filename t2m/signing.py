@@ -41,6 +41,7 @@ class LinkKind(StrEnum):
     ORIGINAL = "original"
     THUMBNAIL = "thumbnail"
     RENDITION = "rendition"
+    CAPTIONS = "captions"  # a generated video's caption file (vtt or srt)
 
 
 # Patterns are matched whole (fullmatch) and are ASCII only: ``\d`` would
@@ -56,6 +57,7 @@ KIND_PARAMETERS: dict[LinkKind, dict[str, re.Pattern[str]]] = {
     LinkKind.ORIGINAL: {"inline": re.compile(r"true|false", _ASCII)},
     LinkKind.THUMBNAIL: {"size": re.compile(r"small|medium|large", _ASCII)},
     LinkKind.RENDITION: {"quality": re.compile(r"auto|original|[0-9]{3,4}p", _ASCII)},
+    LinkKind.CAPTIONS: {"format": re.compile(r"vtt|srt", _ASCII)},
 }
 # Present in every link, next to the kind's own parameters.
 ENVELOPE_PARAMETERS = ("user_id", "expires", "kind", "signature")

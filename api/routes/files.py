@@ -11,6 +11,7 @@ from aiohttp_apigami import docs, request_schema
 from api import cached_reads, file_service
 from api.authn import require_user
 from api.cache import cached_json
+from api.captions_delivery import send_captions
 from api.file_delivery import send_original, send_stream, send_thumbnail
 from api.file_views import file_detail, file_metadata
 from api.keys import CACHE, DB_POOL, SETTINGS
@@ -55,6 +56,8 @@ BYTES = {
         },
     },
 }
+CAPTIONS_VTT = {"description": "text/vtt; charset=utf-8 (CORS: any origin)"}
+CAPTIONS_SRT = {"description": "application/x-subrip (CORS: any origin)"}
 RANGE_ERROR = error_doc("Malformed or unsatisfiable Range (RANGE_NOT_SATISFIABLE)")
 
 
@@ -210,6 +213,8 @@ async def secure(request: web.Request) -> web.StreamResponse:
             return await send_original(
                 request, row, inline=grant.params["inline"] == "true", user_id=grant.user_id
             )
+        case signing.LinkKind.CAPTIONS:
+            return await send_captions(request, row, grant.params["format"])
 
 
 @routes.get("/files/{file_id}")
@@ -311,6 +316,32 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
     return await send_thumbnail(request, row, request["data"]["size"])
 
 
+@routes.get("/files/{file_id}/captions.vtt")
+@docs(
+    tags=["files"],
+    summary="A generated video's captions as WebVTT (word timestamps when narrated)",
+    security=BEARER,
+    responses={200: CAPTIONS_VTT, 401: UNAUTHORIZED, 404: NOT_FOUND},
+)
+async def captions_vtt(request: web.Request) -> web.StreamResponse:
+    principal = await require_user(request)
+    row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
+    return await send_captions(request, row, "vtt")
+
+
+@routes.get("/files/{file_id}/captions.srt")
+@docs(
+    tags=["files"],
+    summary="A generated video's captions as SRT (sentence cues)",
+    security=BEARER,
+    responses={200: CAPTIONS_SRT, 401: UNAUTHORIZED, 404: NOT_FOUND},
+)
+async def captions_srt(request: web.Request) -> web.StreamResponse:
+    principal = await require_user(request)
+    row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
+    return await send_captions(request, row, "srt")
+
+
 @routes.get("/files/{file_id}/analytics")
 @docs(
     tags=["files"],
@@ -357,6 +388,8 @@ def link_grant(data: dict[str, Any]) -> tuple[signing.LinkKind, dict[str, str]]:
         kind = signing.LinkKind.THUMBNAIL
     elif "quality" in data:
         kind = signing.LinkKind.RENDITION
+    elif "format" in data:
+        kind = signing.LinkKind.CAPTIONS
     else:
         kind = signing.LinkKind.ORIGINAL
     match kind:
@@ -366,6 +399,8 @@ def link_grant(data: dict[str, Any]) -> tuple[signing.LinkKind, dict[str, str]]:
             return kind, {"quality": data.get("quality", "auto")}
         case signing.LinkKind.ORIGINAL:
             return kind, {"inline": "true" if data["inline"] else "false"}
+        case signing.LinkKind.CAPTIONS:
+            return kind, {"format": data.get("format", "vtt")}
 
 
 @routes.post("/files/{file_id}/signed-url")

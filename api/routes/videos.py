@@ -10,6 +10,7 @@ from aiohttp_apigami import docs, request_schema
 
 from api import job_service
 from api.authn import Principal, require_user
+from api.captions_delivery import send_captions
 from api.file_delivery import send_original, send_stream, send_thumbnail
 from api.job_views import job_view
 from api.keys import DB_POOL
@@ -25,6 +26,8 @@ routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 NOT_READY = error_doc("The video is not ready (CONFLICT; see the job status)")
 BYTES = {"description": "The video (206 with Content-Range for a Range request)"}
+CAPTIONS_VTT = {"description": "text/vtt; charset=utf-8 (CORS: any origin)"}
+CAPTIONS_SRT = {"description": "application/x-subrip (CORS: any origin)"}
 
 
 @routes.post("/videos/generate")
@@ -150,6 +153,30 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return await send_stream(
         request, row, quality=request["data"]["quality"], user_id=principal.user_id
     )
+
+
+@routes.get("/videos/{job_id}/captions.vtt")
+@docs(
+    tags=["videos"],
+    summary="Captions as WebVTT: sentence cues with word timestamps when narrated",
+    security=BEARER,
+    responses={200: CAPTIONS_VTT, 401: UNAUTHORIZED, 404: NOT_FOUND, 409: NOT_READY},
+)
+async def captions_vtt(request: web.Request) -> web.StreamResponse:
+    principal = await require_user(request)
+    return await send_captions(request, await _finished_video(request, principal), "vtt")
+
+
+@routes.get("/videos/{job_id}/captions.srt")
+@docs(
+    tags=["videos"],
+    summary="Captions as SRT (sentence cues)",
+    security=BEARER,
+    responses={200: CAPTIONS_SRT, 401: UNAUTHORIZED, 404: NOT_FOUND, 409: NOT_READY},
+)
+async def captions_srt(request: web.Request) -> web.StreamResponse:
+    principal = await require_user(request)
+    return await send_captions(request, await _finished_video(request, principal), "srt")
 
 
 @routes.get("/videos/{job_id}/thumbnail")

@@ -46,15 +46,20 @@ class SignedUrlRequestSchema(Schema):
     kind = fields.Str(
         validate=validate.OneOf([k.value for k in LinkKind]),
         metadata={
-            "description": "What the link opens: the original bytes, a thumbnail (size)"
-            " or a rendition (quality). Default: thumbnail when size is given, rendition"
-            " when quality is given, else original"
+            "description": "What the link opens: the original bytes, a thumbnail (size),"
+            " a rendition (quality) or a generated video's captions (format). Default:"
+            " thumbnail when size is given, rendition when quality is given, captions"
+            " when format is given, else original"
         },
     )
     inline = fields.Bool(
         load_default=False, metadata={"description": "Original links only: serve inline"}
     )
     size = fields.Str(validate=validate.OneOf(("small", "medium", "large")))
+    format = fields.Str(
+        validate=validate.OneOf(("vtt", "srt")),
+        metadata={"description": "Captions links only: vtt (default) or srt"},
+    )
     quality = fields.Str(
         validate=[
             validate.Regexp(r"^(auto|original|[0-9]{3,4}p)$"),  # documented
@@ -73,6 +78,10 @@ class SignedUrlRequestSchema(Schema):
             raise ValidationError(f"size is for thumbnail links, not {kind} links", "size")
         if "quality" in data and kind not in (None, LinkKind.RENDITION):
             raise ValidationError(f"quality is for rendition links, not {kind} links", "quality")
+        if "format" in data and ("size" in data or "quality" in data):
+            raise ValidationError("format is for captions links only", "format")
+        if "format" in data and kind not in (None, LinkKind.CAPTIONS):
+            raise ValidationError(f"format is for captions links, not {kind} links", "format")
 
 
 class SecureQuerySchema(Schema):
@@ -90,6 +99,7 @@ class SecureQuerySchema(Schema):
     inline = fields.Str(metadata={"description": "Set by original links: true or false"})
     size = fields.Str(metadata={"description": "Set by thumbnail links"})
     quality = fields.Str(metadata={"description": "Set by rendition links"})
+    format = fields.Str(metadata={"description": "Set by captions links: vtt or srt"})
 
 
 class CleanupRequestSchema(Schema):

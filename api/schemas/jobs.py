@@ -47,7 +47,7 @@ class GenerateVideoSchema(Schema):
     )
     style = fields.Nested(StyleSchema, load_default=dict)
     subtitles = fields.Str(
-        load_default="none", validate=validate.OneOf(("none", "burned", "sidecar"))
+        load_default="none", validate=validate.OneOf(("none", "burned", "sidecar", "karaoke"))
     )
     webhook_url = fields.Url(schemes={"http", "https"}, validate=validate.Length(max=2000))
     tags = fields.List(

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import logging
+import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -29,24 +32,42 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipeline.stages.captions import Cue, subtitle_cues, to_srt, to_webvtt
 from pipeline.stages.ffmpeg_runner import MonotonicProgress, run_ffmpeg
 from pipeline.stages.fonts import FontNotFound, check_text_engine, resolve_chain
+from pipeline.stages.narration_mix import mix_narration
 from pipeline.stages.render_errors import RenderCancelled, RenderError, RenderTimeout
 from pipeline.stages.render_graph import (
+    MIX,
+    TARGET_LUFS,
     EncodeSettings,
+    FfmpegJob,
     GraphInputs,
     build_ffmpeg_job,
+    clamp_gain,
+    measure_job,
+    mix_job,
     prepared_image_size,
 )
 from pipeline.stages.storyboard import Rendition, Storyboard, StoryboardScene
-from pipeline.stages.text_cards import CardColors, CardText, draw_card, gradient
+from pipeline.stages.text_cards import (
+    CardColors,
+    CardText,
+    draw_card,
+    draw_karaoke_band,
+    gradient,
+)
 
 __all__ = [
+    "Cue",
     "RenderCancelled",
     "RenderError",
     "RenderResult",
     "RenderTimeout",
     "render_video",
+    "subtitle_cues",
+    "to_srt",
+    "to_webvtt",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,13 +75,15 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("split", "separate")
 CARD_SHARE = 0.05  # progress fraction given to drawing cards
 DURATION_TOLERANCE_S = 0.1
+LOUDNESS_PASSES = 3  # measurements after gain + limiter, at most
+LOUDNESS_TOLERANCE_LU = 0.3
 
 
 @dataclass(frozen=True)
 class RenderResult:
     renditions: dict[str, Path]  # quality → MP4, best first
     sizes: dict[str, tuple[int, int]]  # quality → (width, height)
-    subtitle_files: dict[str, Path]  # "vtt"/"srt" → file (sidecar mode only)
+    subtitle_files: dict[str, Path]  # "vtt"/"srt" → file (sidecar mode, or narrated)
     duration_s: float
     poster_time_s: float
     elapsed_s: float = 0.0
@@ -77,6 +100,7 @@ def render_video(
     out_dir: Path,
     *,
     asset_paths: Mapping[str, Path],
+    narration_paths: Mapping[str, Path] | None = None,
     on_progress: Callable[[float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     strategy: str = "split",
@@ -86,7 +110,8 @@ def render_video(
 ) -> RenderResult:
     """Render all renditions of ``storyboard`` into ``out_dir``.
 
-    ``asset_paths`` maps the storyboard's asset ids to local files.
+    ``asset_paths`` maps the storyboard's asset ids to local files,
+    ``narration_paths`` the narration clips' ``audio_key``s to local WAVs.
     ``on_progress(fraction)`` is monotonic and ends with 1.0;
     ``should_cancel()`` is polled at least every 0.25 s while ffmpeg runs
     (and between cards); a cancel kills ffmpeg, removes partial outputs and
@@ -106,14 +131,17 @@ def render_video(
     work = Path(tempfile.mkdtemp(prefix=".render-", dir=out_dir))
     finals: list[Path] = []
     try:
-        inputs = _prepare_inputs(storyboard, work, asset_paths, progress, cancelled)
+        inputs = _prepare_inputs(
+            storyboard, work, asset_paths, narration_paths or {}, progress, cancelled
+        )
         _release_memory()
+        inputs, gain_db = _mix_sound(storyboard, inputs, work, cancelled)
         outputs = [(r, f"out_{r.quality}.mp4") for r in storyboard.renditions]
         runs = [outputs] if strategy == "split" else [[o] for o in outputs]
         weights = [sum(r.width * r.height for r, _ in run) for run in runs]
         done = 0.0
         for run, weight in zip(runs, weights, strict=True):
-            job = build_ffmpeg_job(storyboard, inputs, run, encode=encode)
+            job = build_ffmpeg_job(storyboard, inputs, run, encode=encode, gain_db=gain_db)
             for name, content in job.files.items():
                 (work / name).write_text(content, encoding="utf-8")
             share = (1 - CARD_SHARE - 0.01) * weight / sum(weights)
@@ -153,6 +181,65 @@ def render_video(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _mix_sound(
+    sb: Storyboard, inputs: GraphInputs, work: Path, cancelled: Callable[[], bool]
+) -> tuple[GraphInputs, float | None]:
+    """Mix a narrated video's sound once and find the gain that brings it to
+    -16 LUFS integrated: (inputs with the mix, gain in dB or None if silent).
+
+    The limiter after the gain takes some loudness off the loudest syllables
+    (measured -17.2 LUFS for a gain meant to give -16), and takes more the
+    more gain there is, so the gain is corrected from measurements after
+    gain and limiter (secant steps) until within LOUDNESS_TOLERANCE_LU.
+    Each measurement reads only the mixed WAV: ~0.3 s for 60 s here.
+    Silent and music-only videos are not normalised (as before).
+    """
+    if inputs.narration is None:
+        return inputs, None
+    raw = _loudness(mix_job(sb, inputs), sb, work, cancelled)
+    inputs = dataclasses.replace(inputs, mix=MIX)
+    if raw is None:  # silence measures -inf: nothing to scale
+        return inputs, None
+    points = [(0.0, raw)]
+    gain = clamp_gain(TARGET_LUFS - raw)
+    for _ in range(LOUDNESS_PASSES):
+        measured = _loudness(measure_job(gain), sb, work, cancelled)
+        if measured is None or abs(measured - TARGET_LUFS) <= LOUDNESS_TOLERANCE_LU:
+            break
+        (g0, l0), points = points[-1], [*points, (gain, measured)]
+        slope = (measured - l0) / (gain - g0) if gain != g0 else 1.0
+        gain = clamp_gain(gain + (TARGET_LUFS - measured) / min(1.0, max(0.3, slope)))
+    return inputs, gain
+
+
+def _loudness(
+    job: FfmpegJob, sb: Storyboard, work: Path, cancelled: Callable[[], bool]
+) -> float | None:
+    """Run ``job`` (ending in ``ebur128``) and read its integrated loudness."""
+    for name, content in job.files.items():
+        (work / name).write_text(content, encoding="utf-8")
+    log_path = work / "loudness.log"
+    run_ffmpeg(
+        job.args,
+        cwd=work,
+        total_duration_s=sb.duration_s,
+        log_path=log_path,
+        should_cancel=cancelled,
+    )
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    summary = text[text.rfind("Summary:") :] if "Summary:" in text else ""
+    found = re.search(r"\bI:\s*(-?[0-9.]+|-inf|inf|nan) LUFS", summary)
+    value = found.group(1) if found else ""
+    return float(value) if _finite(value) else None
+
+
+def _finite(value: object) -> bool:
+    try:
+        return math.isfinite(float(str(value)))
+    except ValueError:
+        return False
+
+
 def _release_memory() -> None:
     """Hand the card-drawing memory back to the OS before the long ffmpeg run.
 
@@ -179,6 +266,7 @@ def _prepare_inputs(
     sb: Storyboard,
     work: Path,
     asset_paths: Mapping[str, Path],
+    narration_paths: Mapping[str, Path],
     progress: MonotonicProgress,
     cancelled: Callable[[], bool],
 ) -> GraphInputs:
@@ -207,7 +295,75 @@ def _prepare_inputs(
         source = Path(asset_paths[sb.music.asset_id])
         music = f"music{_safe_suffix(source)}"
         os.symlink(source.resolve(), work / music)
-    return GraphInputs(cards=cards, backgrounds=backgrounds, music=music)
+    overrides = _karaoke_cards(sb, work, colors, cancelled)
+    narration = None
+    if sb.narration:
+        narration = "narration.wav"
+        mix_narration(
+            sb.narration, narration_paths, work / narration, sb.duration_s, cancelled=cancelled
+        )
+    return GraphInputs(
+        cards=cards,
+        backgrounds=backgrounds,
+        music=music,
+        narration=narration,
+        overrides=overrides,
+    )
+
+
+def _karaoke_cards(
+    sb: Storyboard, work: Path, colors: CardColors, cancelled: Callable[[], bool]
+) -> tuple[tuple[int, int, str], ...]:
+    """``subtitles: karaoke``: one card per spoken word, shown while it is
+    spoken: the scene's card without its body text, the cue burned in the
+    subtitle band, the word highlighted.  Returned as (first frame, end
+    frame, card) ranges that replace the scene's card on the static track,
+    so a word costs one PNG, never per-frame work (see render_graph).
+
+    Only the solo part of static (gradient) scenes is covered: during a
+    crossfade, and over image/video backgrounds, the scene's own burned
+    text shows, as in ``burned`` mode.
+    """
+    if sb.subtitles != "karaoke" or not sb.narration:
+        return ()
+    fps = sb.fps
+    solo = [
+        (s, s.start_frame + s.transition_in_frames, s.start_frame + s.slot_frames)
+        for s in sb.scenes
+        if s.background.kind == "gradient"
+    ]
+    bases: dict[int, Image.Image] = {}
+    overrides: list[tuple[int, int, str]] = []
+    for cue in subtitle_cues(sb):
+        words = [(row, i, w) for row, line in enumerate(cue.lines) for i, w in enumerate(line)]
+        spaced = any(w.space_before for _, _, w in words)
+        texts = [[w.text for w in line] for line in cue.lines]
+        for n, (row, i, word) in enumerate(words):
+            if cancelled():
+                raise RenderCancelled()
+            start = word.start_s if n else cue.start_s
+            end = words[n + 1][2].start_s if n + 1 < len(words) else cue.end_s
+            a, b = round(start * fps), round(end * fps)
+            for scene, lo, hi in solo:
+                first, last = max(a, lo), min(b, hi)
+                if first >= last:
+                    continue
+                if scene.index not in bases:
+                    bare = dataclasses.replace(scene, lines=())
+                    bases[scene.index] = _draw_scene_card(sb, bare, colors)
+                name = f"karaoke_{len(overrides):05d}.png"
+                image = draw_karaoke_band(
+                    bases[scene.index],
+                    texts,
+                    (row, i),
+                    sb.card,
+                    colors=colors,
+                    cjk_locale=scene.cjk_locale,
+                    spaced=spaced,
+                )
+                image.save(work / name, compress_level=1)
+                overrides.append((first, last, name))
+    return tuple(overrides)
 
 
 def _draw_scene_card(sb: Storyboard, scene: StoryboardScene, colors: CardColors) -> Image.Image:
@@ -342,7 +498,9 @@ def _verify(path: Path, rendition: Rendition, expected_s: float) -> None:
 
 
 def _write_subtitles(sb: Storyboard, out_dir: Path, finals: list[Path]) -> dict[str, Path]:
-    if sb.subtitles != "sidecar":
+    # A narrated video always has captions (``subtitles`` only decides what
+    # is burned in); a silent one only when asked for sidecar files.
+    if sb.subtitles != "sidecar" and not sb.narration:
         return {}
     cues = subtitle_cues(sb)
     vtt = out_dir / "subtitles.vtt"
@@ -352,58 +510,3 @@ def _write_subtitles(sb: Storyboard, out_dir: Path, finals: list[Path]) -> dict[
     srt.write_text(to_srt(cues), encoding="utf-8")
     finals.append(srt)
     return {"vtt": vtt, "srt": srt}
-
-
-@dataclass(frozen=True)
-class Cue:
-    start_s: float
-    end_s: float
-    text: str
-
-
-def subtitle_cues(sb: Storyboard) -> list[Cue]:
-    """One cue per card, switching in the middle of each crossfade."""
-    cues: list[Cue] = []
-    scenes = sb.scenes
-    for i, scene in enumerate(scenes):
-        start = scene.start_frame + scene.transition_in_frames / 2
-        nxt = scenes[i + 1] if i + 1 < len(scenes) else None
-        end = nxt.start_frame + nxt.transition_in_frames / 2 if nxt is not None else sb.total_frames
-        parts = [" ".join(scene.title_lines), " ".join(scene.lines)]
-        text = "\n".join(p for p in parts if p)
-        if text:
-            cues.append(Cue(start / sb.fps, end / sb.fps, text))
-    return cues
-
-
-def _timestamp(seconds: float, sep: str) -> str:
-    ms = round(seconds * 1000)
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def to_webvtt(cues: Sequence[Cue]) -> str:
-    out = ["WEBVTT", ""]
-    for n, cue in enumerate(cues, start=1):
-        text = cue.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        out += [
-            str(n),
-            f"{_timestamp(cue.start_s, '.')} --> {_timestamp(cue.end_s, '.')}",
-            text,
-            "",
-        ]
-    return "\n".join(out)
-
-
-def to_srt(cues: Sequence[Cue]) -> str:
-    out: list[str] = []
-    for n, cue in enumerate(cues, start=1):
-        out += [
-            str(n),
-            f"{_timestamp(cue.start_s, ',')} --> {_timestamp(cue.end_s, ',')}",
-            cue.text.replace("-->", "->"),
-            "",
-        ]
-    return "\n".join(out)

@@ -42,7 +42,7 @@ from t2m.errors import ValidationFailed
 STORYBOARD_VERSION = 1
 QUALITIES = ("480p", "720p", "1080p")
 ASPECTS = ("16:9", "9:16", "1:1")
-SUBTITLE_MODES = ("none", "burned", "sidecar")
+SUBTITLE_MODES = ("none", "burned", "sidecar", "karaoke")
 FONT_FAMILIES = ("sans", "serif")
 # Even dimensions: yuv420p halves chroma in both directions.
 RESOLUTIONS: dict[tuple[str, str], tuple[int, int]] = {
@@ -436,7 +436,7 @@ def build_storyboard(
         family=style.font_family,
         position=style.text_position,
         font_scale=style.font_scale,
-        caption=subtitles == "burned",
+        caption=subtitles in ("burned", "karaoke"),  # karaoke: burned, word-highlighted
     )
 
     # 1. Cards: wrap every scene, split what does not fit.

@@ -679,3 +679,52 @@ def _paste_bitmap_run(layer: Image.Image, run: Run, px: int, x: float, baseline:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     tile = tile.resize(size, Image.Resampling.LANCZOS)
     layer.alpha_composite(tile, (round(x + x0 * scale), round(baseline + y0 * scale)))
+
+
+KARAOKE_HIGHLIGHT = "#FFD54A"
+
+
+def draw_karaoke_band(
+    canvas: Image.Image,
+    lines: Sequence[Sequence[str]],
+    highlight: tuple[int, int] | None,
+    metrics: CardMetrics,
+    *,
+    colors: CardColors | None = None,
+    cjk_locale: str = "JP",
+    spaced: bool = True,
+) -> Image.Image:
+    """Burn a caption cue into ``canvas`` (the burned-subtitle band at the
+    bottom), the word ``highlight`` = (line, word) drawn in KARAOKE_HIGHLIGHT.
+
+    The whole line is laid out as burned subtitles are, then the spoken word
+    is drawn again over itself at its measured offset, so the highlight never
+    shifts the line.
+    """
+    colors = colors or CardColors()
+    joiner = " " if spaced else ""
+    card = CardText(lines=tuple(joiner.join(words) for words in lines), title_lines=())
+    fonts = CardFonts(metrics, cjk_locale)
+    placed = list(_place_lines(card, metrics, fonts))
+    layer = Image.new("RGBA", canvas.size)
+    _draw_panels(layer, placed, metrics, colors.panel_alpha or 150)
+    for line in placed:
+        _draw_line(layer, line, hex_rgb(colors.text), emoji=True)
+    if highlight is not None and highlight[0] < len(placed):
+        row, index = highlight
+        words = lines[row]
+        line = placed[row]
+        if index < len(words):
+            prefix = joiner.join(words[:index]) + (joiner if index else "")
+            x = line.x + line.measurer.width(prefix) if prefix else line.x
+            word = _PlacedLine(
+                text=words[index],
+                measurer=line.measurer,
+                x=x,
+                baseline=line.baseline,
+                width=line.measurer.width(words[index]),
+            )
+            _draw_line(layer, word, hex_rgb(KARAOKE_HIGHLIGHT), emoji=True)
+    out = canvas.convert("RGBA")
+    out.alpha_composite(layer)
+    return out

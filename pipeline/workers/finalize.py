@@ -66,6 +66,11 @@ async def finalize_video(
             "stream_url": f"/api/v1/videos/{job['id']}/stream",
             "thumbnail_url": f"/api/v1/videos/{job['id']}/thumbnail",
         }
+        if rendered.get("subtitles"):  # narrated, or silent with subtitles=sidecar
+            result["captions"] = {
+                kind: f"/api/v1/videos/{job['id']}/captions.{kind}"
+                for kind in rendered["subtitles"]
+            }
         completed = await job_rows.complete_job(conn, job["id"], result)
         if completed:
             await job_rows.add_log(

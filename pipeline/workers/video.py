@@ -34,6 +34,8 @@ from t2m.errors import ValidationFailed
 from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
 from t2m.scratch import attempt_dir
 
+CAPTION_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip"}
+
 log = logging.getLogger(__name__)
 _enqueuer: Enqueuer | None = None
 
@@ -216,6 +218,14 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
             local.parent.mkdir(parents=True, exist_ok=True)
             await storage().download_to(row["storage_key"], local)
             asset_paths[asset_id] = local
+    # Narration clips are content-addressed under tts/ (the narrate stage
+    # wrote them); the same sentence spoken twice is fetched once.
+    narration_paths: dict[str, Path] = {}
+    for number, key in enumerate(dict.fromkeys(c.audio_key for c in storyboard.narration)):
+        local = work / "tts" / f"clip_{number:05d}.wav"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        await storage().download_to(key, local)
+        narration_paths[key] = local
     watch = _RenderWatch(run, asyncio.get_running_loop())
     poller = asyncio.create_task(watch.poll_cancel())
     started = time.monotonic()
@@ -225,6 +235,7 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
             storyboard,
             work / "out",
             asset_paths=asset_paths,
+            narration_paths=narration_paths,
             on_progress=watch.on_progress,
             should_cancel=watch.should_cancel,
             timeout_s=runtime.settings.ffmpeg_timeout_s or None,
@@ -247,7 +258,7 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
         }
     for kind, path in result.subtitle_files.items():
         await storage().put_file(
-            f"videos/{job_id}/subtitles.{kind}", path, content_type="text/plain"
+            f"videos/{job_id}/subtitles.{kind}", path, content_type=CAPTION_TYPES[kind]
         )
     async with run.pool.acquire() as conn:
         await job_rows.update_job(

@@ -529,7 +529,7 @@ def add_client_commands(sub: Any) -> None:
         "--asset", action="append", metavar="ID", help="one of your files (repeatable)"
     )
     generate.add_argument("--music", metavar="ID", help="an audio file of yours")
-    generate.add_argument("--subtitles", choices=("none", "burned", "sidecar"))
+    generate.add_argument("--subtitles", choices=("none", "burned", "sidecar", "karaoke"))
     generate.add_argument(
         "--wait", action="store_true", help="follow the job live until it finishes"
     )

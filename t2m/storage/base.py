@@ -22,6 +22,7 @@ from t2m.errors import RangeNotSatisfiable
 SEGMENTS: tuple[str, ...] = (
     "uploads",
     "scripts",
+    "tts",  # synthesized speech, content-addressed (narrate stage; read by render)
     "storyboards",
     "videos",
     "thumbnails",

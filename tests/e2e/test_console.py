@@ -203,6 +203,8 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
             await generate.get_by_label("Tags", exact=True).fill("tour")
             await generate.get_by_label("Quality").select_option("480p")
             await generate.get_by_label("Length, seconds").fill("6")
+            # Sidecar captions: the player shows them as a <track>.
+            await generate.get_by_label("Subtitles").select_option("sidecar")
             # Record every value the bar shows.
             await page.evaluate(
                 """() => {
@@ -252,6 +254,25 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
             )
             await page.evaluate("() => document.querySelector('#item-video').pause()")
             assert 206 in ranges, ranges
+
+            # Captions: a <track> with the video's cues, and a toggle for them.
+            toggle = page.get_by_label("Captions")
+            await expect(toggle).to_be_visible(timeout=WAIT_MS)
+            await expect(toggle).to_be_checked()
+            await page.wait_for_function(
+                "() => { const t = document.querySelector('#item-video').textTracks[0];"
+                " return t && t.mode === 'showing' && t.cues && t.cues.length > 0 }",
+                timeout=WAIT_MS,
+            )
+            first_cue = await page.evaluate(
+                "document.querySelector('#item-video').textTracks[0].cues[0].text"
+            )
+            assert "Welcome to T2M" in first_cue, first_cue
+            await toggle.uncheck()
+            assert (
+                await page.evaluate("document.querySelector('#item-video').textTracks[0].mode")
+                == "hidden"
+            )
 
             # Like it.
             like = page.get_by_role("button", name="Like")

@@ -160,6 +160,9 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/files/{file_id}/metadata"): owned(200),
     ("GET", "/api/v1/files/{file_id}/download"): owned(200),
     ("GET", "/api/v1/files/{file_id}/stream"): owned(200),
+    # A's file is a picture: it has no captions (404 for everyone who may see it)
+    ("GET", "/api/v1/files/{file_id}/captions.vtt"): owned(404),
+    ("GET", "/api/v1/files/{file_id}/captions.srt"): owned(404),
     # No media worker runs here, so A's upload has no thumbnail yet (404 for
     # A and the admin too; the code says why).
     ("GET", "/api/v1/files/{file_id}/thumbnail"): owned(404),
@@ -192,6 +195,8 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/videos/{job_id}/download"): owned(409),
     ("GET", "/api/v1/videos/{job_id}/stream"): owned(409),
     ("GET", "/api/v1/videos/{job_id}/thumbnail"): owned(409),
+    ("GET", "/api/v1/videos/{job_id}/captions.vtt"): owned(409),
+    ("GET", "/api/v1/videos/{job_id}/captions.srt"): owned(409),
     ("GET", "/api/v1/videos/{job_id}/metadata"): owned(409),
     # system
     ("GET", "/api/v1/system/health"): public(200),

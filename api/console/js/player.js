@@ -76,6 +76,39 @@ async function mountVideo(box) {
   select.replaceChildren(...choices.map((q) => h("option", { value: q }, q === "auto" ? "Automatic" : q)));
   $("#item-quality-field").hidden = choices.length < 2;
   await setSource(video, "auto");
+  await mountCaptions(video);
+}
+
+// Sidecar captions as a <track>: generated videos have them when narrated
+// (always) or made with subtitles=sidecar. A <track> cannot send a token, so
+// it loads a signed captions link; a HEAD request first tells whether the
+// video has captions at all (no toggle otherwise).
+async function mountCaptions(video) {
+  const field = $("#item-captions-field");
+  field.hidden = true;
+  if (item.source !== "generated") return;
+  const mine = generation;
+  let url;
+  try {
+    url = sameOrigin(await signedUrl(item.id, { kind: "captions", format: "vtt" }));
+    const probe = await fetch(url, { method: "HEAD" });
+    if (!probe.ok) return;
+  } catch {
+    return;
+  }
+  if (mine !== generation || player !== video) return;
+  const toggle = $("#item-captions");
+  video.append(h("track", { kind: "captions", label: "Captions", src: url, default: true }));
+  showCaptions(video, toggle.checked);
+  field.hidden = false;
+}
+
+function showCaptions(video, on) {
+  for (const track of video.textTracks) {
+    // "hidden" keeps the cues loaded (players and scripts can still read
+    // them) without drawing them.
+    if (track.kind === "captions") track.mode = on ? "showing" : "hidden";
+  }
 }
 
 async function mountOther(box) {
@@ -158,6 +191,7 @@ async function enter({ args }) {
   $("#item-title").textContent = "Item";
   $("#item-facts").replaceChildren();
   $("#item-quality-field").hidden = true;
+  $("#item-captions-field").hidden = true;
   $("#item-share-field").hidden = true;
   say($("#item-status"), "");
   $("#item-status").hidden = false;
@@ -199,6 +233,9 @@ function leave() {
 export function init() {
   $("#item-like").addEventListener("click", like);
   $("#item-share").addEventListener("click", share);
+  $("#item-captions").addEventListener("change", (event) => {
+    if (player) showCaptions(player, event.target.checked);
+  });
   $("#item-quality").addEventListener("change", (event) => {
     if (player && item) setSource(player, event.target.value).catch(() => {});
   });
