@@ -121,8 +121,10 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 def cmd_maintenance(args: argparse.Namespace) -> int:
     import json
 
+    from api.cached_reads import warm
     from db.pool import create_pool
-    from pipeline.stages.operations import MaintenanceContext, run_task
+    from pipeline.maintenance.context import build_context
+    from pipeline.maintenance.registry import run_task
     from pipeline.workers.broker import build_broker
     from t2m.enqueue import Enqueuer
     from t2m.redis_client import create_redis
@@ -139,7 +141,14 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
         client = create_redis(settings) if settings.redis_url else None
         storage = build_storage(settings)
         broker = build_broker(settings)
-        ctx = MaintenanceContext(pool, settings, storage, Enqueuer(broker).send, client)
+        ctx = build_context(
+            settings,
+            pool=pool,
+            storage=storage,
+            enqueuer=Enqueuer(broker),
+            redis=client,
+            warm=warm,
+        )
         try:
             return await run_task(ctx, args.task, **params)
         finally:
@@ -160,7 +169,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline.stages.maintenance import MAINTENANCE_TASKS
+    from pipeline.maintenance.registry import MAINTENANCE_TASKS
 
     parser = argparse.ArgumentParser(prog="t2m", description="T2M text-to-media service")
     sub = parser.add_subparsers(dest="command", required=True)

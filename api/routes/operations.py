@@ -13,6 +13,7 @@ from aiohttp_apigami import docs, request_schema
 
 from api.authn import require_admin
 from api.cache import after_write
+from api.cached_reads import warm
 from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS, STORAGE
 from api.responses import pagination, plain
 from api.schemas.common import FORBIDDEN, INVALID, NOT_FOUND, UNAUTHORIZED, error_doc
@@ -28,7 +29,9 @@ from api.schemas.operations import (
 from db import housekeeping
 from db import jobs as job_rows
 from db import operations as op_rows
-from pipeline.stages.operations import STAGE_ACTORS, MaintenanceContext, run_task
+from pipeline.maintenance.context import MaintenanceContext, build_context
+from pipeline.maintenance.reaper import STAGE_ACTORS
+from pipeline.maintenance.registry import run_task
 from t2m.errors import Conflict, NotFound
 
 routes = web.RouteTableDef()
@@ -37,8 +40,13 @@ ADMIN_ERRORS: dict[int, dict[str, Any]] = {400: INVALID, 401: UNAUTHORIZED, 403:
 
 
 def maintenance_context(app: web.Application) -> MaintenanceContext:
-    return MaintenanceContext(
-        app[DB_POOL], app[SETTINGS], app[STORAGE], app[ENQUEUER].send, app[REDIS]
+    return build_context(
+        app[SETTINGS],
+        pool=app[DB_POOL],
+        storage=app[STORAGE],
+        enqueuer=app[ENQUEUER],
+        redis=app[REDIS],
+        warm=warm,
     )
 
 

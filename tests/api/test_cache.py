@@ -11,10 +11,11 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from api.cache import CacheKey, ReadThroughCache
 from api.keys import CACHE
 from db import jobs as job_rows
-from pipeline.stages.operations import MaintenanceContext, reap_stuck_jobs
+from pipeline.maintenance.context import MaintenanceContext
+from pipeline.maintenance.reaper import reap_stuck_jobs
+from t2m.cache import CacheKey, ReadThroughCache
 from t2m.cache_generation import bump_generations
 from t2m.embedded import free_port
 from t2m.redis_client import create_redis

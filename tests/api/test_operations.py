@@ -18,7 +18,9 @@ import asyncpg
 import redis
 
 from db import jobs as job_rows
-from pipeline.stages.operations import MaintenanceContext, reap_stuck_jobs, run_task
+from pipeline.maintenance.context import MaintenanceContext
+from pipeline.maintenance.reaper import reap_stuck_jobs
+from pipeline.maintenance.registry import run_task
 from pipeline.workers.broker import build_broker
 from t2m.enqueue import Enqueuer
 from t2m.ids import new_id
