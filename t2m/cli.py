@@ -125,7 +125,7 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     from db.pool import create_pool
     from pipeline.maintenance.context import build_context
     from pipeline.maintenance.registry import run_task
-    from pipeline.workers.broker import build_broker
+    from t2m.broker import build_broker
     from t2m.enqueue import Enqueuer
     from t2m.redis_client import create_redis
     from t2m.storage import build_storage

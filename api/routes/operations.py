@@ -30,9 +30,9 @@ from db import housekeeping
 from db import jobs as job_rows
 from db import operations as op_rows
 from pipeline.maintenance.context import MaintenanceContext, build_context
-from pipeline.maintenance.reaper import STAGE_ACTORS
 from pipeline.maintenance.registry import run_task
 from t2m.errors import Conflict, NotFound
+from t2m.queues import VIDEO_STAGE_ACTORS
 
 routes = web.RouteTableDef()
 
@@ -119,7 +119,7 @@ async def retry_failed_operation(request: web.Request) -> web.Response:
         op = await op_rows.failed_operation(conn, op_id)
         if op is None:
             raise NotFound("No such failed operation")
-        ref = STAGE_ACTORS.get(op["stage"])
+        ref = VIDEO_STAGE_ACTORS.get(op["stage"])
         if op["job_id"] is None or ref is None:
             raise Conflict(f"Stage {op['stage']!r} of this operation cannot be retried here")
         if not await op_rows.reopen_job(conn, op["job_id"], op["stage"]):

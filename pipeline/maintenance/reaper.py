@@ -19,20 +19,16 @@ from db import housekeeping
 from db import jobs as job_rows
 from db import operations as op_rows
 from pipeline.maintenance.context import MaintenanceContext
+from t2m.broker import DramatiqKeys, broker_redis_url
 from t2m.cache_generation import bump_generations
-from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO, ActorRef
+from t2m.job_status import JobStatus
+from t2m.queues import VIDEO_STAGE_ACTORS, ActorRef
 from t2m.redis_client import create_redis
 from t2m.settings import Settings
 from t2m.worker_heartbeats import SCAN_COUNT, read_heartbeats
 
 log = logging.getLogger(__name__)
 
-STAGE_ACTORS: dict[str, ActorRef] = {
-    "parse": PARSE_SCRIPT,
-    "storyboard": BUILD_STORYBOARD,
-    "render": RENDER_VIDEO,
-    "thumbnails": MAKE_THUMBNAILS,
-}
 BATCH = 5000
 
 
@@ -46,11 +42,6 @@ class _Liveness:
     # backlog, delayed for a retry, or fetched and not yet acknowledged);
     # None when the broker is not Redis and its messages cannot be read.
     in_broker: set[str] | None
-
-
-def _broker_namespace(settings: Settings) -> str:
-    # Must match pipeline/workers/broker.py.
-    return f"{settings.redis_namespace}-dramatiq"
 
 
 def _job_of(raw: str | bytes) -> str | None:
@@ -71,7 +62,7 @@ async def _broker_job_ids(client: aioredis.Redis, settings: Settings) -> set[str
     Dramatiq's Redis broker keeps every message that is neither acknowledged
     nor dead-lettered in ``<bns>:<queue>.msgs`` (ready, prefetched, in flight,
     held by a dead worker until maintenance hands it back) or, while delayed,
-    in ``<bns>:<queue>.DQ.msgs`` (layout: ``api/queue_status.py``).  HSCAN
+    in ``<bns>:<queue>.DQ.msgs`` (layout: :mod:`t2m.broker`).  HSCAN
     reads them in bounded batches instead of one reply the size of a backlog.
 
     Queues are read in pipeline order: a stage sends the next stage's message
@@ -80,10 +71,10 @@ async def _broker_job_ids(client: aioredis.Redis, settings: Settings) -> set[str
     delay queue comes first for the same reason (a retry due now is sent to
     the queue before it leaves the delay queue).
     """
-    ns = _broker_namespace(settings)
+    keys = DramatiqKeys.of(settings)
     jobs: set[str] = set()
-    for ref in STAGE_ACTORS.values():
-        for key in (f"{ns}:{ref.queue_name}.DQ.msgs", f"{ns}:{ref.queue_name}.msgs"):
+    for ref in VIDEO_STAGE_ACTORS.values():
+        for key in (keys.delayed_messages(ref.queue_name), keys.messages(ref.queue_name)):
             async for _, raw in client.hscan_iter(key, count=SCAN_COUNT):
                 job_id = _job_of(raw)
                 if job_id is not None:
@@ -92,10 +83,10 @@ async def _broker_job_ids(client: aioredis.Redis, settings: Settings) -> set[str
 
 
 async def _in_broker(client: aioredis.Redis, settings: Settings) -> set[str] | None:
-    broker_url = settings.effective_broker_url
-    if broker_url == settings.redis_url:
+    if settings.effective_broker_url == settings.redis_url:
         return await _broker_job_ids(client, settings)
-    if not broker_url.startswith(("redis://", "rediss://", "unix://")):
+    broker_url = broker_redis_url(settings)
+    if broker_url is None:
         return None  # RabbitMQ (or a stub): its queues cannot be read here
     own = create_redis(settings.with_overrides(redis_url=broker_url))
     try:
@@ -136,7 +127,7 @@ def _may_be_running(job: asyncpg.Record, queue: str, live: _Liveness) -> bool:
         return True
     if live.active is not None:
         return job["id"] in live.active
-    return job["status"] == "processing" and queue in live.queues
+    return job["status"] == JobStatus.PROCESSING and queue in live.queues
 
 
 async def reap_stuck_jobs(
@@ -163,8 +154,10 @@ async def reap_stuck_jobs(
             conn, processing_after_s=processing_after, queued_after_s=queued_after, limit=BATCH
         )
         for job in jobs:
-            stage = "parse" if job["status"] == "queued" else (job["current_stage"] or "parse")
-            ref = STAGE_ACTORS.get(stage)
+            stage = (
+                "parse" if job["status"] == JobStatus.QUEUED else (job["current_stage"] or "parse")
+            )
+            ref = VIDEO_STAGE_ACTORS.get(stage)
             if ref is None:
                 continue
             if _may_be_running(job, ref.queue_name, live):
