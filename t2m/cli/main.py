@@ -163,7 +163,7 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from t2m.dev import run_dev
+    from t2m.cli.dev import run_dev
 
     return run_dev(Path(args.procfile))
 
