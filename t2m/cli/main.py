@@ -42,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from pipeline.workers.registry import modules_for, served_queues
+    from t2m.worker_modules import modules_for, served_queues
 
     queues = args.queues or served_queues()
     try:
