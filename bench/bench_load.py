@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.harness import Service, running_service, wait_http  # noqa: E402
 from t2m.embedded import free_port  # noqa: E402
-from tests.media_factory import png_bytes  # noqa: E402
+from tests.support.media import png_bytes  # noqa: E402
 
 HELLO_APP = """
 from aiohttp import web

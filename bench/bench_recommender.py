@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.harness import running_service  # noqa: E402
-from tests.media_factory import png_bytes  # noqa: E402
+from tests.support.media import png_bytes  # noqa: E402
 
 CONCURRENCY = 50
 TOPICS = [

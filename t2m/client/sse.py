@@ -24,34 +24,50 @@ class Event:
     data: Any
 
 
-def parse_events(lines: Iterable[str]) -> Iterator[Event]:
-    """Events from the lines of a text/event-stream (comments skipped)."""
-    fields: dict[str, str] = {}
-    data: list[str] = []
-    for raw in lines:
+class EventParser:
+    """Turns the lines of a text/event-stream, fed one at a time, into events
+    (comments skipped; a block without data is no event)."""
+
+    def __init__(self) -> None:
+        self._fields: dict[str, str] = {}
+        self._data: list[str] = []
+
+    def feed(self, raw: str) -> Event | None:
+        """The event this line completes, if it ends one."""
         line = raw.rstrip("\r\n")
         if line == "":
-            if data:
-                event_id = fields.get("id")
-                try:
-                    payload = json.loads("\n".join(data))
-                except ValueError:
-                    payload = "\n".join(data)
-                yield Event(
-                    int(event_id) if event_id and event_id.isdigit() else None,
-                    fields.get("event", "message"),
-                    payload,
-                )
-            fields, data = {}, []
-            continue
+            fields, data = self._fields, self._data
+            self._fields, self._data = {}, []
+            if not data:
+                return None
+            event_id = fields.get("id")
+            try:
+                payload = json.loads("\n".join(data))
+            except ValueError:
+                payload = "\n".join(data)
+            return Event(
+                int(event_id) if event_id and event_id.isdigit() else None,
+                fields.get("event", "message"),
+                payload,
+            )
         if line.startswith(":"):
-            continue
+            return None
         name, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if name == "data":
-            data.append(value)
+            self._data.append(value)
         else:
-            fields[name] = value
+            self._fields[name] = value
+        return None
+
+
+def parse_events(lines: Iterable[str]) -> Iterator[Event]:
+    """Events from the lines of a text/event-stream (comments skipped)."""
+    parser = EventParser()
+    for raw in lines:
+        event = parser.feed(raw)
+        if event is not None:
+            yield event
 
 
 def follow_job(api: Api, job_id: str) -> Iterator[Event]:

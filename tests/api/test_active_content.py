@@ -15,7 +15,7 @@ from aiohttp import ClientResponse
 
 from api.serving import as_attachment, is_active_content, is_active_filename
 from tests.api.files_helpers import upload
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 ACTIVE_UPLOADS = [
     (

@@ -8,18 +8,10 @@ import pytest
 from api.app import create_app
 from db.bootstrap import ensure_admin
 from tests.api.files_helpers import form, upload
-from tests.media_factory import png_bytes
+from tests.support.errors import assert_error
+from tests.support.media import png_bytes
 
 PASSWORD = "s3cret-pass-word"
-
-
-async def _error(response, status: int, code: str) -> dict:
-    assert response.status == status, await response.text()
-    body = await response.json()
-    assert body["success"] is False
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body
 
 
 async def _register(client, name: str):
@@ -54,7 +46,7 @@ async def test_open_registration_signs_in_at_once(app_with):
 
 async def test_closed_registration_is_403_and_creates_nothing(app_with, db):
     client = await app_with(registration="closed")
-    await _error(await _register(client, "carl"), 403, "REGISTRATION_CLOSED")
+    await assert_error(await _register(client, "carl"), 403, "REGISTRATION_CLOSED")
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM users WHERE username = 'carl'") == 0
         # The command line's create-admin is not affected.
@@ -71,12 +63,12 @@ async def test_approval_mode_keeps_the_account_out_until_an_admin_approves(app_w
     assert "approve" in body["message"]
     user_id = body["data"]["id"]
 
-    await _error(await _login(client, "pat"), 403, "ACCOUNT_PENDING")
+    await assert_error(await _login(client, "pat"), 403, "ACCOUNT_PENDING")
     # The wrong password learns nothing about the account.
-    await _error(await _login(client, "pat", "not-the-password"), 401, "AUTH_INVALID")
+    await assert_error(await _login(client, "pat", "not-the-password"), 401, "AUTH_INVALID")
     # The root-path sign-in too.
     response = await client.post("/login", data={"username": "pat", "password": PASSWORD})
-    await _error(response, 403, "ACCOUNT_PENDING")
+    await assert_error(response, 403, "ACCOUNT_PENDING")
 
     admin = await make_user("ADMIN")
     user = await make_user()
@@ -87,20 +79,20 @@ async def test_approval_mode_keeps_the_account_out_until_an_admin_approves(app_w
     assert items[0]["is_active"] is False
 
     response = await client.post(f"/api/v1/admin/users/{user_id}/approve", headers=user.headers)
-    await _error(response, 403, "PERMISSION_DENIED")
+    await assert_error(response, 403, "PERMISSION_DENIED")
     response = await client.post(f"/api/v1/admin/users/{user_id}/approve", headers=admin.headers)
     assert response.status == 200, await response.text()
     assert (await response.json())["data"]["pending_approval"] is False
     assert (await _login(client, "pat")).status == 200
 
     response = await client.post(f"/api/v1/admin/users/{user_id}/approve", headers=admin.headers)
-    await _error(response, 409, "CONFLICT")
+    await assert_error(response, 409, "CONFLICT")
     response = await client.post(
         "/api/v1/admin/users/usr_" + "0" * 24 + "/approve", headers=admin.headers
     )
-    await _error(response, 404, "RESOURCE_NOT_FOUND")
+    await assert_error(response, 404, "RESOURCE_NOT_FOUND")
     response = await client.post("/api/v1/admin/users/nonsense/approve", headers=admin.headers)
-    await _error(response, 404, "RESOURCE_NOT_FOUND")
+    await assert_error(response, 404, "RESOURCE_NOT_FOUND")
 
 
 def test_registration_setting_is_checked_at_start():
@@ -146,11 +138,11 @@ async def test_admin_overrides_a_user_s_quota_and_resets_it(app_with, make_user)
     response = await client.post(
         "/api/v1/files/upload", data=form(png_bytes()), headers=user.headers
     )
-    await _error(response, 413, "QUOTA_EXCEEDED")
+    await assert_error(response, 413, "QUOTA_EXCEEDED")
     response = await client.post(
         "/api/v1/videos/generate", json={"script": "One scene."}, headers=user.headers
     )
-    await _error(response, 429, "QUOTA_EXCEEDED")
+    await assert_error(response, 429, "QUOTA_EXCEEDED")
     await upload(client, other, png_bytes())  # another user keeps the default
 
     # null: back to the default; fields not sent stay as they are.
@@ -171,12 +163,12 @@ async def test_quota_overrides_refuse_bad_input_and_non_admins(app_with, make_us
         assert response.status in (400, 422), (bad, await response.text())
         assert (await response.json())["error"]["code"] == "VALIDATION_ERROR"
     response = await client.patch(path, json={"files": 5}, headers=user.headers)
-    await _error(response, 403, "PERMISSION_DENIED")
+    await assert_error(response, 403, "PERMISSION_DENIED")
     response = await client.get(path, headers=user.headers)
-    await _error(response, 403, "PERMISSION_DENIED")
+    await assert_error(response, 403, "PERMISSION_DENIED")
     response = await client.patch(
         "/api/v1/admin/users/usr_" + "0" * 24 + "/quota", json={"files": 5}, headers=admin.headers
     )
-    await _error(response, 404, "RESOURCE_NOT_FOUND")
+    await assert_error(response, 404, "RESOURCE_NOT_FOUND")
     response = await client.get(path, headers=admin.headers)
     assert (await response.json())["data"]["overrides"]["files"] is None  # nothing changed

@@ -9,16 +9,8 @@ import jwt
 import pytest
 
 from t2m.errors import AuthInvalid, RateLimited
-from t2m.tokens import issue_token
-
-
-async def _error(response, status: int, code: str) -> dict:
-    assert response.status == status, await response.text()
-    body = await response.json()
-    assert body["success"] is False
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body
+from tests.support.errors import assert_error as _error
+from tests.support.tokens import access_token
 
 
 async def test_register_then_login_and_me(client):
@@ -208,28 +200,13 @@ async def test_bad_tokens(client, settings, make_user):
         401,
         "AUTH_INVALID",
     )
-    expired = issue_token(
-        secret=settings.jwt_secret,
-        issuer=settings.jwt_issuer,
-        subject=user.id,
-        role="USER",
-        kind="access",
-        ttl_s=60,
-        now=time.time() - 3600,
-    ).token
+    expired = access_token(settings, user.id, now=time.time() - 3600)
     await _error(
         await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"}),
         401,
         "AUTH_EXPIRED",
     )
-    other_issuer = issue_token(
-        secret=settings.jwt_secret,
-        issuer="someone-else",
-        subject=user.id,
-        role="USER",
-        kind="access",
-        ttl_s=60,
-    ).token
+    other_issuer = access_token(settings, user.id, issuer="someone-else")
     await _error(
         await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {other_issuer}"}),
         401,

@@ -23,21 +23,14 @@ from t2m.redis_client import create_redis
 from t2m.settings import Settings
 from t2m.storage import build_storage
 from tests.api.files_helpers import upload
-from tests.media_factory import jpeg_bytes, png_bytes
+from tests.support.media import jpeg_bytes, png_bytes
+from tests.support.polling import until
 from tests.workers.conftest import start_worker  # noqa: F401 (a fixture)
 
 
 async def _get(client: Any, path: str, user: Any = None) -> tuple[int, str, Any]:
     response = await client.get(path, headers=user.headers if user else {})
     return response.status, response.headers.get("X-Cache", ""), await response.json()
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 60.0) -> None:
-    """Wait (bounded) until ``check()`` holds."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 # How long a read may keep showing the state from before a worker's commit:
@@ -58,7 +51,7 @@ async def _read_until(
         seen.append((outcome, body))
         return shows(body)
 
-    await _until(shown, what, BUMP_WINDOW_S)
+    await until(shown, what, timeout_s=BUMP_WINDOW_S)
     return seen[-1]
 
 
@@ -155,7 +148,7 @@ async def test_a_worker_finishing_an_upload_shows_in_the_next_read(client, make_
                 await conn.fetchval("SELECT processing_status FROM files WHERE id = $1", data["id"])
             )
 
-    await _until(lambda: _is(status, "completed"), "the upload processed")
+    await until(lambda: _is(status, "completed"), "the upload processed")
     # The worker committed, then bumps: reads see the new state within moments,
     # and the first read that does is computed afresh.
     outcome, after = await _read_until(
@@ -237,7 +230,7 @@ async def test_job_state_changes_show_in_the_next_report(
         async with db.acquire() as conn:
             return str(await job_rows.job_status(conn, job_id))
 
-    await _until(lambda: _is(job_status, "processing"), "the job taken")
+    await until(lambda: _is(job_status, "processing"), "the job taken")
     outcome, stats = await _read_until(
         client,
         "/reports/video-stats",
@@ -277,8 +270,8 @@ async def test_a_built_storyboard_shows_in_the_next_storyboard_stats(
         await transaction.start()
         await locker.execute("LOCK TABLE files IN ACCESS EXCLUSIVE MODE")
         start(["parse", "storyboard"])
-        await _until(lambda: _is(current_stage, "storyboard"), "the storyboard stage started")
-        await _until(lambda: _waiting_on(db, "%FROM files f%", 1), "the stage waiting on files")
+        await until(lambda: _is(current_stage, "storyboard"), "the storyboard stage started")
+        await until(lambda: _waiting_on(db, "%FROM files f%", 1), "the stage waiting on files")
         _, _, stats = await _get(client, "/reports/storyboard-stats")
         assert stats["total_jobs"] == 1 and stats["total_storyboards"] == 0
         assert (await _get(client, "/reports/storyboard-stats"))[1] == "HIT"
@@ -292,7 +285,7 @@ async def test_a_built_storyboard_shows_in_the_next_storyboard_stats(
                 )
             )
 
-    await _until(summarised, "the storyboard summary written")
+    await until(summarised, "the storyboard summary written")
     outcome, stats = await _read_until(
         client,
         "/reports/storyboard-stats",
@@ -416,7 +409,7 @@ async def test_playing_a_video_leaves_admin_wide_and_global_entries_cached(clien
             )
         return row is not None and tuple(row) == (1, 3)
 
-    await _until(counted, "the deliveries counted")
+    await until(counted, "the deliveries counted")
     await background.drain()  # the batches that wrote them have also bumped
     for read in admin_reads:
         assert (await _get(client, read, admin))[1] == "HIT", read
@@ -457,7 +450,7 @@ async def _coalesce(client: Any, db: asyncpg.Pool, path: str, user: Any, kind: s
             await asyncio.sleep(0.05)
         assert flights.coalesced[kind] - joined == requests - 1
         # The one computation reaches the database a moment after the others join.
-        await _until(lambda: _waiting_on(db, "%FROM files f%", 1), "one query on files")
+        await until(lambda: _waiting_on(db, "%FROM files f%", 1), "one query on files")
         await transaction.rollback()
     responses = await asyncio.gather(*tasks)
     bodies = [await r.json() for r in responses]

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from api.keys import STORAGE
 from tests.api.files_helpers import upload
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 VTT = "WEBVTT\n\n1\n00:00:00.500 --> 00:00:01.700\nShort <00:00:00.900>and <00:00:01.200>sweet.\n"
 SRT = "1\n00:00:00,500 --> 00:00:01,700\nShort and sweet.\n"

@@ -6,7 +6,7 @@ import pytest
 
 from api.keys import SCORER_CACHE
 from tests.api.files_helpers import upload
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 
 async def _content(

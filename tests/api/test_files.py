@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.api.files_helpers import form, upload
-from tests.media_factory import ELF_BYTES, png_bytes
+from tests.support.media import ELF_BYTES, png_bytes
 
 
 async def _error(response, status: int, code: str) -> dict:

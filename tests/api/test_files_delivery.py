@@ -10,7 +10,7 @@ from api.keys import CACHE, DB_POOL, STORAGE
 from api.serving import Delivery
 from t2m.storage import content_key
 from tests.api.files_helpers import upload
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 
 async def _analytics(client, user, file_id: str) -> dict:

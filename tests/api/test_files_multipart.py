@@ -20,7 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from api.uploads import FormStream, _part_chunks
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 # Truncated bodies cut part headers short too; aiohttp warns about those.
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.BadContentDispositionHeader")

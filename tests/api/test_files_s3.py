@@ -6,7 +6,7 @@ import aiohttp
 
 from api.app import create_app
 from tests.api.files_helpers import upload
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 
 async def test_upload_download_range_and_dedup_on_s3(aiohttp_client, s3_settings, db, make_user):

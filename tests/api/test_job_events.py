@@ -12,8 +12,8 @@ import pytest
 from db import jobs as job_rows
 from t2m.job_events import JobEvents
 from t2m.redis_client import create_redis
-from t2m.tokens import issue_token
-from tests.api.sse_helpers import next_event, read_until_end
+from tests.support.sse import next_event, read_until_end
+from tests.support.tokens import access_token
 
 
 @pytest.fixture
@@ -204,16 +204,9 @@ async def test_who_may_follow_a_job(client, make_user, settings, caplog):
     assert response.status == 401
     assert (await client.get(f"{url}?token={owner.token}")).status == 401
     # An expired one is refused.
-    expired = issue_token(
-        secret=settings.jwt_secret,
-        issuer=settings.jwt_issuer,
-        subject=owner.id,
-        role="USER",
-        kind="events",
-        ttl_s=60,
-        now=time.time() - 120,
-        extra_claims={"job": job_id},
-    ).token
+    expired = access_token(
+        settings, owner.id, kind="events", now=time.time() - 120, extra_claims={"job": job_id}
+    )
     response = await client.get(f"{url}?token={expired}")
     assert response.status == 401
     assert (await response.json())["error"]["code"] == "AUTH_EXPIRED"

@@ -6,7 +6,7 @@ import aiohttp
 
 from api.app import create_app
 from tests.api.files_helpers import form
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 
 async def test_workflow_upload_contents_content_download_stream(client, make_user):

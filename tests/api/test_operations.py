@@ -303,7 +303,7 @@ async def test_purge_removes_expired_deleted_files_and_unreferenced_blobs_only(
 ) -> None:
     from api.keys import STORAGE
     from tests.api.files_helpers import upload
-    from tests.media_factory import png_bytes
+    from tests.support.media import png_bytes
 
     user = await make_user()
     shared = png_bytes(color=(4, 4, 4))
@@ -357,7 +357,7 @@ async def test_upload_waits_for_a_purge_of_its_bytes_and_stores_them_afresh(
     from api.keys import STORAGE
     from db import files as file_rows
     from tests.api.files_helpers import upload
-    from tests.media_factory import png_bytes
+    from tests.support.media import png_bytes
 
     user = await make_user()
     data = png_bytes(color=(9, 9, 9))

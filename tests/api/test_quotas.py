@@ -22,18 +22,10 @@ from db import quotas as quota_rows
 from t2m.errors import QuotaExceeded
 from t2m.ids import new_id
 from tests.api.files_helpers import form, upload
-from tests.media_factory import png_bytes
+from tests.support.errors import assert_error
+from tests.support.media import png_bytes
 
 SCRIPT = {"script": "A short scene. Then another one."}
-
-
-async def _error(response, status: int, code: str) -> dict:
-    assert response.status == status, await response.text()
-    body = await response.json()
-    assert body["success"] is False
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body
 
 
 async def _leftovers(client, db: asyncpg.Pool, user_id: str) -> tuple[list[str], int, int]:
@@ -118,7 +110,7 @@ async def test_upload_declared_larger_than_free_space_is_refused_unread(
         data=form(content + b"\0" * (FORM_OVERHEAD + 1000)),
         headers=user.headers,
     )
-    body = await _error(response, 413, "QUOTA_EXCEEDED")
+    body = await assert_error(response, 413, "QUOTA_EXCEEDED")
     assert body["error"]["details"] == {
         "quota": "stored_bytes",
         "used": 0,
@@ -138,7 +130,7 @@ async def test_upload_over_the_quota_by_a_little_is_refused_while_streaming(
     response = await client.post(
         "/api/v1/files/upload", data=form(content + b"\0" * 1000), headers=user.headers
     )
-    await _error(response, 413, "QUOTA_EXCEEDED")
+    await assert_error(response, 413, "QUOTA_EXCEEDED")
     assert await _leftovers(client, db, user.id) == ([], 0, 0)
 
 
@@ -170,7 +162,7 @@ async def test_streamed_upload_is_stopped_at_the_quota_and_nothing_stays(
         data=body(),
         headers={**user.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
-    body_json = await _error(response, 413, "QUOTA_EXCEEDED")
+    body_json = await assert_error(response, 413, "QUOTA_EXCEEDED")
     assert body_json["error"]["details"]["quota"] == "stored_bytes"
     assert await _leftovers(client, db, user.id) == ([], 0, 0)
     # Not even the backend's partial file of the stopped write.
@@ -200,7 +192,7 @@ async def test_batch_over_the_quota_keeps_none_of_its_files(quota_client, make_u
         data=body(),
         headers={**user.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
-    await _error(response, 413, "QUOTA_EXCEEDED")
+    await assert_error(response, 413, "QUOTA_EXCEEDED")
     assert await _leftovers(client, db, user.id) == ([], 0, 0)
 
 
@@ -212,7 +204,7 @@ async def test_file_count_quota_is_413(quota_client, make_user, db):
     response = await client.post(
         "/upload", data=form(png_bytes(color=(3, 0, 0))), headers=user.headers
     )
-    body = await _error(response, 413, "QUOTA_EXCEEDED")
+    body = await assert_error(response, 413, "QUOTA_EXCEEDED")
     assert body["error"]["details"] == {"quota": "files", "used": 2, "limit": 2}
     tmp, files, held = await _leftovers(client, db, user.id)
     assert (tmp, files, held) == ([], 2, 0)
@@ -303,14 +295,14 @@ async def test_concurrent_jobs_over_the_quota_are_429_with_retry_after(quota_cli
         assert response.status == 202, await response.text()
         job_ids.append((await response.json())["data"]["id"])
     response = await client.post("/api/v1/videos/generate", json=SCRIPT, headers=user.headers)
-    body = await _error(response, 429, "QUOTA_EXCEEDED")
+    body = await assert_error(response, 429, "QUOTA_EXCEEDED")
     assert int(response.headers["Retry-After"]) > 0
     assert body["error"]["details"] == {"quota": "concurrent_jobs", "used": 2, "limit": 2}
     # The root-path alias counts the same jobs.
     response = await client.post(
         "/generate-video", data=form(b"One scene.", "s.txt"), headers=user.headers
     )
-    await _error(response, 429, "QUOTA_EXCEEDED")
+    await assert_error(response, 429, "QUOTA_EXCEEDED")
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM jobs WHERE owner_id = $1", user.id) == 2
     assert [i async for i in client.app[STORAGE].list("scripts/")] != []
@@ -367,12 +359,12 @@ async def test_daily_render_quota_is_429_until_the_next_utc_day(quota_client, ma
     response = await client.post(
         "/api/v1/videos/generate", json={**SCRIPT, "duration": 50}, headers=user.headers
     )
-    await _error(response, 429, "QUOTA_EXCEEDED")
+    await assert_error(response, 429, "QUOTA_EXCEEDED")
 
     async with db.acquire() as conn:
         await _planned_job(conn, user.id, 40)
     response = await client.post("/api/v1/videos/generate", json=SCRIPT, headers=user.headers)
-    body = await _error(response, 429, "QUOTA_EXCEEDED")
+    body = await assert_error(response, 429, "QUOTA_EXCEEDED")
     assert body["error"]["details"] == {"quota": "render_seconds_today", "used": 100, "limit": 100}
     retry_after = int(response.headers["Retry-After"])
     midnight = quota_rows.day_start() + timedelta(days=1)
@@ -446,7 +438,7 @@ async def test_on_s3_a_stopped_upload_leaves_no_object_or_multipart_part(
         data=body(),
         headers={**user.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
-    await _error(response, 413, "QUOTA_EXCEEDED")
+    await assert_error(response, 413, "QUOTA_EXCEEDED")
     storage = client.app[STORAGE]
     assert [info.key async for info in storage.list("")] == []
     s3 = await storage._get_client()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.api.files_helpers import upload
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 
 async def _job(

@@ -9,7 +9,7 @@ import pytest
 
 from t2m import signing
 from tests.api.files_helpers import upload
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 
 def _path(url: str) -> tuple[str, dict[str, str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from api.keys import SCORER_CACHE
 from db import recommender as rec_rows
 from tests.api.files_helpers import upload
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 SECRET_TAGS = "project-nightingale acquisition-target-zeta"
 

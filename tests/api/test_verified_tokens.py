@@ -8,7 +8,7 @@ from typing import Any
 
 from api.verified_tokens import VerifiedTokens
 from t2m.settings import Settings
-from t2m.tokens import issue_token
+from tests.support.tokens import access_token
 
 
 def test_remembers_until_expiry_and_evicts_the_least_recently_used() -> None:
@@ -30,14 +30,7 @@ async def test_a_remembered_token_still_expires(
     client: Any, make_user: Any, settings: Settings
 ) -> None:
     user = await make_user()
-    short = issue_token(
-        secret=settings.jwt_secret,
-        issuer=settings.jwt_issuer,
-        subject=user.id,
-        role="USER",
-        kind="access",
-        ttl_s=1,
-    ).token
+    short = access_token(settings, user.id, ttl_s=1)
     headers = {"Authorization": f"Bearer {short}"}
     assert (await client.get("/api/v1/auth/me", headers=headers)).status == 200
     await asyncio.sleep(2.1)  # "exp" has whole seconds

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, Response, async_playwright, expect
 
-from tests.media_factory import jpeg_bytes
+from tests.support.media import jpeg_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 QUEUES = ["parse", "storyboard", "render", "thumbnails", "media", "rl_update"]

@@ -36,11 +36,11 @@ from aiohttp.web import Application
 from api.app import create_app
 from db.users import insert_user
 from t2m.settings import Settings
-from t2m.tokens import issue_token
 from tests.conftest import _TEST_PASSWORD_HASH, TEST_PASSWORD
 from tests.hardening.conftest import module_settings, serve_app
 from tests.infra import Infra
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
+from tests.support.tokens import access_token
 
 ANON = "anonymous"
 A = "user_a"
@@ -428,15 +428,7 @@ async def build_world(client: TestClient, settings: Settings) -> World:
         world.tokens[principal] = caller.token
     world.tokens[ANON] = None
     a = world.users[A]
-    world.tokens[EXPIRED] = issue_token(
-        secret=settings.jwt_secret,
-        issuer=settings.jwt_issuer,
-        subject=a.id,
-        role="USER",
-        kind="access",
-        ttl_s=60,
-        now=time.time() - 3600,
-    ).token
+    world.tokens[EXPIRED] = access_token(settings, a.id, now=time.time() - 3600)
     world.tokens[TAMPERED_SIGNATURE] = _flip_signature(a.token)
     world.tokens[TAMPERED_PAYLOAD] = _swap_payload(a.token, role="ADMIN")
     revoked = (await world.login(a.username))["access_token"]

@@ -19,7 +19,7 @@ from yarl import URL
 
 from t2m import signing
 from tests.api.files_helpers import upload
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 
 async def _signed(client, user, file_id: str, **body) -> tuple[str, dict[str, str]]:

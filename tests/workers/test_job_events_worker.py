@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.api.sse_helpers import Event, next_event, read_until_end
 from tests.samples import SCRIPTS
+from tests.support.sse import Event, next_event, read_until_end
 from tests.workers.test_video_pipeline import VIDEO_QUEUES
 
 

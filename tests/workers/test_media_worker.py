@@ -8,7 +8,7 @@ import io
 from PIL import Image
 
 from tests.api.files_helpers import upload
-from tests.media_factory import jpeg_bytes, png_bytes
+from tests.support.media import jpeg_bytes, png_bytes
 
 
 async def _wait_processed(client, user, file_id: str, timeout_s: float = 60) -> dict:

@@ -13,7 +13,7 @@ from t2m.broker import build_broker
 from t2m.enqueue import Enqueuer
 from t2m.queues import UPDATE_RECOMMENDER
 from tests.api.files_helpers import upload
-from tests.media_factory import png_bytes
+from tests.support.media import png_bytes
 
 TOPICS = {
     "Waves rolling onto the sand at dawn": "beach ocean sand",

@@ -16,7 +16,8 @@ from aiohttp import web
 from db import webhooks as webhook_rows
 from pipeline.maintenance.tasks import requeue_webhook_deliveries
 from tests.api.files_helpers import upload
-from tests.media_factory import jpeg_bytes, png_bytes
+from tests.support.media import jpeg_bytes, png_bytes
+from tests.support.polling import until
 from tests.workers.spec_webhook_snippet import verify_webhook
 from tests.workers.test_video_pipeline import VIDEO_QUEUES, wait_job
 
@@ -128,16 +129,6 @@ async def deliveries(client, user, hook_id: str) -> list[dict]:
     return body["data"]["items"]
 
 
-async def wait_until(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
 async def settled(client, user, hook_id: str, count: int, timeout_s: float = 30) -> list[dict]:
     async def done():
         items = await deliveries(client, user, hook_id)
@@ -145,7 +136,9 @@ async def settled(client, user, hook_id: str, count: int, timeout_s: float = 30)
             items if len(items) >= count and all(d["status"] != "pending" for d in items) else None
         )
 
-    return await wait_until(done, timeout_s, f"{count} settled deliveries of {hook_id}")
+    return await until(
+        done, f"{count} settled deliveries of {hook_id}", timeout_s=timeout_s, interval_s=0.1
+    )
 
 
 def check_signed(request: Received, webhook_secret: str) -> None:
