@@ -52,8 +52,11 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
+# Coverage of the test process (workers and servers the tests start as
+# subprocesses are not measured); reported, not enforced.
 pytest: $(INSTALLED)
-	$(BIN)/pytest -m "not bare_machine"
+	$(BIN)/coverage run -m pytest -m "not bare_machine"
+	$(BIN)/coverage report
 
 test-bare: $(INSTALLED)
 	./scripts/bare-machine.sh $(BIN)/pytest -p no:cacheprovider $(BARE_MACHINE_TESTS)
@@ -87,4 +90,4 @@ bench-load: $(INSTALLED)
 	$(BIN)/python bench/bench_load.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,21 +14,11 @@ import redis
 
 from t2m.redis_client import redis_key
 from t2m.settings import Settings
+from tests.support.polling import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
 T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1) -> T:
-    """The first truthy value of ``predicate``, polled until ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from scheduler.main import claim_slot, slot_of
 from t2m.redis_client import redis_key
 from t2m.settings import Settings
 from tests.processes import REPO, ServiceProcess, service_env, wait_for
+from tests.support.polling import until
 from tests.workers.conftest import start_worker  # noqa: F401
 
 JOB = "expire_revoked_tokens"
@@ -60,12 +61,10 @@ async def _slots(db: asyncpg.Pool) -> list[tuple[int, int]]:
 
 
 async def _wait_slots(db: asyncpg.Pool, predicate, what: str, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate(await _slots(db)):
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: {await _slots(db)}")
+    async def holds() -> bool:
+        return bool(predicate(await _slots(db)))
+
+    await until(holds, what, timeout_s=timeout_s, interval_s=0.2)
 
 
 async def test_two_schedulers_run_each_slot_once_and_the_standby_takes_over(

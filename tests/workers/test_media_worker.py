@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 from PIL import Image
 
 from tests.api.files_helpers import upload
 from tests.support.media import jpeg_bytes, png_bytes
+from tests.support.polling import until
 
 
 async def _wait_processed(client, user, file_id: str, timeout_s: float = 60) -> dict:
-    for _ in range(int(timeout_s * 10)):
+    async def processed() -> dict | None:
         body = await (await client.get(f"/api/v1/files/{file_id}", headers=user.headers)).json()
-        if body["data"]["processing_status"] in ("completed", "failed"):
-            return body["data"]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{file_id} still {body['data']['processing_status']}")
+        done = body["data"]["processing_status"] in ("completed", "failed")
+        return body["data"] if done else None
+
+    return await until(processed, f"{file_id} processed", timeout_s=timeout_s, interval_s=0.1)
 
 
 async def test_uploads_get_metadata_and_thumbnails(client, make_user, start_worker):

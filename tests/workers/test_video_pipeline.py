@@ -12,6 +12,7 @@ from t2m import queues
 from t2m.scratch import scratch_root
 from t2m.settings import Settings
 from tests.samples import SCRIPTS
+from tests.support import polling
 
 VIDEO_QUEUES = list(queues.VIDEO_QUEUES)
 
@@ -20,15 +21,18 @@ async def wait_job(
     client, user, job_id: str, until: tuple[str, ...], timeout_s: float = 240
 ) -> dict:
     seen: list[int] = []
-    for _ in range(int(timeout_s * 5)):
+
+    async def reached() -> dict | None:
         body = await (await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)).json()
         job = body["data"]
         seen.append(job["progress"])
-        if job["status"] in until:
-            job["_progress_seen"] = seen
-            return job
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"job {job_id} still {job['status']} at {job['progress']} %")
+        return job if job["status"] in until else None
+
+    job = await polling.until(
+        reached, f"job {job_id} to be {' or '.join(until)}", timeout_s=timeout_s, interval_s=0.2
+    )
+    job["_progress_seen"] = seen
+    return job
 
 
 def scratch_dirs(settings: Settings, job_id: str) -> list[Path]:
