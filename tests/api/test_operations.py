@@ -131,6 +131,9 @@ async def test_cleanup_removes_only_dead_attempts_of_its_own(
     finally:
         live.kill()
         live.wait()
+        for process in (live, dead):
+            assert process.stdout is not None
+            process.stdout.close()
         shutil.rmtree(foreign, ignore_errors=True)
 
 
