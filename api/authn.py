@@ -103,8 +103,11 @@ class Authenticator:
     async def _local_user(self, claims: dict[str, Any]) -> Principal:
         """The principal of verified local claims, if not revoked and still active."""
         async with self.pool.acquire() as conn:
-            row = await user_rows.user_for_token(conn, claims["sub"], claims["jti"])
-        if row is not None and row["revoked"]:
+            row = await user_rows.user_for_token(
+                conn, claims["sub"], claims["jti"], claims.get("fam")
+            )
+        # Tokens without a generation predate generations: generation 0.
+        if row is not None and (row["revoked"] or claims.get("gen", 0) != row["token_generation"]):
             raise AuthInvalid("Token has been revoked")
         if row is None or not row["is_active"]:
             raise AuthInvalid("Token subject no longer exists")

@@ -10,7 +10,8 @@ from t2m.ids import new_id
 
 _COLUMNS = (
     "id, username, email, full_name, image_url, password_hash, role, email_verified,"
-    " external_subject, is_active, created_at, updated_at, last_sign_in_at, pending_approval"
+    " external_subject, is_active, created_at, updated_at, last_sign_in_at, pending_approval,"
+    " token_generation"
 )
 
 
@@ -52,13 +53,19 @@ async def user_by_id(conn: asyncpg.Connection, user_id: str) -> asyncpg.Record |
     return await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
 
 
-async def user_for_token(conn: asyncpg.Connection, user_id: str, jti: str) -> asyncpg.Record | None:
-    """The token's user with a ``revoked`` flag: one round trip per request."""
+async def user_for_token(
+    conn: asyncpg.Connection, user_id: str, jti: str, family: str | None = None
+) -> asyncpg.Record | None:
+    """The token's user with a ``revoked`` flag (the token itself or its
+    refresh family): one round trip per request."""
     return await conn.fetchrow(
-        f"SELECT {_COLUMNS}, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked"
+        f"SELECT {_COLUMNS},"
+        " (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2)"
+        "  OR EXISTS (SELECT 1 FROM revoked_token_families WHERE family = $3)) AS revoked"
         " FROM users WHERE id = $1",
         user_id,
         jti,
+        family,
     )
 
 
