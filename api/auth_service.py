@@ -10,9 +10,10 @@ import asyncpg
 
 from api.authn import Principal
 from api.login_throttle import LoginThrottle
+from api.reserved_names import reserved_fields
 from db import tokens as token_rows
 from db import users as user_rows
-from t2m.errors import AccountPending, AuthInvalid, Conflict, RegistrationClosed
+from t2m.errors import AccountPending, AuthInvalid, Conflict, RegistrationClosed, ValidationFailed
 from t2m.ids import new_id
 from t2m.passwords import hash_password, needs_rehash, verify_password
 from t2m.settings import Settings
@@ -153,6 +154,9 @@ class AuthService:
         mode = self.settings.registration
         if mode == "closed":
             raise RegistrationClosed()
+        reserved = reserved_fields(self.settings, username=username, email=email)
+        if reserved:
+            raise ValidationFailed("Request validation failed", reserved)
         password_hash = await asyncio.to_thread(hash_password, password)
         async with self.pool.acquire() as conn:
             taken = await user_rows.username_or_email_taken(conn, username, email)

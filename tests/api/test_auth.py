@@ -434,3 +434,56 @@ async def test_the_throttle_works_on_the_embedded_redis(tmp_path, settings):
     finally:
         await client.aclose()
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("username", "email", "field"),
+    [
+        ("guest", "g@example.test", "username"),
+        ("GUEST", "g@example.test", "username"),
+        ("guest-1234", "g@example.test", "username"),
+        ("Guest-abc", "g@example.test", "username"),
+        ("admin", "a@example.test", "username"),
+        ("ADMIN", "a@example.test", "username"),
+    ],
+)
+async def test_reserved_names_cannot_be_registered(client, settings, username, email, field):
+    """Issue 14 item 8: the guest owner and the account create-admin makes are reserved."""
+    assert settings.admin_username == "admin" and settings.admin_email == "admin@localhost"
+    body = await _error(
+        await client.post(
+            "/api/v1/auth/register",
+            json={"username": username, "email": email, "password": "s3cret-pass"},
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["error"]["details"] == {field: ["This name is reserved"]}
+
+
+async def test_configured_admin_names_are_reserved(db, settings, aiohttp_client):
+    from api.app import create_app
+
+    client = await aiohttp_client(
+        create_app(settings.with_overrides(admin_username="root", admin_email="ops@example.test"))
+    )
+    for payload in (
+        {"username": "Root", "email": "r@example.test"},
+        {"username": "someone", "email": "Ops@Example.test"},
+        # Full-width letters: NFKC folds them onto the configured names.
+        {"username": "someone", "email": "\uff4fps@example.test"},
+    ):
+        response = await client.post(
+            "/api/v1/auth/register", json={**payload, "password": "s3cret-pass"}
+        )
+        assert response.status == 400, await response.text()
+        assert (await response.json())["error"]["details"] in (
+            {"username": ["This name is reserved"]},
+            {"email": ["This name is reserved"]},
+        ), payload
+    # The default admin name is not reserved once another one is configured.
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"username": "admin", "email": "x@example.test", "password": "s3cret-pass"},
+    )
+    assert response.status == 201, await response.text()
