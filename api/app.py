@@ -12,6 +12,7 @@ from api.auth_service import AuthService
 from api.authn import Authenticator
 from api.background import background_tasks_ctx
 from api.cache import cache_ctx
+from api.guests import hand_out_guest_token
 from api.health import HEALTH_PROBE, HealthProbe
 from api.job_event_hub import job_event_hub_ctx
 from api.keys import (
@@ -138,6 +139,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[HEALTH_PROBE] = HealthProbe(app)
     app.on_response_prepare.append(add_rate_headers)
+    app.on_response_prepare.append(hand_out_guest_token)
     # Order matters: contexts are closed in reverse, so background tasks finish
     # while the database pool is still open.
     app.cleanup_ctx.extend(

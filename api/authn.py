@@ -17,6 +17,7 @@ import asyncpg
 import jwt
 from aiohttp import web
 
+from api.guests import guest_row
 from api.keys import AUTHENTICATOR, DB_POOL, SETTINGS
 from api.oidc import OidcVerifier
 from api.verified_tokens import VerifiedTokens
@@ -25,7 +26,6 @@ from t2m.errors import AuthInvalid, AuthRequired, PermissionDenied
 from t2m.settings import Settings
 from t2m.tokens import decode_token
 
-GUEST_USERNAME = "guest"
 _PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 
 
@@ -163,8 +163,8 @@ async def optional_user(request: web.Request) -> Principal | None:
 
 
 async def require_user(request: web.Request, *, allow_guest: bool = False) -> Principal:
-    """The caller; with ``allow_guest`` (root-path aliases) anonymous callers act
-    as the shared guest user when ``ALLOW_ANONYMOUS`` is on."""
+    """The caller; with ``allow_guest`` (root-path aliases) each anonymous client
+    acts as a guest of its own when ``ALLOW_ANONYMOUS`` is on."""
     principal = await optional_user(request)
     if principal is not None:
         return principal
@@ -190,14 +190,7 @@ async def require_verified(request: web.Request) -> Principal:
 
 
 async def _guest(request: web.Request) -> Principal:
-    async with request.config_dict[DB_POOL].acquire() as conn:
-        row = await user_rows.user_by_login(conn, GUEST_USERNAME)
-        if row is None:
-            try:
-                row = await user_rows.insert_user(
-                    conn, username=GUEST_USERNAME, email="guest@localhost", password_hash=None
-                )
-            except asyncpg.UniqueViolationError:
-                row = await user_rows.user_by_login(conn, GUEST_USERNAME)
-    assert row is not None
+    """This anonymous client's own guest (see ``api.guests``)."""
+    app = request.config_dict
+    row = await guest_row(request, app[SETTINGS], app[DB_POOL])
     return Principal.from_row(row, "guest")

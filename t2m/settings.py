@@ -201,6 +201,8 @@ class Settings:
     stuck_queued_after_s: float = 900.0
     stuck_max_requeues: int = 3
     purge_grace_hours: float = 72.0
+    # Guest users (ALLOW_ANONYMOUS) unused this long are reaped with their files.
+    guest_max_age_days: float = 30.0
     log_level: str = "INFO"
     log_json: bool = False
     # Bearer token a Prometheus scraper sends to GET /metrics/prometheus
@@ -325,6 +327,7 @@ class Settings:
             stuck_queued_after_s=_float(get("STUCK_QUEUED_AFTER_S", "900"), "STUCK_QUEUED_AFTER_S"),
             stuck_max_requeues=_int(get("STUCK_MAX_REQUEUES", "3"), "STUCK_MAX_REQUEUES"),
             purge_grace_hours=_float(get("PURGE_GRACE_HOURS", "72"), "PURGE_GRACE_HOURS"),
+            guest_max_age_days=_float(get("GUEST_MAX_AGE_DAYS", "30"), "GUEST_MAX_AGE_DAYS"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
             log_json=_bool(
                 get("LOG_JSON", "false" if mode != "production" else "true"), "LOG_JSON"

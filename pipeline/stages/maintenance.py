@@ -7,7 +7,9 @@ from typing import Any
 
 import asyncpg
 
+from db import files as file_rows
 from db import tokens as token_rows
+from db import users as user_rows
 from db import webhooks as webhook_rows
 from pipeline.stages.operations import OPERATIONS_TASKS, MaintenanceContext, Task
 
@@ -15,6 +17,31 @@ from pipeline.stages.operations import OPERATIONS_TASKS, MaintenanceContext, Tas
 async def expire_revoked_tokens(pool: asyncpg.Pool) -> dict[str, Any]:
     async with pool.acquire() as conn:
         return {"deleted": await token_rows.delete_expired_revocations(conn)}
+
+
+GUEST_REAP_BATCH = 1000
+
+
+async def reap_guests(pool: asyncpg.Pool, max_age_days: float) -> dict[str, Any]:
+    """Retire guest users (``ALLOW_ANONYMOUS``) unused for ``max_age_days``.
+
+    Only rows guest mode made are looked at (``db.users.stale_guests``).  Their
+    files are soft-deleted, so ``purge_deleted`` removes the bytes after its
+    grace period exactly as for a user's own deletion; the guest row goes once
+    nothing of it is left.  A guest with an unfinished job is left alone."""
+    hidden = 0
+    removed: list[str] = []
+    async with pool.acquire() as conn:
+        stale = await user_rows.stale_guests(
+            conn, max_age_s=max_age_days * 86400, limit=GUEST_REAP_BATCH
+        )
+        for user_id in stale:
+            async with conn.transaction():
+                for file_id in await file_rows.live_file_ids(conn, user_id):
+                    hidden += await file_rows.soft_delete_file(conn, file_id)
+                if await user_rows.delete_empty_guest(conn, user_id):
+                    removed.append(user_id)
+    return {"max_age_days": max_age_days, "files_deleted": hidden, "guests_removed": removed}
 
 
 # A pending webhook delivery overdue by this much, with no attempt in flight,
@@ -47,6 +74,13 @@ async def _expire_revoked_tokens(ctx: MaintenanceContext) -> dict[str, Any]:
     return await expire_revoked_tokens(ctx.pool)
 
 
+async def _reap_guests(
+    ctx: MaintenanceContext, max_age_days: float | None = None
+) -> dict[str, Any]:
+    days = ctx.settings.guest_max_age_days if max_age_days is None else max_age_days
+    return await reap_guests(ctx.pool, days)
+
+
 async def _requeue_webhook_deliveries(ctx: MaintenanceContext) -> dict[str, Any]:
     return await requeue_webhook_deliveries(ctx.pool)
 
@@ -56,5 +90,6 @@ async def _requeue_webhook_deliveries(ctx: MaintenanceContext) -> dict[str, Any]
 MAINTENANCE_TASKS: dict[str, Task] = {
     "expire_revoked_tokens": _expire_revoked_tokens,
     "requeue_webhook_deliveries": _requeue_webhook_deliveries,
+    "reap_guests": _reap_guests,
     **OPERATIONS_TASKS,
 }
