@@ -104,7 +104,7 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 async def _auth(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     oidc = None
-    if settings.oidc_jwks_url and settings.oidc_issuer:
+    if settings.oidc_enabled:
         oidc = OidcVerifier(
             app[HTTP_CLIENT],
             jwks_url=settings.oidc_jwks_url,
@@ -136,6 +136,9 @@ def create_app(settings: Settings) -> web.Application:
             validation_middleware,
         ],
     )
+    # Settings built in code skip from_env's checks: a half-configured
+    # provider must fail here, at start, not at the first sign-in.
+    settings.check_oidc()
     app[SETTINGS] = settings
     app[HEALTH_PROBE] = HealthProbe(app)
     app.on_response_prepare.append(add_rate_headers)

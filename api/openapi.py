@@ -19,6 +19,18 @@ SWAGGER_UI_PATH = "/api/docs"
 _SWAGGER2_ONLY = ("produces", "consumes")
 
 
+BEARER_DESCRIPTION = (
+    "An access token of T2M (POST /api/v1/auth/login) or, when OIDC_ISSUER,"
+    " OIDC_JWKS_URL and OIDC_AUDIENCE are set, an access token of that provider"
+    " (its audience must be OIDC_AUDIENCE; a token whose `typ` or `token_use` says"
+    " it is not an access token is refused).  Linking rule: a provider identity is"
+    " never linked automatically to an existing account.  Its first use provisions"
+    " a new account; if a T2M account already holds the provider's e-mail address"
+    " (or the address is reserved), the request is answered 409 CONFLICT and no"
+    " account is created or changed."
+)
+
+
 def setup_openapi(app: web.Application) -> None:
     setup_aiohttp_apispec(
         app,
@@ -33,7 +45,12 @@ def setup_openapi(app: web.Application) -> None:
         info={"description": "Text-to-media: uploads, script-to-video, streaming, webhooks."},
         components={
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": BEARER_DESCRIPTION,
+                }
             }
         },
     )

@@ -351,7 +351,29 @@ class Settings:
                 signing_secret=self.signing_secret or _dev_secret(self.var_dir, "signing_secret"),
             )
         settings.check_secret_lengths()
+        settings.check_oidc()
         return settings
+
+    def check_oidc(self) -> None:
+        """An external provider is configured whole or not at all: issuer, JWKS
+        URL and audience.  Half a configuration used to turn the provider off
+        silently (no issuer) or accept tokens minted for any application of
+        the provider's tenant (no audience)."""
+        values = {
+            "OIDC_ISSUER": self.oidc_issuer,
+            "OIDC_JWKS_URL": self.oidc_jwks_url,
+            "OIDC_AUDIENCE": self.oidc_audience,
+        }
+        missing = [name for name, value in values.items() if not value]
+        if missing and len(missing) < len(values):
+            raise ConfigError(
+                f"{', '.join(missing)} must be set: OIDC_ISSUER, OIDC_JWKS_URL and"
+                " OIDC_AUDIENCE go together (set all three, or none)"
+            )
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_jwks_url and self.oidc_audience)
 
     def check_secret_lengths(self) -> None:
         """HMAC keys (tokens, signed links) and the metrics bearer token carry

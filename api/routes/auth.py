@@ -57,7 +57,7 @@ def _now() -> datetime:
 )
 async def auth_health(request: web.Request) -> web.Response:
     settings = request.config_dict[SETTINGS]
-    provider = "oidc" if settings.oidc_jwks_url else "local"
+    provider = "oidc" if settings.oidc_enabled else "local"
     return plain(
         {
             "status": "healthy",
