@@ -225,7 +225,8 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/system/cache"): token_optional(200),
     ("GET", "/api/v1/system/cache/metrics"): token_optional(200),
     ("GET", "/api/v1/system/cache/report"): token_optional(200),
-    ("GET", "/api/v1/system/deduplication"): token_optional(200),
+    # Own figures for users, global ones for admins; never anonymous.
+    ("GET", "/api/v1/system/deduplication"): signed_in(200),
     ("POST", "/api/v1/system/cache/invalidate"): admin_only(200),
     ("POST", "/api/v1/system/cache/warm"): admin_only(200),
     ("POST", "/api/v1/system/optimize"): admin_only(200),
