@@ -27,7 +27,7 @@ from api.keys import (
     STORAGE,
 )
 from api.login_throttle import LoginThrottle
-from api.middlewares import request_context_middleware
+from api.middlewares import name_the_server, request_context_middleware
 from api.monitoring_state import monitoring_ctx
 from api.oidc import OidcVerifier
 from api.openapi import setup_openapi
@@ -141,6 +141,7 @@ def create_app(settings: Settings) -> web.Application:
     settings.check_oidc()
     app[SETTINGS] = settings
     app[HEALTH_PROBE] = HealthProbe(app)
+    app.on_response_prepare.append(name_the_server)
     app.on_response_prepare.append(add_rate_headers)
     app.on_response_prepare.append(hand_out_guest_token)
     # Order matters: contexts are closed in reverse, so background tasks finish
