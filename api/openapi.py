@@ -19,6 +19,15 @@ SWAGGER_UI_PATH = "/api/docs"
 _SWAGGER2_ONLY = ("produces", "consumes")
 
 
+API_DESCRIPTION = (
+    "Text-to-media: uploads, script-to-video, streaming, webhooks.\n\n"
+    "Guest mode (ALLOW_ANONYMOUS=true): anonymous callers of the root-path aliases"
+    " are guests, each client its own. An answer to a client without a guest token"
+    " carries one in the `X-Guest-Token` header and the `t2m_guest` cookie; send it"
+    " back (cookie or `X-Guest-Token` request header) to stay the same guest, who"
+    " sees only its own uploads. Rate limits and quotas of guests are counted per"
+    " client address."
+)
 BEARER_DESCRIPTION = (
     "An access token of T2M (POST /api/v1/auth/login) or, when OIDC_ISSUER,"
     " OIDC_JWKS_URL and OIDC_AUDIENCE are set, an access token of that provider"
@@ -42,7 +51,7 @@ def setup_openapi(app: web.Application) -> None:
         openapi_version="3.0.2",
         error_callback=raise_validation_error,
         in_place=True,  # every route is added before this call
-        info={"description": "Text-to-media: uploads, script-to-video, streaming, webhooks."},
+        info={"description": API_DESCRIPTION},
         components={
             "securitySchemes": {
                 "bearerAuth": {
