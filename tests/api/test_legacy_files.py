@@ -161,7 +161,8 @@ async def test_stale_guests_are_reaped_with_their_files_only(
     """Only guest rows unused for GUEST_MAX_AGE_DAYS go, their files through the
     usual soft delete and purge; registered accounts are never touched."""
     from api.keys import STORAGE
-    from pipeline.stages.operations import MaintenanceContext, run_task
+    from pipeline.maintenance.context import MaintenanceContext
+    from pipeline.maintenance.registry import run_task
 
     guest_settings = settings.with_overrides(allow_anonymous=True, guest_max_age_days=30)
     client = await aiohttp_client(create_app(guest_settings))
