@@ -1,0 +1,112 @@
+"""The piper-tts child process (run as ``python -m pipeline.stages.narrate.piper_child``).
+
+piper-tts is GPL-3.0-or-later, so it is only ever imported here, in a
+process of its own; the parent speaks JSON lines to it over stdin/stdout:
+
+    request  {"text": "...", "rate": 1.0, "out": "/path/clip.wav"}
+    reply    {"ok": true, "sample_rate": 22050, "duration_s": 1.9,
+              "spans": [[0.05, 0.4], ...]}            # one span per word
+             {"ok": false, "error": "..."}
+
+The first line the child prints is ``{"ready": true, "version": "..."}``.
+onnxruntime runs on one thread without its memory arena so the worker stays
+small (the narrate stage measures its peak RSS in bench/bench_narration.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime
+from piper import PiperVoice, SynthesisConfig
+from piper.config import PiperConfig
+from piper.patch_voice_with_alignment import add_alignment_output
+
+from pipeline.stages.narrate.wav import wav_bytes
+
+
+def load_voice(model: Path, config: Path) -> PiperVoice:
+    proto = onnx.load(str(model))
+    with contextlib.suppress(ValueError):  # already patched
+        add_alignment_output(proto)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = False
+    session = onnxruntime.InferenceSession(
+        proto.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    del proto
+    return PiperVoice(
+        session=session, config=PiperConfig.from_dict(json.loads(config.read_text("utf-8")))
+    )
+
+
+def speak(voice: PiperVoice, text: str, rate: float) -> tuple[bytes, int, list[list[float]]]:
+    config = SynthesisConfig(length_scale=voice.config.length_scale / rate)
+    rate_hz = voice.config.sample_rate
+    pieces: list[np.ndarray] = []
+    spans: list[list[float]] = []
+    offset = 0  # samples before this chunk
+    for chunk in voice.synthesize(text, syn_config=config, include_alignments=True):
+        samples = chunk.audio_int16_array
+        if chunk.phoneme_alignments:
+            cursor = offset
+            word_start: int | None = None
+            word_end = offset
+            for aligned in chunk.phoneme_alignments:
+                # Words are the phoneme runs between spaces; BOS/EOS and
+                # the spaces themselves are the pauses.
+                if aligned.phoneme in (" ", "^", "$"):
+                    if word_start is not None:
+                        spans.append([word_start / rate_hz, word_end / rate_hz])
+                        word_start = None
+                elif word_start is None:
+                    word_start = cursor
+                cursor += int(aligned.num_samples)
+                if aligned.phoneme not in (" ", "^", "$"):
+                    word_end = cursor
+            if word_start is not None:
+                spans.append([word_start / rate_hz, word_end / rate_hz])
+        pieces.append(samples)
+        offset += len(samples)
+    pcm = np.concatenate(pieces).astype("<i2").tobytes() if pieces else b""
+    return pcm, rate_hz, spans
+
+
+def main() -> int:
+    model, config = Path(sys.argv[1]), Path(sys.argv[2])
+    voice = load_voice(model, config)
+    out = sys.stdout
+    out.write(json.dumps({"ready": True, "version": version("piper-tts")}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        reply: dict[str, Any]
+        try:
+            request = json.loads(line)
+            pcm, rate_hz, spans = speak(voice, str(request["text"]), float(request["rate"]))
+            Path(request["out"]).write_bytes(wav_bytes(pcm, rate_hz))
+            reply = {
+                "ok": True,
+                "sample_rate": rate_hz,
+                "duration_s": len(pcm) / 2 / rate_hz,
+                "spans": spans,
+            }
+        except Exception as exc:  # reported to the parent, which decides
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
