@@ -26,7 +26,14 @@ from db import housekeeping
 from db import jobs as job_rows
 from db import operations as op_rows
 from t2m.cache_generation import bump_generations
-from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO, ActorRef
+from t2m.queues import (
+    BUILD_STORYBOARD,
+    MAKE_THUMBNAILS,
+    NARRATE_SCRIPT,
+    PARSE_SCRIPT,
+    RENDER_VIDEO,
+    ActorRef,
+)
 from t2m.redis_client import create_redis
 from t2m.scratch import reap_dead_attempts, scratch_root
 from t2m.settings import Settings
@@ -39,6 +46,7 @@ Send = Callable[[ActorRef, str], Awaitable[str]]
 
 STAGE_ACTORS: dict[str, ActorRef] = {
     "parse": PARSE_SCRIPT,
+    "narrate": NARRATE_SCRIPT,
     "storyboard": BUILD_STORYBOARD,
     "render": RENDER_VIDEO,
     "thumbnails": MAKE_THUMBNAILS,

@@ -33,7 +33,7 @@ from t2m.errors import T2MError
 
 log = logging.getLogger(__name__)
 
-STAGE_ORDER = ("parse", "storyboard", "render", "thumbnails", "completed")
+STAGE_ORDER = ("parse", "narrate", "storyboard", "render", "thumbnails", "completed")
 
 
 @dataclass

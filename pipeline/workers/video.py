@@ -1,4 +1,4 @@
-"""The video pipeline actors: parse → storyboard → render → thumbnails (+ finalize).
+"""The video pipeline actors: parse → (narrate) → storyboard → render → thumbnails (+ finalize).
 
 Each actor is idempotent: it reads the job row, does its stage into
 deterministic storage keys, and enqueues the next stage by name.
@@ -19,6 +19,7 @@ import dramatiq
 from db import files as file_rows
 from db import jobs as job_rows
 from db import quotas as quota_rows
+from pipeline.stages.narrate.stage import SpeechPlan
 from pipeline.stages.probe import ProbeError, probe_media
 from pipeline.stages.render import render_video
 from pipeline.stages.render_budget import check_render_budget
@@ -31,7 +32,13 @@ from pipeline.workers.jobs import StageRun, stage_run
 from pipeline.workers.resources import invalidate_cache, storage
 from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
-from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
+from t2m.queues import (
+    BUILD_STORYBOARD,
+    MAKE_THUMBNAILS,
+    NARRATE_SCRIPT,
+    PARSE_SCRIPT,
+    RENDER_VIDEO,
+)
 from t2m.scratch import attempt_dir
 
 CAPTION_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip"}
@@ -56,6 +63,10 @@ def _parsed_key(job_id: str) -> str:
     return f"scripts/{job_id}.parsed.json"
 
 
+def _speech_key(job_id: str) -> str:
+    return f"scripts/{job_id}.speech.json"  # written by the narrate stage
+
+
 def _storyboard_key(job_id: str) -> str:
     return f"storyboards/{job_id}.json"
 
@@ -77,7 +88,7 @@ async def parse_script_stage(job_id: str) -> None:
         await run.log(
             "INFO", f"Script parsed: {len(script.scenes)} scenes", scenes=len(script.scenes)
         )
-        _next(BUILD_STORYBOARD, job_id)
+        _next(NARRATE_SCRIPT, job_id)
 
 
 async def _job_assets(run: StageRun, script: Script) -> dict[str, dict[str, Any]]:
@@ -118,6 +129,11 @@ async def build_storyboard_stage(job_id: str) -> None:
             return
         script = Script.from_dict(json.loads(await storage().get_bytes(_parsed_key(job_id))))
         params = run.job["parameters"]
+        speech: SpeechPlan | None = None
+        if await storage().exists(_speech_key(job_id)):
+            speech = SpeechPlan.from_dict(
+                json.loads(await storage().get_bytes(_speech_key(job_id)))
+            )
         storyboard = await asyncio.to_thread(
             build_storyboard,
             script,
@@ -128,7 +144,10 @@ async def build_storyboard_stage(job_id: str) -> None:
             assets=await _job_assets(run, script),
             subtitles=params.get("subtitles", "none"),
             music=params.get("music"),
+            speech=speech,
         )
+        for warning in storyboard.warnings:
+            await run.log("WARNING", warning)
         await storage().put_bytes(
             _storyboard_key(job_id),
             json.dumps(storyboard.to_dict()).encode(),
