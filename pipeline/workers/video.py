@@ -88,7 +88,12 @@ async def parse_script_stage(job_id: str) -> None:
         await run.log(
             "INFO", f"Script parsed: {len(script.scenes)} scenes", scenes=len(script.scenes)
         )
-        _next(NARRATE_SCRIPT, job_id)
+        # A silent video (narration "none", or every scene [silent]) needs no
+        # speech engine: it goes straight on to the storyboard.
+        silent = run.job["parameters"].get("narration") == "none" or not any(
+            scene.spoken_text for scene in script.scenes
+        )
+        _next(BUILD_STORYBOARD if silent else NARRATE_SCRIPT, job_id)
 
 
 async def _job_assets(run: StageRun, script: Script) -> dict[str, dict[str, Any]]:

@@ -7,6 +7,7 @@ kills it, which is also how a cancelled job stops synthesis at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -59,6 +60,10 @@ class PiperEngine:
             text=True,
             env=env,
         )
+        # Known before it is ready, so a cancel while the voice loads kills it.
+        self._proc = proc
+        if self._killed:
+            proc.kill()
         ready = self._read(proc)
         if not ready.get("ready"):
             proc.kill()
@@ -97,6 +102,8 @@ class PiperEngine:
                         raise SynthesisCancelled("synthesis stopped") from None
                     raise SynthesisError("piper child is gone") from None
                 reply = self._read(proc)
+                if self._killed:
+                    raise SynthesisCancelled("synthesis stopped")
                 if not reply.get("ok"):
                     raise SynthesisError(
                         f"piper could not speak {text[:60]!r}: {reply.get('error')}"
@@ -116,7 +123,8 @@ class PiperEngine:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.kill()
-            proc.wait(timeout=5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
 
     def reopen(self) -> None:
         """Allow a new child after ``close`` (the next job)."""

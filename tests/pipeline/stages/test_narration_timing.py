@@ -109,9 +109,11 @@ async def test_a_target_duration_scales_the_pauses(store) -> None:
 
 async def test_narration_none_and_unknown_voices(store) -> None:
     script = parse_script(b"Hello there.")
-    assert (await narrate_script(script, NarrationOptions(mode="none"), Narrator(store))).scenes == ()
+    assert (
+        await narrate_script(script, NarrationOptions(mode="none"), Narrator(store))
+    ).scenes == ()
     with pytest.raises(NarrationError, match="en-us-joe"):
         await narrate_script(script, NarrationOptions(voice="nobody"), Narrator(store))
-    other = parse_script("Bonjour tout le monde, ceci est un test.".encode())
+    other = parse_script(b"Bonjour tout le monde, ceci est un test.")
     plan = await narrate_script(other, NarrationOptions(), Narrator(store))
     assert plan.scenes[0].voice == "espeak-fr"
