@@ -48,6 +48,7 @@ from api.routes import (
     reports,
     system,
     videos,
+    voices,
     webhooks,
 )
 from db.pool import create_pool, keep_session
@@ -161,6 +162,7 @@ def create_app(settings: Settings) -> web.Application:
         files.routes,
         jobs.routes,
         videos.routes,
+        voices.routes,
         system.routes,
         webhooks.routes,
         feedback.routes,

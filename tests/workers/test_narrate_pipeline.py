@@ -129,3 +129,16 @@ async def test_killed_narrate_worker_completes_without_duplicates(client, make_u
     keys = await _tts_keys(client)
     assert len(keys) == 2 * 12
     assert len({k.removesuffix(".wav").removesuffix(".json") for k in keys}) == 12
+
+
+async def test_a_voice_sample_is_spoken_once_by_a_narrate_worker(client, make_user, start_worker):
+    user = await make_user()
+    start_worker(["narrate"])
+    response = await client.get("/api/v1/voices/espeak-de/sample", headers=user.headers)
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "audio/wav"
+    first = await response.read()
+    assert first[:4] == b"RIFF" and len(first) > 10_000
+    again = await client.get("/api/v1/voices/espeak-de/sample", headers=user.headers)
+    assert await again.read() == first
+    assert await _tts_keys(client) == ["tts/samples/espeak-de.wav"]
