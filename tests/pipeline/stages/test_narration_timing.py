@@ -68,7 +68,7 @@ async def test_spoken_scenes_last_their_speech_and_reuse_the_cache(store) -> Non
         assert start < clip.start_s and clip.end_s <= end + 1e-6
     starts = [c.start_s for c in clips]
     assert starts == sorted(starts)
-    silent = [s for s in board.scenes if s.source_index == 1][0]
+    silent = next(s for s in board.scenes if s.source_index == 1)
     assert silent.slot_frames / board.fps >= 2.5  # reading speed, as before
 
 
