@@ -205,6 +205,18 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
             await generate.get_by_label("Length, seconds").fill("6")
             # Sidecar captions: the player shows them as a <track>.
             await generate.get_by_label("Subtitles").select_option("sidecar")
+            # The voice picker: the registry's voices, and a sample a narrate
+            # worker speaks once.
+            voice = generate.get_by_label("Voice")
+            await expect(voice.locator("option[value=en-us-joe]")).to_have_count(1)
+            await voice.select_option("en-us-joe")
+            await generate.get_by_role("button", name="Play sample").click()
+            await expect(page.locator("#gen-voice-sample")).to_have_attribute(
+                "data-voice", "en-us-joe", timeout=30_000
+            )
+            assert await page.evaluate(
+                "document.querySelector('#gen-voice-sample').src.startsWith('blob:')"
+            )
             # Record every value the bar shows.
             await page.evaluate(
                 """() => {
