@@ -9,6 +9,8 @@ process of its own; the parent speaks JSON lines to it over stdin/stdout:
              {"ok": false, "error": "..."}
 
 The first line the child prints is ``{"ready": true, "version": "..."}``.
+``--patch MODEL OUT`` instead writes the voice with piper's alignment output
+(phoneme durations, hence word timings) and exits.
 onnxruntime runs on one thread without its memory arena so the worker stays
 small (the narrate stage measures its peak RSS in bench/bench_narration.py).
 """
@@ -17,33 +19,44 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
-from piper.patch_voice_with_alignment import add_alignment_output
 
 from pipeline.stages.narrate.wav import wav_bytes
 
 
-def load_voice(model: Path, config: Path) -> PiperVoice:
+def patch_model(model: Path, patched: Path) -> None:
+    """Write ``model`` with piper's alignment output added (``--patch``).
+
+    Done once per voice, in a short-lived process of its own: loading the
+    ONNX graph to patch it costs more memory than the speaking child needs."""
+    import onnx  # only here: the speaking child never loads it
+    from piper.patch_voice_with_alignment import add_alignment_output
+
     proto = onnx.load(str(model))
     with contextlib.suppress(ValueError):  # already patched
         add_alignment_output(proto)
+    tmp = patched.with_name(f".{patched.name}.{os.getpid()}")
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, patched)  # atomic: a concurrent child sees all or nothing
+
+
+def load_voice(model: Path, config: Path) -> PiperVoice:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.enable_cpu_mem_arena = False
     session = onnxruntime.InferenceSession(
-        proto.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+        str(model), sess_options=options, providers=["CPUExecutionProvider"]
     )
-    del proto
     return PiperVoice(
         session=session, config=PiperConfig.from_dict(json.loads(config.read_text("utf-8")))
     )
@@ -82,6 +95,9 @@ def speak(voice: PiperVoice, text: str, rate: float) -> tuple[bytes, int, list[l
 
 
 def main() -> int:
+    if sys.argv[1] == "--patch":
+        patch_model(Path(sys.argv[2]), Path(sys.argv[3]))
+        return 0
     model, config = Path(sys.argv[1]), Path(sys.argv[2])
     voice = load_voice(model, config)
     out = sys.stdout

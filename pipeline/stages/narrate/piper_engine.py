@@ -22,6 +22,7 @@ from pipeline.stages.narrate import Synthesis, SynthesisCancelled, SynthesisErro
 from pipeline.stages.narrate.words import place_words, text_words
 
 START_TIMEOUT_S = 120.0
+CHILD = (sys.executable, "-m", "pipeline.stages.narrate.piper_child")
 
 
 def _voice_files(package: str) -> tuple[Path, Path]:
@@ -49,11 +50,31 @@ class PiperEngine:
             raise SynthesisError(f"piper voice not installed: {exc}") from None
         return f"piper-tts {engine}; {self.voice_package} {voice}"
 
+    def _patched_model(self, model: Path, env: dict[str, str]) -> Path:
+        """The voice with alignment output, made once per machine and voice version."""
+        stat = model.stat()
+        cache = Path(tempfile.gettempdir()) / "t2m-piper"
+        cache.mkdir(parents=True, exist_ok=True)
+        patched = cache / f"{model.stem}-{stat.st_size}-{int(stat.st_mtime)}.aligned.onnx"
+        if not patched.exists():
+            done = subprocess.run(
+                [*CHILD, "--patch", str(model), str(patched)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=START_TIMEOUT_S,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise SynthesisError(f"could not prepare the piper voice: {done.stderr[-300:]}")
+        return patched
+
     def _start(self) -> subprocess.Popen[str]:
         model, config = _voice_files(self.voice_package)
         env = dict(os.environ, OMP_NUM_THREADS="1")
+        model = self._patched_model(model, env)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.stages.narrate.piper_child", str(model), str(config)],
+            [*CHILD, str(model), str(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
