@@ -18,8 +18,10 @@ small (the narrate stage measures its peak RSS in bench/bench_narration.py).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import re
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -54,6 +56,7 @@ def load_voice(model: Path, config: Path) -> PiperVoice:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False  # no per-shape pre-planned buffers kept
     session = onnxruntime.InferenceSession(
         str(model), sess_options=options, providers=["CPUExecutionProvider"]
     )
@@ -62,13 +65,51 @@ def load_voice(model: Path, config: Path) -> PiperVoice:
     )
 
 
+# The decoder's activations grow with the audio of one call (~45 MB per
+# second of speech): long sentences are spoken in pieces at their commas.
+MAX_PIECE_CHARS = 48
+_PAUSES = re.compile(r"(?<=[,;:])\s+")
+
+
+MAX_UNBROKEN_CHARS = 64  # a piece with no comma is cut between words past this
+
+
+def _unbroken(part: str) -> list[str]:
+    words, out = part.split(), [""]
+    for word in words:
+        if out[-1] and len(out[-1]) + 1 + len(word) > MAX_UNBROKEN_CHARS:
+            out.append(word)
+        else:
+            out[-1] = f"{out[-1]} {word}".strip()
+    # Even halves rather than a long piece and a stub.
+    if len(out) == 2 and len(out[1]) < len(out[0]) / 2:
+        half = len(words) // 2
+        out = [" ".join(words[:half]), " ".join(words[half:])]
+    return out
+
+
+def pieces_of(text: str) -> list[str]:
+    out: list[str] = []
+    for part in (p for chunk in _PAUSES.split(text) for p in _unbroken(chunk)):
+        if out and len(out[-1]) + 1 + len(part) <= MAX_PIECE_CHARS:
+            out[-1] = f"{out[-1]} {part}"
+        else:
+            out.append(part)
+    return out
+
+
 def speak(voice: PiperVoice, text: str, rate: float) -> tuple[bytes, int, list[list[float]]]:
     config = SynthesisConfig(length_scale=voice.config.length_scale / rate)
     rate_hz = voice.config.sample_rate
     pieces: list[np.ndarray] = []
     spans: list[list[float]] = []
     offset = 0  # samples before this chunk
-    for chunk in voice.synthesize(text, syn_config=config, include_alignments=True):
+    chunks = (
+        chunk
+        for piece in pieces_of(text)
+        for chunk in voice.synthesize(piece, syn_config=config, include_alignments=True)
+    )
+    for chunk in chunks:
         samples = chunk.audio_int16_array
         if chunk.phoneme_alignments:
             cursor = offset
@@ -121,7 +162,17 @@ def main() -> int:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         out.write(json.dumps(reply) + "\n")
         out.flush()
+        _trim()
     return 0
+
+
+def _trim() -> None:
+    """Give freed memory back to the system after each sentence.
+
+    Tensors of a different size every sentence fragment the heap; without
+    this the child's RSS creeps up over a long script."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,9 @@ class PiperEngine:
 
     def _start(self) -> subprocess.Popen[str]:
         model, config = _voice_files(self.voice_package)
-        env = dict(os.environ, OMP_NUM_THREADS="1")
+        # One malloc arena: onnxruntime's per-thread arenas would hold freed
+        # tensors; see also piper_child._trim.
+        env = dict(os.environ, OMP_NUM_THREADS="1", MALLOC_ARENA_MAX="1")
         model = self._patched_model(model, env)
         proc = subprocess.Popen(
             [*CHILD, str(model), str(config)],
