@@ -49,6 +49,7 @@ from api.routes import (
     reports,
     system,
     videos,
+    voices,
     webhooks,
 )
 from db.pool import create_pool, keep_session
@@ -167,6 +168,7 @@ def create_app(settings: Settings) -> web.Application:
         files.routes,
         jobs.routes,
         videos.routes,
+        voices.routes,
         system.routes,
         webhooks.routes,
         feedback.routes,

@@ -17,6 +17,8 @@ class ActorRef:
 
 
 PARSE_SCRIPT = ActorRef("parse_script", "parse")
+NARRATE_SCRIPT = ActorRef("narrate_script", "narrate")
+VOICE_SAMPLE = ActorRef("make_voice_sample", "narrate")
 BUILD_STORYBOARD = ActorRef("build_storyboard", "storyboard")
 RENDER_VIDEO = ActorRef("render_video", "render")
 MAKE_THUMBNAILS = ActorRef("make_video_thumbnails", "thumbnails")
@@ -28,6 +30,8 @@ PING = ActorRef("ping", "maintenance")
 
 ALL_ACTORS: tuple[ActorRef, ...] = (
     PARSE_SCRIPT,
+    NARRATE_SCRIPT,
+    VOICE_SAMPLE,
     BUILD_STORYBOARD,
     RENDER_VIDEO,
     MAKE_THUMBNAILS,
@@ -45,6 +49,7 @@ QUEUES: tuple[str, ...] = tuple(dict.fromkeys(a.queue_name for a in ALL_ACTORS))
 # and the stuck-job reaper and the failed-operation retry re-enqueue by it.
 VIDEO_STAGE_ACTORS: dict[str, ActorRef] = {
     "parse": PARSE_SCRIPT,
+    "narrate": NARRATE_SCRIPT,  # skipped by silent jobs (parse goes straight on)
     "storyboard": BUILD_STORYBOARD,
     "render": RENDER_VIDEO,
     "thumbnails": MAKE_THUMBNAILS,

@@ -1,4 +1,4 @@
-"""The video pipeline actors: parse → storyboard → render → thumbnails (+ finalize).
+"""The video pipeline actors: parse → (narrate) → storyboard → render → thumbnails (+ finalize).
 
 Each actor is idempotent: it reads the job row, does its stage into
 deterministic storage keys, and enqueues the next stage by name.
@@ -19,6 +19,7 @@ import dramatiq
 from db import files as file_rows
 from db import jobs as job_rows
 from db import quotas as quota_rows
+from pipeline.stages.narrate.stage import SpeechPlan
 from pipeline.stages.probe import ProbeError, probe_media
 from pipeline.stages.render import render_video
 from pipeline.stages.render_budget import check_render_budget
@@ -32,7 +33,13 @@ from pipeline.workers.resources import invalidate_cache, storage
 from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
 from t2m.job_status import JobStatus
-from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
+from t2m.queues import (
+    BUILD_STORYBOARD,
+    MAKE_THUMBNAILS,
+    NARRATE_SCRIPT,
+    PARSE_SCRIPT,
+    RENDER_VIDEO,
+)
 from t2m.scratch import attempt_dir
 
 CAPTION_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip"}
@@ -57,6 +64,10 @@ def _parsed_key(job_id: str) -> str:
     return f"scripts/{job_id}.parsed.json"
 
 
+def _speech_key(job_id: str) -> str:
+    return f"scripts/{job_id}.speech.json"  # written by the narrate stage
+
+
 def _storyboard_key(job_id: str) -> str:
     return f"storyboards/{job_id}.json"
 
@@ -78,7 +89,12 @@ async def parse_script_stage(job_id: str) -> None:
         await run.log(
             "INFO", f"Script parsed: {len(script.scenes)} scenes", scenes=len(script.scenes)
         )
-        _next(BUILD_STORYBOARD, job_id)
+        # A silent video (narration "none", or every scene [silent]) needs no
+        # speech engine: it goes straight on to the storyboard.
+        silent = run.job["parameters"].get("narration") == "none" or not any(
+            scene.spoken_text for scene in script.scenes
+        )
+        _next(BUILD_STORYBOARD if silent else NARRATE_SCRIPT, job_id)
 
 
 async def _job_assets(run: StageRun, script: Script) -> dict[str, dict[str, Any]]:
@@ -119,6 +135,11 @@ async def build_storyboard_stage(job_id: str) -> None:
             return
         script = Script.from_dict(json.loads(await storage().get_bytes(_parsed_key(job_id))))
         params = run.job["parameters"]
+        speech: SpeechPlan | None = None
+        if await storage().exists(_speech_key(job_id)):
+            speech = SpeechPlan.from_dict(
+                json.loads(await storage().get_bytes(_speech_key(job_id)))
+            )
         storyboard = await asyncio.to_thread(
             build_storyboard,
             script,
@@ -129,7 +150,10 @@ async def build_storyboard_stage(job_id: str) -> None:
             assets=await _job_assets(run, script),
             subtitles=params.get("subtitles", "none"),
             music=params.get("music"),
+            speech=speech,
         )
+        for warning in storyboard.warnings:
+            await run.log("WARNING", warning)
         await storage().put_bytes(
             _storyboard_key(job_id),
             json.dumps(storyboard.to_dict()).encode(),

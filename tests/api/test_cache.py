@@ -260,7 +260,12 @@ async def test_a_built_storyboard_shows_in_the_next_storyboard_stats(
     image = await upload(client, alice, png_bytes(), "background.png")
     response = await client.post(
         "/api/v1/videos/generate",
-        json={"script": "One.\n\nTwo.", "quality": "480p", "assets": [image["id"]]},
+        json={
+            "script": "One.\n\nTwo.",
+            "quality": "480p",
+            "assets": [image["id"]],
+            "narration": "none",
+        },
         headers=alice.headers,
     )
     assert response.status == 202, await response.text()

@@ -207,6 +207,10 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/videos/{job_id}/captions.vtt"): owned(409),
     ("GET", "/api/v1/videos/{job_id}/captions.srt"): owned(409),
     ("GET", "/api/v1/videos/{job_id}/metadata"): owned(409),
+    # voices: any signed-in user (a sample of an unknown voice is 404 before
+    # any wait for a narrate worker)
+    ("GET", "/api/v1/voices"): signed_in(200),
+    ("GET", "/api/v1/voices/{voice_id}/sample"): signed_in(404),
     # system
     ("GET", "/api/v1/system/health"): public(200),
     ("GET", "/api/v1/system/health/live"): public(200),
@@ -492,6 +496,7 @@ async def _resolve(world: World, path: str) -> str:
         "{op_id}": "fop_" + "0" * 24,
         "{path}": "no-such-file.js",
         "{tag}": "no-such-tag",
+        "{voice_id}": "no-such-voice",
     }
     for name, value in values.items():
         path = path.replace(name, value)
