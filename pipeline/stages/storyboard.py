@@ -35,12 +35,12 @@ from typing import Any
 from pipeline.stages.narrate import timing
 from pipeline.stages.narrate.stage import SpeechPlan
 from pipeline.stages.narration_plan import SpeechClip, clips_from_list, clips_to_list
+from pipeline.stages.reading_time import reading_seconds
 from pipeline.stages.script import Script, normalise_hex
 from pipeline.stages.text_cards import (
     POSITIONS,
     CardMetrics,
     hex_rgb,
-    is_ideographic,
     paginate,
 )
 from t2m.errors import ValidationFailed
@@ -74,9 +74,6 @@ DEFAULT_PALETTE = (
 )
 IMAGE_MOTIONS = ("zoom_in", "pan_right", "zoom_out", "pan_left")
 
-WORDS_PER_S = 2.5  # ~150 wpm: on-screen text is read slower than a page
-CJK_CHARS_PER_S = 6.0
-LEAD_S = 1.0  # time to notice a new card before reading starts
 MIN_AUTO_S = 2.5
 MAX_AUTO_S = 15.0
 HARD_MIN_S = 1.5  # scaling to a target never goes below / above these
@@ -393,18 +390,6 @@ def resolution(quality: str, aspect: str) -> tuple[int, int]:
             f"unsupported quality/aspect {quality}/{aspect}; qualities {QUALITIES}, "
             f"aspects {ASPECTS}"
         ) from None
-
-
-def reading_seconds(text: str) -> float:
-    """Time to read ``text`` on screen: words, plus characters for CJK."""
-    cjk = 0
-    words = 0
-    for token in text.split():
-        ideographs = sum(1 for ch in token if is_ideographic(ord(ch)) and ch.isalpha())
-        cjk += ideographs
-        if ideographs < len(token) and any(ch.isalnum() for ch in token):
-            words += 1
-    return LEAD_S + words / WORDS_PER_S + cjk / CJK_CHARS_PER_S
 
 
 def build_storyboard(

@@ -26,6 +26,7 @@ from pipeline.stages.narrate import engines as engine_pool
 from pipeline.stages.narrate.sentences import split_sentences
 from pipeline.stages.narrate.voices import Voice, get_voice, voice_for
 from pipeline.stages.narration_plan import SpokenWord
+from pipeline.stages.reading_time import reading_seconds
 from pipeline.stages.script import Scene, Script
 from t2m.errors import ValidationFailed
 from t2m.storage import Storage
@@ -304,7 +305,6 @@ async def _fit_target(
     pauses cannot bring the video down to the target.  Slower speech is
     never made: a longer target is met by longer pauses in the storyboard."""
     assert options.target_duration is not None
-    from pipeline.stages.storyboard import reading_seconds  # the silent scenes' minimum
 
     fixed = 0.0
     free: list[SceneSpeech] = []
