@@ -171,6 +171,14 @@ def attach_embeddings(items: list[SimItem], cache: Path, name: str) -> float:
     return spent
 
 
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        out[key] = raw.lower() == "true" if raw.lower() in ("true", "false") else float(raw)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "t2m-bench"))
@@ -180,6 +188,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-items", type=int, default=3000, help="movielens: most rated")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an AgentConfig number or flag (e.g. linear=false); repeatable",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     cache = Path(args.cache)
@@ -206,7 +221,9 @@ def main() -> int:
                 embed_s = attach_embeddings(items, cache, name)
             for it in items:
                 it.features = None
-            config = AgentConfig(features=dataclasses.replace(features), seed=args.seed)
+            config = AgentConfig(
+                features=dataclasses.replace(features), seed=args.seed, **_overrides(args.agent)
+            )
             out = run_simulation(
                 items, events=args.events, seed=args.seed, config=config, fit_idf=fit_idf
             )

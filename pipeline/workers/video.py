@@ -31,7 +31,7 @@ from pipeline.workers.jobs import StageRun, stage_run
 from pipeline.workers.resources import invalidate_cache, storage
 from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
-from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
+from t2m.queues import BUILD_STORYBOARD, EMBED_TEXT, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
 from t2m.scratch import attempt_dir
 
 CAPTION_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip"}
@@ -310,3 +310,6 @@ async def _thumbnails_and_finalize(run: StageRun, work: Path) -> None:
     script = await storage().get_bytes(run.job["script_key"])
     metadata["script"] = script.decode("utf-8", "replace")[:SCRIPT_EXCERPT_CHARS]
     await finalize_video(run, rendered, primary, thumbnail_keys, metadata)
+    # the media worker embeds the script text for the tag recommender (it holds the
+    # sentence model; the render and thumbnail workers never load torch)
+    await asyncio.to_thread(_next, EMBED_TEXT, file_id)
