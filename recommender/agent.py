@@ -175,6 +175,7 @@ class AgentConfig:
     linear: bool = True
     linear_prior: float = DEFAULT_LINEAR_PRIOR
     bilinear_labels: bool = False
+    linear_anchor: bool = True
     label_store: int = 5000
     seed: int = 0
 
@@ -442,7 +443,12 @@ class Agent:
             tags,
             np.random.default_rng(self.config.seed + 1),
         )
-        self.linear = model.linear_term()
+        prior = None
+        if self.config.linear_anchor:
+            prior = self.prior.column(
+                tags, len(self.vocabulary), logit=self.config.loss == "logistic"
+            ).astype(np.float64)
+        self.linear = model.linear_term(prior)
 
     def _loss(self, pred: torch.Tensor, batch: _Batch) -> torch.Tensor:
         if self.config.loss == "logistic":
@@ -732,6 +738,7 @@ class Agent:
             "linear_columns": torch.from_numpy(self.linear.columns.copy()),
             "linear_weight": torch.from_numpy(self.linear.weight.copy()),
             "linear_tags": json.dumps(self.linear.tags),
+            "linear_offset": torch.from_numpy(self.linear.offset.copy()),
             "linear_stale": self._linear_stale,
             **_labels_state(self.labels),
         }
@@ -766,6 +773,7 @@ class Agent:
                 state["linear_columns"].numpy().astype(np.int64),
                 state["linear_weight"].numpy().astype(np.float32),
                 json.loads(state["linear_tags"]),
+                state["linear_offset"].numpy().astype(np.float32),
             )
             agent._linear_stale = bool(state["linear_stale"])
             agent.labels = _labels_from_state(state, config)

@@ -233,6 +233,7 @@ class TagScorer:
                     data["linear_columns"].astype(np.int64),
                     data["linear_weight"],
                     [str(t) for t in data["linear_tags"]],
+                    data["linear_offset"],
                 ),
             )
 
@@ -310,6 +311,7 @@ class TagScorer:
             linear_columns=lin.columns.astype(np.int64),
             linear_weight=lin.weight.astype(np.float32),
             linear_tags=np.array(lin.tags, dtype=np.str_) if lin.tags else np.zeros(0, "<U1"),
+            linear_offset=lin.offset.astype(np.float32),
         )
         return buf.getvalue()
 

@@ -32,9 +32,17 @@ class LinearTerm:
         columns: npt.NDArray[np.int64],
         weight: npt.NDArray[np.float32],
         tags: Sequence[str],
+        offset: npt.NDArray[np.float32] | None = None,
     ) -> None:
         if weight.shape != (columns.shape[0], len(tags)):
             raise ValueError("linear term: weight must be (columns x tags)")
+        #: per-tag constant: the classifier's bias minus the tag prior at fit time, so
+        #: that prior + lin reproduces the classifier when fitted (0: bias left out)
+        self.offset = (
+            np.zeros(len(tags), dtype=np.float32)
+            if offset is None
+            else np.asarray(offset, dtype=np.float32)
+        )
         self.columns = np.asarray(columns, dtype=np.int64)
         self.weight = np.asarray(weight, dtype=np.float32)
         self.tags = list(tags)
@@ -53,11 +61,11 @@ class LinearTerm:
 
     def content_scores(self, content: ContentFeatures) -> npt.NDArray[np.float64]:
         """``lin(x, a)`` for every tag of the term (one sparse row times W)."""
-        out = np.zeros(len(self.tags), dtype=np.float64)
+        out = self.offset.astype(np.float64)
         if not self.tags or self.columns.shape[0] == 0 or content.indices.shape[0] == 0:
             return out
         pos = np.minimum(np.searchsorted(self.columns, content.indices), len(self.columns) - 1)
         hit = self.columns[pos] == content.indices
         if hit.any():
-            out[:] = content.values[hit].astype(np.float64) @ self.weight[pos[hit]]
+            out += content.values[hit].astype(np.float64) @ self.weight[pos[hit]]
         return out

@@ -129,11 +129,14 @@ class SupervisedModel:
         order = np.argsort(-logits, axis=1, kind="stable")[:, :k]
         return [[self.tags[j] for j in row] for row in order]
 
-    def linear_term(self) -> LinearTerm:
-        """The content weights (without the per-tag bias) for the agent's score."""
+    def linear_term(self, prior: np.ndarray | None = None) -> LinearTerm:
+        """The content weights for the agent's score; with ``prior`` (the agent's prior
+        logit per tag) the per-tag bias is kept as its difference to that prior."""
         with torch.no_grad():
             weight = self.weight.detach().numpy().astype(np.float32)
-        return LinearTerm(self.columns.astype(np.int64), weight, self.tags)
+            bias = self.bias.detach().numpy().astype(np.float64)
+        offset = None if prior is None else (bias - prior).astype(np.float32)
+        return LinearTerm(self.columns.astype(np.int64), weight, self.tags, offset)
 
     def rank(self, features: Sequence[ContentFeatures], k: int) -> list[list[str]]:
         return self._rank_design(self._design(features), k)
