@@ -265,7 +265,8 @@ async def set_metadata_key(
     owner: str | None = await conn.fetchval(
         """
         UPDATE files
-        SET metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object($2::text, $3::jsonb)
+        SET metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object($2::text, $3::jsonb),
+            updated_at = now()
         WHERE id = $1 AND deleted_at IS NULL RETURNING owner_id
         """,
         file_id,
