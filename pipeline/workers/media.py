@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,8 +34,10 @@ _embedder = TextEmbedder()
 
 def warm_embedder() -> None:
     """Load the sentence model now (the loader's lock makes a request wait for it)."""
+    began = time.perf_counter()
     try:
         _embedder.load()
+        log.info("sentence model ready in %.1f s", time.perf_counter() - began)
     except Exception:
         log.exception("the sentence model did not load; files are stored without embeddings")
 
