@@ -23,6 +23,7 @@ BUILD_STORYBOARD = ActorRef("build_storyboard", "storyboard")
 RENDER_VIDEO = ActorRef("render_video", "render")
 MAKE_THUMBNAILS = ActorRef("make_video_thumbnails", "thumbnails")
 PROCESS_UPLOAD = ActorRef("process_upload", "media")
+EMBED_TEXT = ActorRef("embed_file_text", "media")
 DELIVER_WEBHOOK = ActorRef("deliver_webhook", "webhooks")
 UPDATE_RECOMMENDER = ActorRef("update_recommender", "rl_update")
 RUN_MAINTENANCE = ActorRef("run_maintenance", "maintenance")
@@ -36,6 +37,7 @@ ALL_ACTORS: tuple[ActorRef, ...] = (
     RENDER_VIDEO,
     MAKE_THUMBNAILS,
     PROCESS_UPLOAD,
+    EMBED_TEXT,
     DELIVER_WEBHOOK,
     UPDATE_RECOMMENDER,
     RUN_MAINTENANCE,

@@ -35,6 +35,7 @@ from t2m.errors import ValidationFailed
 from t2m.job_status import JobStatus
 from t2m.queues import (
     BUILD_STORYBOARD,
+    EMBED_TEXT,
     MAKE_THUMBNAILS,
     NARRATE_SCRIPT,
     PARSE_SCRIPT,
@@ -335,3 +336,6 @@ async def _thumbnails_and_finalize(run: StageRun, work: Path) -> None:
     script = await storage().get_bytes(run.job["script_key"])
     metadata["script"] = script.decode("utf-8", "replace")[:SCRIPT_EXCERPT_CHARS]
     await finalize_video(run, rendered, primary, thumbnail_keys, metadata)
+    # the media worker embeds the script text for the tag recommender (it holds the
+    # sentence model; the render and thumbnail workers never load torch)
+    await asyncio.to_thread(_next, EMBED_TEXT, file_id)

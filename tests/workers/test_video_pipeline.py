@@ -267,3 +267,31 @@ async def test_a_plan_past_the_daily_render_quota_fails_before_rendering(
     assert "render quota" in job["error"]
     assert job["storyboard"] is None
     assert job["result"] is None
+
+
+async def test_a_generated_video_gets_its_text_embedded_by_the_media_worker(
+    client, make_user, start_worker, db
+):
+    user = await make_user()
+    start_worker([*VIDEO_QUEUES, "media"])
+    script = "A quiet harbour at dawn, fishing boats leaving for the open sea.\n"
+    response = await client.post(
+        "/api/v1/videos/generate",
+        json={"script": script, "title": "Harbour", "quality": "480p", "duration": 4},
+        headers=user.headers,
+    )
+    assert response.status == 202, await response.text()
+    job = await wait_job(client, user, (await response.json())["data"]["id"], ("completed",))
+    file_id = job["result"]["file_id"]
+    vector = None
+    for _ in range(600):  # the media worker embeds after the video is ready
+        async with db.acquire() as conn:
+            metadata = await conn.fetchval("SELECT metadata FROM files WHERE id = $1", file_id)
+        vector = (metadata or {}).get("text_embedding")
+        if vector is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert vector is not None, "the generated video was not embedded"
+    assert len(vector) == 384
+    assert abs(sum(v * v for v in vector) - 1.0) < 1e-3  # a unit sentence vector
+    assert "harbour" in metadata["script"].lower()  # the script text it describes
