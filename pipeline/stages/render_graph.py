@@ -157,7 +157,13 @@ def build_ffmpeg_job(
     for scene in sb.scenes:
         if not is_dynamic(scene):
             continue
-        label = _dynamic_scene(sb, scene.index, inputs, graph)
+        # A segment's dynamic lead scene is there only for the fade into the
+        # segment: only that fade is drawn, or nothing when the next scene
+        # (dynamic too, or cut to) draws it itself.
+        lead = skip > 0 and scene.index == 0
+        if lead and not _owns_fade_out(sb, 0):
+            continue
+        label = _dynamic_scene(sb, scene.index, inputs, graph, tail_only=lead)
         graph.append(f"[{label}]split={count}" + "".join(f"[{label}r{r}]" for r in range(count)))
         for r, (rendition, _name) in enumerate(outputs):
             scale = _scale(sb, rendition, "bicubic")
@@ -168,7 +174,13 @@ def build_ffmpeg_job(
     for r in range(count):
         streams = "".join(f"[{m}]" for m in merge[r])
         mix = f"interleave=nb_inputs={len(merge[r])}," if len(merge[r]) > 1 else ""
-        trim = f"trim=start_frame={skip}:end_frame={skip + n_frames},setpts=PTS-STARTPTS"
+        # A segment's lead may have no frames at all (see above): cut by time.
+        trim = (
+            f"trim=start={(skip - 0.5) / fps:.6f}:end={(skip + n_frames - 0.5) / fps:.6f},"
+            "setpts=PTS-STARTPTS"
+            if skip
+            else f"trim=end_frame={n_frames}"
+        )
         graph.append(f"{streams}{mix}{trim},setsar=1[m{r}]")
         label = _edge_fades(sb, n_frames, window, f"m{r}", r, graph)
         graph.append(f"[{label}]null[v{r}]")
@@ -575,19 +587,30 @@ def _ffconcat(entries: list[tuple[str, int]], fps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _dynamic_scene(sb: Storyboard, k: int, inputs: GraphInputs, graph: list[str]) -> str:
-    """Sub-graph for a scene with an image/video background; returns its label."""
+def _owns_fade_out(sb: Storyboard, k: int) -> int:
+    """Frames of the fade out a dynamic scene draws: only into a static next
+    scene (a dynamic next scene owns the fade itself, re-creating this
+    scene's tail)."""
+    nxt = sb.scenes[k + 1] if k + 1 < len(sb.scenes) else None
+    return nxt.transition_in_frames if nxt is not None and not is_dynamic(nxt) else 0
+
+
+def _dynamic_scene(
+    sb: Storyboard, k: int, inputs: GraphInputs, graph: list[str], *, tail_only: bool = False
+) -> str:
+    """Sub-graph for a scene with an image/video background; returns its label.
+
+    ``tail_only``: only its fade out (a segment's lead scene), same pixels."""
     scenes = sb.scenes
     s = scenes[k]
     fps = sb.fps
     nxt = scenes[k + 1] if k + 1 < len(scenes) else None
-    # Own the fade out only when the next scene is static (a dynamic next
-    # scene owns the fade itself, re-creating this scene's tail).
-    fade_out = nxt.transition_in_frames if nxt is not None and not is_dynamic(nxt) else 0
+    fade_out = _owns_fade_out(sb, k)
+    skipped = s.slot_frames if tail_only else 0
     label = _scene_clip(
-        sb, s, inputs, graph, offset=0, length=s.slot_frames + fade_out, tag=f"d{k}"
+        sb, s, inputs, graph, offset=skipped, length=s.slot_frames + fade_out - skipped, tag=f"d{k}"
     )
-    if s.transition_in_frames:
+    if s.transition_in_frames and not tail_only:
         prev = scenes[k - 1]
         fade = s.transition_in_frames
         tail = _scene_clip(
@@ -601,11 +624,12 @@ def _dynamic_scene(sb: Storyboard, k: int, inputs: GraphInputs, graph: list[str]
         head = _scene_clip(sb, nxt, inputs, graph, offset=0, length=fade_out, tag=f"h{k}")
         graph.append(
             f"[{label}][{head}]xfade=transition=fade:duration={fade_out / fps:.6f}"
-            f":offset={s.slot_frames / fps:.6f}[x{k}out]"
+            f":offset={(s.slot_frames - skipped) / fps:.6f}[x{k}out]"
         )
         label = f"x{k}out"
     out = f"dyn{k}"
-    graph.append(f"[{label}]settb={AVTB},setpts=PTS-STARTPTS+{s.start_frame}/({fps}*TB)[{out}]")
+    start = s.start_frame + skipped
+    graph.append(f"[{label}]settb={AVTB},setpts=PTS-STARTPTS+{start}/({fps}*TB)[{out}]")
     return out
 
 

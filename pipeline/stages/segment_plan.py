@@ -6,9 +6,8 @@ A segment is a run of whole scenes ``[first, end)``: frames
 * Cuts only at scene starts, so a scene is never split and a crossfade belongs
   wholly to the segment holding the scene it fades *into*.  That segment needs
   the outgoing scene's last picture for the fade: it renders that scene as a
-  *lead* whose own frames are trimmed off before encoding.  A lead is allowed
-  only when it is a static (gradient) scene, whose frames cost nothing; a fade
-  out of an image/video scene is never a cut point.
+  *lead*, of which only what the fade needs is composed (a static card, or an
+  image/video scene's tail) and nothing is encoded.
 * Each segment is its own encode, so it starts on a keyframe (IDR, closed GOP).
 * A segment holds at most ``max_dynamic`` image/video scenes: a render's peak
   memory grows with those (render_budget), so this bounds a worker's memory by
@@ -61,30 +60,35 @@ def _is_dynamic(scene: StoryboardScene) -> bool:
     return scene.background.kind in ("image", "video")
 
 
-def _may_cut_before(scenes: tuple[StoryboardScene, ...], i: int) -> bool:
-    scene = scenes[i]
-    return scene.transition_in_frames == 0 or not _is_dynamic(scenes[i - 1])
-
-
-def plan_bounds(sb: Storyboard, *, max_dynamic: int | None = None) -> list[tuple[int, int]]:
-    """Scene ranges ``(first, end)`` covering the storyboard, in order."""
+def plan_bounds(
+    sb: Storyboard,
+    *,
+    max_dynamic: int | None = None,
+    single_pass_s: float = SINGLE_PASS_S,
+    target_s: float = TARGET_S,
+    max_s: float = MAX_S,
+) -> list[tuple[int, int]]:
+    """Scene ranges ``(first, end)`` covering the storyboard, in order
+    (the keywords exist for tests and benchmarks of short videos)."""
     scenes = sb.scenes
     cap = max_dynamic if max_dynamic is not None else segment_dynamic_cap(sb.width * sb.height)
     dynamic_total = sum(1 for s in scenes if _is_dynamic(s))
     # Karaoke cards are laid out on the whole timeline's cues: one pass.
-    if sb.subtitles == "karaoke" or (sb.duration_s < SINGLE_PASS_S and dynamic_total <= cap):
+    if sb.subtitles == "karaoke" or (sb.duration_s < single_pass_s and dynamic_total <= cap):
         return [(0, len(scenes))]
     fps = sb.fps
     bounds: list[tuple[int, int]] = []
     first, dynamic = 0, 0
     for i, scene in enumerate(scenes):
-        if i > first and _may_cut_before(scenes, i):
+        if i > first:
             length = (scene.start_frame - scenes[first].start_frame) / fps
             grown = (scene.start_frame + scene.slot_frames - scenes[first].start_frame) / fps
             over_cap = dynamic + _is_dynamic(scene) > cap
-            if length >= TARGET_S or grown > MAX_S or over_cap:
+            if length >= target_s or grown > max_s or over_cap:
                 bounds.append((first, i))
-                first, dynamic = i, 0
+                # A lead image/video scene's fade costs a source: it counts.
+                lead = scene.transition_in_frames > 0 and _is_dynamic(scenes[i - 1])
+                first, dynamic = i, int(lead)
         dynamic += _is_dynamic(scene)
     bounds.append((first, len(scenes)))
     if len(bounds) > 1:
@@ -94,7 +98,7 @@ def plan_bounds(sb: Storyboard, *, max_dynamic: int | None = None) -> list[tuple
         if (
             tail_s < MIN_S
             and merged <= cap
-            and (sb.total_frames - scenes[a].start_frame) / fps <= MAX_S
+            and (sb.total_frames - scenes[a].start_frame) / fps <= max_s
         ):
             bounds[-2:] = [(a, d)]
     return bounds
