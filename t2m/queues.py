@@ -19,6 +19,10 @@ class ActorRef:
 PARSE_SCRIPT = ActorRef("parse_script", "parse")
 BUILD_STORYBOARD = ActorRef("build_storyboard", "storyboard")
 RENDER_VIDEO = ActorRef("render_video", "render")
+# Segmented videos (pipeline.workers.segments): one message per segment, then
+# the join; on the render queue, so every render worker takes part.
+RENDER_SEGMENT = ActorRef("render_segment", "render")
+ASSEMBLE_VIDEO = ActorRef("assemble_video", "render")
 MAKE_THUMBNAILS = ActorRef("make_video_thumbnails", "thumbnails")
 PROCESS_UPLOAD = ActorRef("process_upload", "media")
 DELIVER_WEBHOOK = ActorRef("deliver_webhook", "webhooks")
@@ -30,6 +34,8 @@ ALL_ACTORS: tuple[ActorRef, ...] = (
     PARSE_SCRIPT,
     BUILD_STORYBOARD,
     RENDER_VIDEO,
+    RENDER_SEGMENT,
+    ASSEMBLE_VIDEO,
     MAKE_THUMBNAILS,
     PROCESS_UPLOAD,
     DELIVER_WEBHOOK,

@@ -26,7 +26,14 @@ from db import housekeeping
 from db import jobs as job_rows
 from db import operations as op_rows
 from t2m.cache_generation import bump_generations
-from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO, ActorRef
+from t2m.queues import (
+    ASSEMBLE_VIDEO,
+    BUILD_STORYBOARD,
+    MAKE_THUMBNAILS,
+    PARSE_SCRIPT,
+    RENDER_VIDEO,
+    ActorRef,
+)
 from t2m.redis_client import create_redis
 from t2m.scratch import reap_dead_attempts, scratch_root
 from t2m.settings import Settings
@@ -40,7 +47,10 @@ Send = Callable[[ActorRef, str], Awaitable[str]]
 STAGE_ACTORS: dict[str, ActorRef] = {
     "parse": PARSE_SCRIPT,
     "storyboard": BUILD_STORYBOARD,
+    # Re-sent, the render message re-sends every segment's; segments already
+    # stored are not rendered again (pipeline.workers.segments).
     "render": RENDER_VIDEO,
+    "assemble": ASSEMBLE_VIDEO,
     "thumbnails": MAKE_THUMBNAILS,
 }
 BATCH = 5000

@@ -21,6 +21,7 @@ No PIL, av or ffmpeg here: the API process imports this module.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,3 +126,8 @@ def plan_from_json(data: Any) -> list[tuple[int, int]] | None:
     if not data:
         return None
     return [(int(a), int(b)) for a, b in data]
+
+
+def with_plan(sb: Storyboard) -> Storyboard:
+    """``sb`` with its render plan stored in it (every worker renders the same)."""
+    return dataclasses.replace(sb, segments=tuple(plan_bounds(sb)))

@@ -33,7 +33,8 @@ from t2m.errors import T2MError
 
 log = logging.getLogger(__name__)
 
-STAGE_ORDER = ("parse", "storyboard", "render", "thumbnails", "completed")
+# "assemble": segmented videos only, between their segments and thumbnails.
+STAGE_ORDER = ("parse", "storyboard", "render", "assemble", "thumbnails", "completed")
 
 
 @dataclass

@@ -11,7 +11,7 @@ from t2m.queues import QUEUES
 QUEUE_MODULES: dict[str, tuple[str, ...]] = {
     "parse": ("pipeline.workers.video",),
     "storyboard": ("pipeline.workers.video",),
-    "render": ("pipeline.workers.video",),
+    "render": ("pipeline.workers.video", "pipeline.workers.segments"),
     "thumbnails": ("pipeline.workers.video",),
     "media": ("pipeline.workers.media",),
     "rl_update": ("pipeline.workers.recommender",),
