@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 
+import aiohttp
 import av
 
 from tests.workers.test_video_pipeline import wait_job
@@ -83,11 +84,9 @@ async def test_a_failing_segment_fails_the_job_naming_its_scenes(
 ):
     user = await make_user()
     start_worker(["parse", "storyboard", "thumbnails", "render", "media"])
-    photo = await client.post(
-        "/upload",
-        data={"file": ("photo.png", _png(), "image/png")},
-        headers=user.headers,
-    )
+    form = aiohttp.FormData()
+    form.add_field("file", _png(), filename="photo.png", content_type="image/png")
+    photo = await client.post("/upload", data=form, headers=user.headers)
     assert photo.status in (200, 201), await photo.text()
     photo_id = (await photo.json())["content_id"]
     scenes = [*SCENES]
