@@ -8,11 +8,12 @@ from pathlib import Path
 
 import av
 
+from t2m import queues
 from t2m.scratch import scratch_root
 from t2m.settings import Settings
 from tests.samples import SCRIPTS
 
-VIDEO_QUEUES = ["parse", "storyboard", "render", "thumbnails"]
+VIDEO_QUEUES = list(queues.VIDEO_QUEUES)
 
 
 async def wait_job(
