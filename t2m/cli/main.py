@@ -69,7 +69,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         # A render worker takes one message at a time (Dramatiq would prefetch
         # two per thread): an idle worker elsewhere gets the next segment, and
         # the worker's memory is one segment's.
-        os.environ.setdefault("dramatiq_queue_prefetch", "1")  # noqa: SIM112 (its name)
+        os.environ.setdefault("dramatiq_queue_prefetch", "1")
     # Replace this process so signals reach Dramatiq's supervisor directly.
     os.execv(sys.executable, argv)  # noqa: S606
     return 0  # not reached
