@@ -284,6 +284,8 @@ class Storyboard:
     warnings: tuple[str, ...] = field(default=())
     # Spoken sentences on the timeline; empty for a silent video.
     narration: tuple[SpeechClip, ...] = field(default=())
+    # Render plan: scene ranges [first, end) rendered apart (segment_plan).
+    segments: tuple[tuple[int, int], ...] = field(default=())
 
     @property
     def duration_s(self) -> float:
@@ -354,6 +356,7 @@ class Storyboard:
             },
             "warnings": list(self.warnings),
             "narration": clips_to_list(self.narration),
+            "segments": [list(b) for b in self.segments],
         }
 
     @classmethod
@@ -379,6 +382,7 @@ class Storyboard:
             music=MusicPlan(**music) if music else None,
             warnings=tuple(data.get("warnings") or ()),
             narration=clips_from_list(data.get("narration")),
+            segments=tuple((int(a), int(b)) for a, b in data.get("segments") or ()),
         )
 
 

@@ -21,15 +21,17 @@ from db import jobs as job_rows
 from db import quotas as quota_rows
 from pipeline.stages.narrate.stage import SpeechPlan
 from pipeline.stages.probe import ProbeError, probe_media
-from pipeline.stages.render import render_video
+from pipeline.stages.render import RenderResult, render_video
 from pipeline.stages.render_budget import check_render_budget
 from pipeline.stages.script import Script, parse_script
+from pipeline.stages.segment_plan import with_plan
 from pipeline.stages.storyboard import Storyboard, build_storyboard
 from pipeline.stages.thumbnails import make_thumbnails
 from pipeline.workers import runtime
 from pipeline.workers.finalize import finalize_video
 from pipeline.workers.jobs import StageRun, stage_run
 from pipeline.workers.resources import invalidate_cache, storage
+from pipeline.workers.segment_dispatch import dispatch_segments
 from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
 from t2m.job_status import JobStatus
@@ -155,6 +157,7 @@ async def build_storyboard_stage(job_id: str) -> None:
         )
         for warning in storyboard.warnings:
             await run.log("WARNING", warning)
+        storyboard = with_plan(storyboard)
         await storage().put_bytes(
             _storyboard_key(job_id),
             json.dumps(storyboard.to_dict()).encode(),
@@ -221,6 +224,9 @@ async def render_video_stage(job_id: str) -> None:
         storyboard = Storyboard.from_dict(
             json.loads(await storage().get_bytes(_storyboard_key(job_id)))
         )
+        if len(storyboard.segments) > 1:  # past the one-pass threshold
+            await dispatch_segments(run, storyboard)
+            return
         # Checked again on the plan itself: a permanent failure, never an OOM kill.
         check_render_budget(
             [scene.background.asset_id for scene in storyboard.scenes],
@@ -233,7 +239,6 @@ async def render_video_stage(job_id: str) -> None:
 
 
 async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
-    job_id = run.job["id"]
     asset_paths: dict[str, Path] = {}
     async with run.pool.acquire() as conn:
         for asset_id in _storyboard_assets(storyboard):
@@ -270,6 +275,12 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
     finally:
         watch.cancelled.set()
         poller.cancel()
+    await store_render_result(run, result, started)
+
+
+async def store_render_result(run: StageRun, result: RenderResult, started: float) -> None:
+    """Store the renditions and captions, record them on the job, hand on."""
+    job_id = run.job["id"]
     renditions: dict[str, dict[str, Any]] = {}
     for quality, path in result.renditions.items():
         key = f"videos/{job_id}/{quality}.mp4"
