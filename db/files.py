@@ -283,3 +283,10 @@ async def referenced_keys(conn: asyncpg.Connection, prefix: str) -> set[str]:
         prefix.replace("%", r"\%").replace("_", r"\_") + "%",
     )
     return {r["storage_key"] for r in rows}
+
+
+async def live_file_ids(conn: asyncpg.Connection, owner_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT id FROM files WHERE owner_id = $1 AND deleted_at IS NULL", owner_id
+    )
+    return [r["id"] for r in rows]
