@@ -117,6 +117,7 @@ class _CandidateBlock:
     tag_set: TagSet
     prior: npt.NDArray[np.float64]
     linear_positions: npt.NDArray[np.int64]
+    members: frozenset[str]
 
 
 class _SparseTable:
@@ -353,6 +354,7 @@ class TagScorer:
                 TagSet([e[0] for e in entries]),
                 np.array([self.tag_prior.get(t, self.unseen_prior) for t in tags]),
                 self.linear.positions(tags),
+                frozenset(tags),
             )
             if len(self._blocks) >= MAX_CACHED_BLOCKS:
                 self._blocks.pop(next(iter(self._blocks)))
@@ -382,11 +384,20 @@ class TagScorer:
             if not group:
                 continue
             block = self._block(group)
-            keep = []
-            for i, name in enumerate(group):
-                if name not in seen and name not in excluded:
-                    seen.add(name)
-                    keep.append(i)
+            # set operations in C instead of a Python loop over every candidate: only
+            # the few tags already taken or excluded need looking at one by one
+            drop = set(block.members & seen)
+            if excluded:
+                drop |= block.members & excluded
+            if drop or len(block.members) != len(group):
+                keep = []
+                for i, name in enumerate(group):
+                    if name not in drop:
+                        drop.add(name)  # a repeated name counts once
+                        keep.append(i)
+            else:
+                keep = list(range(len(group)))
+            seen |= block.members
             if not keep:
                 continue
             out = np.empty((len(group), d + N_EXTRA), dtype=np.float64)

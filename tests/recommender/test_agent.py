@@ -118,7 +118,7 @@ def _labelled(rng: np.random.Generator, per_topic: int = 12):
 
 
 def test_owner_labels_fit_the_linear_term_and_cold_content_gets_its_topic():
-    agent = new_agent()
+    agent = new_agent(linear=True)
     rng = np.random.default_rng(5)
     agent.learn_labels(_labelled(rng))
     scorer = agent.scorer()  # exporting refits the linear term on the stored labels
@@ -145,6 +145,6 @@ def test_without_the_linear_term_the_bilinear_term_learns_the_labels():
 
 
 def test_the_label_store_keeps_the_newest_labels():
-    agent = new_agent(label_store=10)
+    agent = new_agent(linear=True, label_store=10)
     agent.learn_labels(_labelled(np.random.default_rng(3), per_topic=5))
     assert len(agent.labels) == 10

@@ -67,7 +67,7 @@ def test_bad_blobs_are_rejected():
 
 
 def test_round_trip_keeps_the_linear_term_and_the_stored_labels():
-    agent = new_agent()
+    agent = new_agent(linear=True, linear_anchor=True)
     rng = np.random.default_rng(4)
     agent.learn_labels([(topic_content(t, rng), [t]) for t in TOPICS for _ in range(6)])
     play(agent, rounds=20, rng=rng)
