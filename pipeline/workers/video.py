@@ -1,4 +1,4 @@
-"""The video pipeline actors: parse → storyboard → render → thumbnails (+ finalize).
+"""The video pipeline actors: parse → (narrate) → storyboard → render → thumbnails (+ finalize).
 
 Each actor is idempotent: it reads the job row, does its stage into
 deterministic storage keys, and enqueues the next stage by name.
@@ -19,6 +19,7 @@ import dramatiq
 from db import files as file_rows
 from db import jobs as job_rows
 from db import quotas as quota_rows
+from pipeline.stages.narrate.stage import SpeechPlan
 from pipeline.stages.probe import ProbeError, probe_media
 from pipeline.stages.render import RenderResult, render_video
 from pipeline.stages.render_budget import check_render_budget
@@ -34,7 +35,14 @@ from pipeline.workers.segment_dispatch import dispatch_segments
 from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
 from t2m.job_status import JobStatus
-from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
+from t2m.queues import (
+    BUILD_STORYBOARD,
+    EMBED_TEXT,
+    MAKE_THUMBNAILS,
+    NARRATE_SCRIPT,
+    PARSE_SCRIPT,
+    RENDER_VIDEO,
+)
 from t2m.scratch import attempt_dir
 
 CAPTION_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip"}
@@ -59,6 +67,10 @@ def _parsed_key(job_id: str) -> str:
     return f"scripts/{job_id}.parsed.json"
 
 
+def _speech_key(job_id: str) -> str:
+    return f"scripts/{job_id}.speech.json"  # written by the narrate stage
+
+
 def _storyboard_key(job_id: str) -> str:
     return f"storyboards/{job_id}.json"
 
@@ -80,7 +92,12 @@ async def parse_script_stage(job_id: str) -> None:
         await run.log(
             "INFO", f"Script parsed: {len(script.scenes)} scenes", scenes=len(script.scenes)
         )
-        _next(BUILD_STORYBOARD, job_id)
+        # A silent video (narration "none", or every scene [silent]) needs no
+        # speech engine: it goes straight on to the storyboard.
+        silent = run.job["parameters"].get("narration") == "none" or not any(
+            scene.spoken_text for scene in script.scenes
+        )
+        _next(BUILD_STORYBOARD if silent else NARRATE_SCRIPT, job_id)
 
 
 async def _job_assets(run: StageRun, script: Script) -> dict[str, dict[str, Any]]:
@@ -121,6 +138,11 @@ async def build_storyboard_stage(job_id: str) -> None:
             return
         script = Script.from_dict(json.loads(await storage().get_bytes(_parsed_key(job_id))))
         params = run.job["parameters"]
+        speech: SpeechPlan | None = None
+        if await storage().exists(_speech_key(job_id)):
+            speech = SpeechPlan.from_dict(
+                json.loads(await storage().get_bytes(_speech_key(job_id)))
+            )
         storyboard = await asyncio.to_thread(
             build_storyboard,
             script,
@@ -131,7 +153,10 @@ async def build_storyboard_stage(job_id: str) -> None:
             assets=await _job_assets(run, script),
             subtitles=params.get("subtitles", "none"),
             music=params.get("music"),
+            speech=speech,
         )
+        for warning in storyboard.warnings:
+            await run.log("WARNING", warning)
         storyboard = with_plan(storyboard)
         await storage().put_bytes(
             _storyboard_key(job_id),
@@ -322,3 +347,6 @@ async def _thumbnails_and_finalize(run: StageRun, work: Path) -> None:
     script = await storage().get_bytes(run.job["script_key"])
     metadata["script"] = script.decode("utf-8", "replace")[:SCRIPT_EXCERPT_CHARS]
     await finalize_video(run, rendered, primary, thumbnail_keys, metadata)
+    # the media worker embeds the script text for the tag recommender (it holds the
+    # sentence model; the render and thumbnail workers never load torch)
+    await asyncio.to_thread(_next, EMBED_TEXT, file_id)
