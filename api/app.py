@@ -41,6 +41,7 @@ from api.routes import (
     events,
     feedback,
     files,
+    hls,
     jobs,
     legacy,
     monitoring,
@@ -159,6 +160,7 @@ def create_app(settings: Settings) -> web.Application:
     for table in (
         auth.routes,
         files.routes,
+        hls.routes,
         jobs.routes,
         videos.routes,
         system.routes,

@@ -265,3 +265,14 @@ async def referenced_keys(conn: asyncpg.Connection, prefix: str) -> set[str]:
         prefix.replace("%", r"\%").replace("_", r"\_") + "%",
     )
     return {r["storage_key"] for r in rows}
+
+
+async def set_renditions(
+    conn: asyncpg.Connection, file_id: str, renditions: dict[str, Any]
+) -> None:
+    """Record an upload's encoded renditions (merged over what is there)."""
+    await conn.execute(
+        "UPDATE files SET renditions = renditions || $2::jsonb WHERE id = $1",
+        file_id,
+        renditions,
+    )

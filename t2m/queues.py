@@ -20,6 +20,7 @@ PARSE_SCRIPT = ActorRef("parse_script", "parse")
 BUILD_STORYBOARD = ActorRef("build_storyboard", "storyboard")
 RENDER_VIDEO = ActorRef("render_video", "render")
 MAKE_THUMBNAILS = ActorRef("make_video_thumbnails", "thumbnails")
+PACKAGE_HLS = ActorRef("package_hls", "package")
 PROCESS_UPLOAD = ActorRef("process_upload", "media")
 DELIVER_WEBHOOK = ActorRef("deliver_webhook", "webhooks")
 UPDATE_RECOMMENDER = ActorRef("update_recommender", "rl_update")
@@ -31,6 +32,7 @@ ALL_ACTORS: tuple[ActorRef, ...] = (
     BUILD_STORYBOARD,
     RENDER_VIDEO,
     MAKE_THUMBNAILS,
+    PACKAGE_HLS,
     PROCESS_UPLOAD,
     DELIVER_WEBHOOK,
     UPDATE_RECOMMENDER,

@@ -13,6 +13,7 @@ QUEUE_MODULES: dict[str, tuple[str, ...]] = {
     "storyboard": ("pipeline.workers.video",),
     "render": ("pipeline.workers.video",),
     "thumbnails": ("pipeline.workers.video",),
+    "package": ("pipeline.workers.package",),
     "media": ("pipeline.workers.media",),
     "rl_update": ("pipeline.workers.recommender",),
     "webhooks": ("pipeline.workers.webhooks",),

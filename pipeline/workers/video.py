@@ -1,4 +1,4 @@
-"""The video pipeline actors: parse → storyboard → render → thumbnails (+ finalize).
+"""The video pipeline actors: parse → storyboard → render → thumbnails (+ finalize) → package.
 
 Each actor is idempotent: it reads the job row, does its stage into
 deterministic storage keys, and enqueues the next stage by name.
@@ -31,7 +31,13 @@ from pipeline.workers.jobs import StageRun, stage_run
 from pipeline.workers.resources import invalidate_cache, storage
 from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
-from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
+from t2m.queues import (
+    BUILD_STORYBOARD,
+    MAKE_THUMBNAILS,
+    PACKAGE_HLS,
+    PARSE_SCRIPT,
+    RENDER_VIDEO,
+)
 from t2m.scratch import attempt_dir
 
 CAPTION_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip"}
@@ -310,3 +316,6 @@ async def _thumbnails_and_finalize(run: StageRun, work: Path) -> None:
     script = await storage().get_bytes(run.job["script_key"])
     metadata["script"] = script.decode("utf-8", "replace")[:SCRIPT_EXCERPT_CHARS]
     await finalize_video(run, rendered, primary, thumbnail_keys, metadata)
+    # HLS and seek previews follow on their own queue: the video is already
+    # playable (progressive MP4), so the job does not wait for them.
+    _next(PACKAGE_HLS, file_id)
