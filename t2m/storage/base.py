@@ -25,6 +25,7 @@ SEGMENTS: tuple[str, ...] = (
     "tts",  # synthesized speech, content-addressed (narrate stage; read by render)
     "storyboards",
     "videos",
+    "hls",  # packaged HLS trees and seek previews, one prefix per file (package stage)
     "thumbnails",
     "logs",
     "archive",

@@ -1,0 +1,206 @@
+"""HLS endpoints: by token and by signed link; content types, caching, CORS,
+ranges, the rewritten playlists, ffmpeg reading every variant of a signed
+master URL, and what a delete stops."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import imageio_ffmpeg
+import m3u8
+import pytest
+
+from api.keys import STORAGE
+from pipeline.stages.hls_package import content_type, package_hls
+from pipeline.stages.seek_previews import make_storyboard
+from t2m import signing
+from tests.api.files_helpers import upload
+from tests.media_factory import h264_mp4, png_bytes
+
+VTT = "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nHello there.\n"
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A packaged tree (two renditions, captions, seek previews) to store per test."""
+    work = tmp_path_factory.mktemp("hls")
+    sources = {
+        "360p": h264_mp4(work / "360p.mp4", height=360, seconds=6),
+        "720p": h264_mp4(work / "720p.mp4", height=720, seconds=6),
+    }
+    (work / "subtitles.vtt").write_text(VTT)
+    result = package_hls(sources, work / "out", subtitles_vtt=work / "subtitles.vtt")
+    make_storyboard(
+        sources["720p"], work / "out", duration_s=result.duration_s, width=1280, height=720
+    )
+    return work / "out"
+
+
+async def _video(client, db, user, tree: Path) -> tuple[str, str]:
+    """A completed job of ``user`` whose video file has an HLS tree (job id, file id)."""
+    job_id = "job_" + secrets.token_hex(12)
+    file_id = (
+        await upload(client, user, png_bytes(color=(secrets.randbelow(256), 2, 3)), "v.png")
+    )["id"]
+    async with db.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO jobs (id, owner_id, status, output_file_id, result)"
+            " VALUES ($1, $2, 'completed', $3, '{}'::jsonb)",
+            job_id,
+            user.id,
+            file_id,
+        )
+        await conn.execute(
+            "UPDATE files SET file_type = 'video', source = 'generated', job_id = $2 WHERE id = $1",
+            file_id,
+            job_id,
+        )
+    storage = client.server.app[STORAGE]
+    for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+        name = path.relative_to(tree).as_posix()
+        await storage.put_file(f"hls/{file_id}/{name}", path, content_type=content_type(name))
+    return job_id, file_id
+
+
+async def _signed_master(client, user, file_id: str) -> tuple[str, dict[str, str]]:
+    response = await client.post(
+        f"/api/v1/files/{file_id}/signed-url", headers=user.headers, json={"format": "hls"}
+    )
+    assert response.status == 200, await response.text()
+    data = (await response.json())["data"]
+    assert data["kind"] == "hls"
+    parts = urlsplit(data["url"])
+    assert parts.path == f"/api/v1/files/secure/{file_id}/hls/master.m3u8"
+    return parts.path, dict(parse_qsl(parts.query))
+
+
+async def test_by_token_types_caching_cors_and_ranges(client, db, make_user, tree):
+    alice, bob = await make_user(), await make_user()
+    job_id, file_id = await _video(client, db, alice, tree)
+    for base in (f"/api/v1/files/{file_id}/hls", f"/api/v1/videos/{job_id}/hls"):
+        master = await client.get(f"{base}/master.m3u8", headers=alice.headers)
+        assert master.status == 200, await master.text()
+        assert master.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+        assert master.headers["Cache-Control"] == "private, max-age=5"
+        assert master.headers["Access-Control-Allow-Origin"] == "*"
+        parsed = m3u8.loads(await master.text())
+        assert [p.uri for p in parsed.playlists] == ["360p/index.m3u8", "720p/index.m3u8"]
+        variant = m3u8.loads(
+            await (await client.get(f"{base}/720p/index.m3u8", headers=alice.headers)).text()
+        )
+        segment = await client.get(
+            f"{base}/720p/{variant.segments[0].uri}",
+            headers={**alice.headers, "Range": "bytes=0-99"},
+        )
+        assert segment.status == 206
+        assert segment.headers["Content-Type"] == "video/iso.segment"
+        assert segment.headers["Content-Range"].startswith("bytes 0-99/")
+        assert "immutable" in segment.headers["Cache-Control"]
+        assert len(await segment.read()) == 100
+        assert (await client.get(f"{base}/master.m3u8", headers=bob.headers)).status == 404
+        assert (await client.get(f"{base}/master.m3u8")).status == 401
+        # Only the packager's names exist in a tree.
+        assert (await client.get(f"{base}/../x", headers=alice.headers)).status == 404
+        assert (await client.get(f"{base}/720p/seg_99999.m4s", headers=alice.headers)).status == 404
+    vtt = await client.get(f"/api/v1/files/{file_id}/storyboard.vtt", headers=alice.headers)
+    assert vtt.status == 200 and vtt.headers["Content-Type"] == "text/vtt; charset=utf-8"
+    assert "storyboard.jpg#xywh=0,0,160,90" in await vtt.text()
+    jpg = await client.get(f"/api/v1/files/{file_id}/storyboard.jpg", headers=alice.headers)
+    assert jpg.status == 200 and jpg.headers["Content-Type"] == "image/jpeg"
+    # A picture has no tree.
+    picture = (await upload(client, alice, png_bytes(color=(7, 7, 7)), "p.png"))["id"]
+    response = await client.get(f"/api/v1/files/{picture}/hls/master.m3u8", headers=alice.headers)
+    assert response.status == 404
+
+
+async def test_signed_master_rewrites_every_reference(client, db, make_user, tree):
+    alice = await make_user()
+    _job_id, file_id = await _video(client, db, alice, tree)
+    path, query = await _signed_master(client, alice, file_id)
+    assert set(query) == {"kind", "user_id", "expires", "signature"}
+    master = await client.get(path, params=query)  # no token
+    assert master.status == 200, await master.text()
+    text = await master.text()
+    signed = "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    parsed = m3u8.loads(text)
+    assert [p.uri for p in parsed.playlists] == [
+        f"360p/index.m3u8{signed}",
+        f"720p/index.m3u8{signed}",
+    ]
+    assert [m.uri for m in parsed.media] == [f"subs/index.m3u8{signed}"]
+    base = path.rsplit("/", 1)[0]
+    variant = m3u8.loads(await (await client.get(f"{base}/720p/index.m3u8", params=query)).text())
+    assert variant.segment_map[0].uri == f"init.mp4{signed}"
+    assert all(s.uri.endswith(signed) for s in variant.segments)
+    segment = await client.get(f"{base}/720p/{variant.segments[0].uri}")
+    assert segment.status == 200
+    assert segment.headers["Cache-Control"] == "private, max-age=300, immutable"
+    board = await client.get(f"{base}/storyboard.vtt", params=query)
+    assert f"storyboard.jpg{signed}#xywh=0,0,160,90" in await board.text()
+    subs = m3u8.loads(await (await client.get(f"{base}/subs/index.m3u8", params=query)).text())
+    captions = await client.get(f"{base}/subs/{subs.segments[0].uri}")
+    assert await captions.text() == VTT
+
+
+async def test_ffmpeg_reads_every_variant_of_the_signed_master(client, db, make_user, tree):
+    alice = await make_user()
+    _job_id, file_id = await _video(client, db, alice, tree)
+    path, query = await _signed_master(client, alice, file_id)
+    url = str(client.make_url(path)) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    for variant in (0, 1):
+        process = await asyncio.create_subprocess_exec(
+            imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", url,
+            "-map", f"0:p:{variant}:v", "-f", "null", "-",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()[-2000:]
+
+
+async def test_bad_signatures_are_403(client, db, make_user, tree, settings):
+    alice = await make_user()
+    _job_id, file_id = await _video(client, db, alice, tree)
+    _other_job, other_file = await _video(client, db, alice, tree)
+    path, query = await _signed_master(client, alice, file_id)
+    base = path.rsplit("/", 1)[0]
+    flipped = query["signature"][:-1] + ("0" if query["signature"][-1] != "0" else "1")
+    expired, _ = signing.signed_query(
+        settings.signing_secret, file_id, alice.id, signing.LinkKind.HLS, {}, -60
+    )
+    thumbnail, _ = signing.signed_query(
+        settings.signing_secret, file_id, alice.id, signing.LinkKind.THUMBNAIL,
+        {"size": "small"}, 60,
+    )  # fmt: skip
+    for target in ("master.m3u8", "720p/index.m3u8", "720p/seg_00000.m4s", "storyboard.jpg"):
+        for bad in (
+            {**query, "signature": flipped},
+            {**query, "expires": str(int(query["expires"]) + 1)},
+            {k: v for k, v in query.items() if k != "signature"},
+            dict(parse_qsl(expired)),
+            dict(parse_qsl(thumbnail)),
+        ):
+            response = await client.get(f"{base}/{target}", params=bad)
+            assert response.status == 403, (target, bad)
+        # The same signature on another file's tree.
+        response = await client.get(f"/api/v1/files/secure/{other_file}/hls/{target}", params=query)
+        assert response.status == 403
+    # An hls signature does not open the original through the other signed path.
+    response = await client.get(f"/api/v1/files/secure/{file_id}", params=query)
+    assert response.status == 403
+
+
+async def test_delete_stops_playlists_at_once_and_segments(client, db, make_user, tree):
+    alice = await make_user()
+    _job_id, file_id = await _video(client, db, alice, tree)
+    path, query = await _signed_master(client, alice, file_id)
+    base = path.rsplit("/", 1)[0]
+    assert (await client.get(f"{base}/720p/seg_00000.m4s", params=query)).status == 200
+    response = await client.delete(f"/api/v1/files/{file_id}", headers=alice.headers)
+    assert response.status == 200
+    assert (await client.get(path, params=query)).status == 403
+    assert (await client.get(f"{base}/720p/seg_00000.m4s", params=query)).status == 404
+    storage = client.server.app[STORAGE]
+    assert [o async for o in storage.list(f"hls/{file_id}/")] == []
