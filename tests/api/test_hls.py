@@ -39,6 +39,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work / "out"
 
 
+def _tree_files(tree: Path) -> list[Path]:
+    return sorted(p for p in tree.rglob("*") if p.is_file())
+
+
 async def _video(client, db, user, tree: Path) -> tuple[str, str]:
     """A completed job of ``user`` whose video file has an HLS tree (job id, file id)."""
     job_id = "job_" + secrets.token_hex(12)
@@ -59,7 +63,7 @@ async def _video(client, db, user, tree: Path) -> tuple[str, str]:
             job_id,
         )
     storage = client.server.app[STORAGE]
-    for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+    for path in _tree_files(tree):
         name = path.relative_to(tree).as_posix()
         await storage.put_file(f"hls/{file_id}/{name}", path, content_type=content_type(name))
     return job_id, file_id
