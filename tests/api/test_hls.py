@@ -5,7 +5,6 @@ master URL, and what a delete stops."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -14,59 +13,16 @@ import m3u8
 import pytest
 
 from api.keys import STORAGE
-from pipeline.stages.hls_package import content_type, package_hls
-from pipeline.stages.seek_previews import make_storyboard
 from t2m import signing
 from tests.api.files_helpers import upload
-from tests.media_factory import h264_mp4, png_bytes
-
-VTT = "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nHello there.\n"
+from tests.api.hls_helpers import VTT, package_tree, stored_video
+from tests.media_factory import png_bytes
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A packaged tree (two renditions, captions, seek previews) to store per test."""
-    work = tmp_path_factory.mktemp("hls")
-    sources = {
-        "360p": h264_mp4(work / "360p.mp4", height=360, seconds=6),
-        "720p": h264_mp4(work / "720p.mp4", height=720, seconds=6),
-    }
-    (work / "subtitles.vtt").write_text(VTT)
-    result = package_hls(sources, work / "out", subtitles_vtt=work / "subtitles.vtt")
-    make_storyboard(
-        sources["720p"], work / "out", duration_s=result.duration_s, width=1280, height=720
-    )
-    return work / "out"
-
-
-def _tree_files(tree: Path) -> list[Path]:
-    return sorted(p for p in tree.rglob("*") if p.is_file())
-
-
-async def _video(client, db, user, tree: Path) -> tuple[str, str]:
-    """A completed job of ``user`` whose video file has an HLS tree (job id, file id)."""
-    job_id = "job_" + secrets.token_hex(12)
-    file_id = (
-        await upload(client, user, png_bytes(color=(secrets.randbelow(256), 2, 3)), "v.png")
-    )["id"]
-    async with db.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO jobs (id, owner_id, status, output_file_id, result)"
-            " VALUES ($1, $2, 'completed', $3, '{}'::jsonb)",
-            job_id,
-            user.id,
-            file_id,
-        )
-        await conn.execute(
-            "UPDATE files SET file_type = 'video', source = 'generated', job_id = $2 WHERE id = $1",
-            file_id,
-            job_id,
-        )
-    storage = client.server.app[STORAGE]
-    for path in _tree_files(tree):
-        name = path.relative_to(tree).as_posix()
-        await storage.put_file(f"hls/{file_id}/{name}", path, content_type=content_type(name))
-    return job_id, file_id
+    return package_tree(tmp_path_factory.mktemp("hls"))
 
 
 async def _signed_master(client, user, file_id: str) -> tuple[str, dict[str, str]]:
@@ -83,7 +39,7 @@ async def _signed_master(client, user, file_id: str) -> tuple[str, dict[str, str
 
 async def test_by_token_types_caching_cors_and_ranges(client, db, make_user, tree):
     alice, bob = await make_user(), await make_user()
-    job_id, file_id = await _video(client, db, alice, tree)
+    job_id, file_id = await stored_video(client, db, alice, tree)
     for base in (f"/api/v1/files/{file_id}/hls", f"/api/v1/videos/{job_id}/hls"):
         master = await client.get(f"{base}/master.m3u8", headers=alice.headers)
         assert master.status == 200, await master.text()
@@ -122,7 +78,7 @@ async def test_by_token_types_caching_cors_and_ranges(client, db, make_user, tre
 
 async def test_signed_master_rewrites_every_reference(client, db, make_user, tree):
     alice = await make_user()
-    _job_id, file_id = await _video(client, db, alice, tree)
+    _job_id, file_id = await stored_video(client, db, alice, tree)
     path, query = await _signed_master(client, alice, file_id)
     assert set(query) == {"kind", "user_id", "expires", "signature"}
     master = await client.get(path, params=query)  # no token
@@ -151,7 +107,7 @@ async def test_signed_master_rewrites_every_reference(client, db, make_user, tre
 
 async def test_ffmpeg_reads_every_variant_of_the_signed_master(client, db, make_user, tree):
     alice = await make_user()
-    _job_id, file_id = await _video(client, db, alice, tree)
+    _job_id, file_id = await stored_video(client, db, alice, tree)
     path, query = await _signed_master(client, alice, file_id)
     url = str(client.make_url(path)) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
     for variant in (0, 1):
@@ -166,8 +122,8 @@ async def test_ffmpeg_reads_every_variant_of_the_signed_master(client, db, make_
 
 async def test_bad_signatures_are_403(client, db, make_user, tree, settings):
     alice = await make_user()
-    _job_id, file_id = await _video(client, db, alice, tree)
-    _other_job, other_file = await _video(client, db, alice, tree)
+    _job_id, file_id = await stored_video(client, db, alice, tree)
+    _other_job, other_file = await stored_video(client, db, alice, tree)
     path, query = await _signed_master(client, alice, file_id)
     base = path.rsplit("/", 1)[0]
     flipped = query["signature"][:-1] + ("0" if query["signature"][-1] != "0" else "1")
@@ -198,7 +154,7 @@ async def test_bad_signatures_are_403(client, db, make_user, tree, settings):
 
 async def test_delete_stops_playlists_at_once_and_segments(client, db, make_user, tree):
     alice = await make_user()
-    _job_id, file_id = await _video(client, db, alice, tree)
+    _job_id, file_id = await stored_video(client, db, alice, tree)
     path, query = await _signed_master(client, alice, file_id)
     base = path.rsplit("/", 1)[0]
     assert (await client.get(f"{base}/720p/seg_00000.m4s", params=query)).status == 200
