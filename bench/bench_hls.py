@@ -5,7 +5,7 @@ Starts the API and the media, package and video workers as processes
 
 1. **Signed segments.** An uploaded 10-minute 360p video is packaged by the
    workers; ``GET`` of its signed segments (HMAC check, no database) at
-   ``--connections`` concurrent connections, against a bare aiohttp server
+   ``--connections`` concurrent connections (wrk), against a bare aiohttp server
    (another process, like ``t2m serve``) answering the same files with
    ``FileResponse``.  Rounds alternate bare / signed so drift on a busy
    machine hits both alike; the ratio of requests/s and the p99 are reported.
@@ -17,7 +17,9 @@ Starts the API and the media, package and video workers as processes
    time of the package stage's own code (HLS stream copy + seek previews) on
    the same rendition.
 
-    .venv/bin/python bench/bench_hls.py [--connections 50] [--requests 4000]
+    .venv/bin/python bench/bench_hls.py [--connections 50] [--seconds 10] [--rounds 3]
+
+``wrk`` (Debian package) makes the segment load; Chromium the first frame.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -39,6 +43,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_load import _ms
 from bench.harness import Service, running_service, wait_http
 from pipeline.stages.hls_package import package_hls
 from pipeline.stages.seek_previews import make_storyboard
@@ -64,36 +69,28 @@ BARE_SERVER = textwrap.dedent(
 )
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+WRK_SCRIPT = """
+paths = {%s}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1])
+end
+"""
 
 
-async def _load(urls: list[str], requests: int, connections: int) -> dict[str, float]:
-    latencies: list[float] = []
-    next_index = 0
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker() -> None:
-            nonlocal next_index
-            while next_index < requests:
-                url = urls[next_index % len(urls)]
-                next_index += 1
-                started = time.perf_counter()
-                async with session.get(url) as response:
-                    await response.read()
-                    assert response.status == 200, (url, response.status)
-                latencies.append((time.perf_counter() - started) * 1000)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
-        elapsed = time.perf_counter() - started
-    return {
-        "rps": requests / elapsed,
-        "p50_ms": statistics.median(latencies),
-        "p99_ms": percentile(latencies, 0.99),
-    }
+def _wrk(base: str, paths: list[str], connections: int, seconds: int, work: Path) -> dict:
+    """Requests/s and p50/p99 (ms) of wrk cycling over ``paths`` of ``base``."""
+    script = work / "paths.lua"
+    script.write_text(WRK_SCRIPT % ", ".join(json.dumps(p) for p in paths))
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
+    output = subprocess.run([*command, base], capture_output=True, text=True, check=True).stdout
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        raise RuntimeError(f"failed requests:\n{output}")
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    assert rps is not None, output
+    return {"rps": float(rps.group(1)), "p50_ms": _ms(latency["50"]), "p99_ms": _ms(latency["99"])}
 
 
 async def _wait_master(session: aiohttp.ClientSession, service: Service, file_id: str) -> str:
@@ -120,7 +117,7 @@ async def _signed_master(session: aiohttp.ClientSession, service: Service, file_
 async def segments_and_ttff(service: Service, args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-hls-"))
     try:
-        video = h264_mp4(work / "long.mp4", height=360, seconds=args.long_seconds)
+        video = h264_mp4(work / "long.mp4", height=360, seconds=args.long_seconds, kbps=500)
         async with aiohttp.ClientSession() as session:
             form = aiohttp.FormData()
             form.add_field("file", video.read_bytes(), filename="long.mp4")
@@ -133,7 +130,8 @@ async def segments_and_ttff(service: Service, args: argparse.Namespace) -> dict[
             query = master.split("?", 1)[1]
         tree = service.scratch / "storage" / "hls" / file_id
         names = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.m4s"))
-        signed = [f"{master.rsplit('/', 1)[0]}/{n}?{query}" for n in names]
+        signed_base = master.rsplit("/", 1)[0].split("/api/", 1)[1]
+        signed = [f"/api/{signed_base}/{n}?{query}" for n in names]
         port = free_port()
         script = work / "bare.py"
         script.write_text(BARE_SERVER)
@@ -142,11 +140,19 @@ async def segments_and_ttff(service: Service, args: argparse.Namespace) -> dict[
         )
         try:
             await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/{names[0]}")
-            bare = [f"http://127.0.0.1:{port}/{n}" for n in names]
+            bare_url = f"http://127.0.0.1:{port}"
             rounds: dict[str, list[dict[str, float]]] = {"bare": [], "signed": []}
+            bare = [f"/{n}" for n in names]
             for _ in range(args.rounds):
-                rounds["bare"].append(await _load(bare, args.requests, args.connections))
-                rounds["signed"].append(await _load(signed, args.requests, args.connections))
+                for kind, base, paths in (
+                    ("bare", bare_url, bare),
+                    ("signed", service.base_url, signed),
+                ):
+                    rounds[kind].append(
+                        await asyncio.to_thread(
+                            _wrk, base, paths, args.connections, args.seconds, work
+                        )
+                    )
         finally:
             bare_process.terminate()
             await bare_process.wait()
@@ -261,7 +267,7 @@ async def packaging_fraction(service: Service, args: argparse.Namespace) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--seconds", type=int, default=10, help="of each wrk round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--long-seconds", type=float, default=600)
     parser.add_argument("--ttff-runs", type=int, default=5)

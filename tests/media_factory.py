@@ -29,8 +29,11 @@ def jpeg_bytes(width: int = 320, height: int = 200) -> bytes:
 ELF_BYTES = b"\x7fELF\x02\x01\x01" + b"\x00" * 200
 
 
-def h264_mp4(path: Path, *, height: int, seconds: float = 9.0, gop_s: int = 2) -> Path:
-    """A test-pattern H.264/AAC MP4 with a fixed GOP (like the renders' renditions)."""
+def h264_mp4(
+    path: Path, *, height: int, seconds: float = 9.0, gop_s: int = 2, kbps: int | None = None
+) -> Path:
+    """A test-pattern H.264/AAC MP4 with a fixed GOP (like the renders' renditions);
+    ``kbps`` caps the video bitrate (else the encoder's fast default, much higher)."""
     import subprocess
 
     import imageio_ffmpeg
@@ -63,6 +66,11 @@ def h264_mp4(path: Path, *, height: int, seconds: float = 9.0, gop_s: int = 2) -
             "-shortest",
             "-movflags",
             "+faststart",
+            *(
+                ["-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{2 * kbps}k"]
+                if kbps
+                else []
+            ),
             str(path),
         ],
         check=True,
