@@ -11,6 +11,7 @@ from typing import Any
 import dramatiq
 
 from db import files as file_rows
+from db import quotas as quota_rows
 from db import webhooks as webhook_rows
 from pipeline.stages.probe import MediaLimits
 from pipeline.stages.upload_ladder import encode_ladder
@@ -85,7 +86,11 @@ async def process_upload(file_id: str) -> None:
             await store.put_file(key, path, content_type="image/jpeg")
             thumbnail_keys[size] = key
         renditions: dict[str, dict[str, Any]] = {}
-        if row["file_type"] == "video" and result.status == "completed":
+        if (
+            row["file_type"] == "video"
+            and result.status == "completed"
+            and await _room_for_ladder(pool, row)
+        ):
             renditions = await _ladder(file_id, local, result.metadata, scratch / "ladder")
     async with pool.acquire() as conn, conn.transaction():
         await file_rows.finish_processing(
@@ -110,6 +115,15 @@ async def process_upload(file_id: str) -> None:
             _enqueuer = Enqueuer(runtime.broker)
         _enqueuer.send_now(PACKAGE_HLS, file_id)
     log.info("processed upload %s: %s", file_id, result.status)
+
+
+async def _room_for_ladder(pool: Any, row: Mapping[str, Any]) -> bool:
+    """The rungs below an upload take at most about its own size: they are made
+    only while the owner's stored-bytes quota has that much room left."""
+    async with pool.acquire() as conn:
+        limits = await quota_rows.limits_for(conn, row["owner_id"], runtime.settings)
+        used, _files = await quota_rows.stored_usage(conn, row["owner_id"])
+    return bool(used + int(row["size"]) <= limits.stored_bytes)
 
 
 async def _ladder(

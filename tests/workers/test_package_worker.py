@@ -51,3 +51,23 @@ async def test_an_uploaded_video_is_packaged(client, make_user, start_worker, tm
     assert response.status == 200 and response.headers["X-T2M-Quality"] == "480p"
     track = await _wait_for(client, user, f"/api/v1/files/{file_id}/storyboard.vtt")
     assert "storyboard.jpg#xywh=" in track
+
+
+async def test_no_rungs_without_room_in_the_quota(
+    client, make_user, start_worker, db, tmp_path: Path
+):
+    user = await make_user()
+    video = h264_mp4(tmp_path / "clip.mp4", height=480, seconds=3)
+    async with db.acquire() as conn:
+        # Room for the upload itself, not for a second copy's worth of rungs.
+        await conn.execute(
+            "UPDATE users SET quota_stored_bytes = $2 WHERE id = $1",
+            user.id,
+            video.stat().st_size + 1000,
+        )
+    start_worker(["media", "package"])
+    file_id = (await upload(client, user, video.read_bytes(), "clip.mp4"))["id"]
+    master = m3u8.loads(await _wait_for(client, user, f"/api/v1/files/{file_id}/hls/master.m3u8"))
+    assert [p.uri for p in master.playlists] == ["original/index.m3u8"]
+    detail = await (await client.get(f"/api/v1/files/{file_id}", headers=user.headers)).json()
+    assert detail["data"]["renditions"] == []
