@@ -12,10 +12,11 @@ import imageio_ffmpeg
 import m3u8
 import pytest
 
+from api.app import create_app
 from api.keys import STORAGE
 from t2m import signing
 from tests.api.files_helpers import upload
-from tests.api.hls_helpers import VTT, package_tree, stored_video
+from tests.api.hls_helpers import VTT, package_tree, stored_video, tree_files
 from tests.media_factory import png_bytes
 
 
@@ -164,3 +165,28 @@ async def test_delete_stops_playlists_at_once_and_segments(client, db, make_user
     assert (await client.get(f"{base}/720p/seg_00000.m4s", params=query)).status == 404
     storage = client.server.app[STORAGE]
     assert [o async for o in storage.list(f"hls/{file_id}/")] == []
+
+
+async def test_signed_media_skip_the_rate_limiter_playlists_do_not(
+    db, settings, aiohttp_client, tree
+):
+    strict = settings.with_overrides(rate_limit_general=3, rate_limit_guest_divisor=1)
+    client = await aiohttp_client(create_app(strict))
+    file_id, user_id = "file_" + "ab" * 12, "usr_" + "cd" * 12
+    storage = client.server.app[STORAGE]
+    for path in tree_files(tree):
+        name = path.relative_to(tree).as_posix()
+        await storage.put_file(f"hls/{file_id}/{name}", path)
+    query, _ = signing.signed_query(
+        strict.signing_secret, file_id, user_id, signing.LinkKind.HLS, {}, 600
+    )
+    base = f"/api/v1/files/secure/{file_id}/hls"
+    for name in ("720p/init.mp4", "720p/seg_00000.m4s", "storyboard.jpg", "subs/subtitles.vtt"):
+        for _ in range(4):  # past the budget of 3
+            response = await client.get(f"{base}/{name}?{query}")
+            assert response.status == 200, (name, response.status)
+            assert "X-RateLimit-Limit" not in response.headers
+    # A playlist is counted (the signer is unknown here: 403, with the budget).
+    response = await client.get(f"{base}/master.m3u8?{query}")
+    assert response.status == 403
+    assert response.headers["X-RateLimit-Limit"] == "3"
