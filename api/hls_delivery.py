@@ -33,6 +33,8 @@ from t2m.filenames import content_disposition
 from t2m.storage.base import Storage
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+# The same table as the packager's: not imported from it, since that module
+# loads PyAV, which the web process never imports.
 CONTENT_TYPES = {
     ".m3u8": PLAYLIST_TYPE,
     ".m4s": "video/iso.segment",
