@@ -190,3 +190,15 @@ async def test_signed_media_skip_the_rate_limiter_playlists_do_not(
     response = await client.get(f"{base}/master.m3u8?{query}")
     assert response.status == 403
     assert response.headers["X-RateLimit-Limit"] == "3"
+
+
+async def test_deleting_the_job_removes_its_videos_tree(client, db, make_user, tree):
+    alice = await make_user()
+    job_id, file_id = await stored_video(client, db, alice, tree)
+    path, query = await _signed_master(client, alice, file_id)
+    segment = path.replace("master.m3u8", "720p/seg_00000.m4s")
+    assert (await client.get(segment, params=query)).status == 200
+    response = await client.delete(f"/api/v1/jobs/{job_id}", headers=alice.headers)
+    assert response.status == 200, await response.text()
+    assert (await client.get(path, params=query)).status == 403
+    assert (await client.get(segment, params=query)).status == 404
