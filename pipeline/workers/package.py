@@ -47,6 +47,14 @@ async def package_hls_stage(file_id: str) -> None:
         return
     with attempt_dir(runtime.settings, "package", file_id) as work:
         await package_file(row, work)
+    async with pool.acquire() as conn:
+        still_there = await file_rows.file_by_id(conn, file_id) is not None
+    if not still_there:
+        # Deleted while being packaged: the delete removed the tree before this
+        # one was written, and signed segments are served by HMAC alone.
+        store = storage()
+        for key in [info.key async for info in store.list(hls_prefix(file_id))]:
+            await store.delete(key)
 
 
 async def package_file(row: Any, work: Path) -> dict[str, Any]:
