@@ -52,7 +52,7 @@ from api.routes import (
     webhooks,
 )
 from db.pool import create_pool, keep_session
-from pipeline.workers.broker import build_broker
+from t2m.broker import build_broker
 from t2m.enqueue import Enqueuer
 from t2m.redis_client import create_redis
 from t2m.settings import Settings

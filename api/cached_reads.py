@@ -14,12 +14,12 @@ from typing import Any
 
 import asyncpg
 
-from api.cache import CachedRead, CacheKey, ReadThroughCache
 from api.file_views import content_view, file_detail, file_summary
 from api.responses import pagination
 from db import files as file_rows
 from db import housekeeping, reports
 from db import jobs as job_rows
+from t2m.cache import CachedRead, CacheKey, ReadThroughCache
 from t2m.cache_generation import GLOBAL_SCOPE
 from t2m.errors import NotFound
 from t2m.ids import is_id

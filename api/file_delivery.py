@@ -26,10 +26,10 @@ import asyncpg
 from aiohttp import web
 
 from api import background
-from api.cache import ReadThroughCache
 from api.keys import CACHE, DB_POOL, SETTINGS, STORAGE
 from api.serving import Delivery, OnDelivered, is_active_filename, serve_object
 from db import files as file_rows
+from t2m.cache import ReadThroughCache
 from t2m.errors import NotFound, ValidationFailed
 from t2m.filenames import content_disposition
 

@@ -16,8 +16,8 @@ from typing import Any
 from aiohttp import web
 
 from api.keys import DB_POOL, REDIS, SETTINGS, STORAGE
-from pipeline.workers.registry import served_queues
 from t2m.worker_heartbeats import read_heartbeats
+from t2m.worker_modules import served_queues
 
 CHECK_TIMEOUT_S = 2.0
 VERSION = "0.1.0"

@@ -26,6 +26,7 @@ from recommender.features import normalize_tag
 from t2m.errors import Conflict, NotFound, QuotaExceeded, ServiceUnavailable, ValidationFailed
 from t2m.ids import is_id, new_id
 from t2m.job_events import END, JobEvents, end_data
+from t2m.job_status import JobStatus
 from t2m.queues import PARSE_SCRIPT
 from t2m.webhook_events import JOB_CANCELLED, JOB_EVENTS
 
@@ -247,7 +248,7 @@ async def delete_visible_job(request: web.Request, principal: Principal, job_id:
     await after_write(request, row["owner_id"])
     await webhook_service.send_deliveries(request, deliveries)
     if cancelled:
-        await _publish_cancelled(request, {**dict(row), "status": "cancelled"})
+        await _publish_cancelled(request, {**dict(row), "status": JobStatus.CANCELLED})
     if row["output_file_id"]:  # its video's signed HLS segments stop with it
         await delete_tree(storage, row["output_file_id"])
     for prefix in (f"videos/{row['id']}/", f"storyboards/{row['id']}", f"scripts/{row['id']}"):

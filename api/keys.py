@@ -39,5 +39,5 @@ MONITORING: web.AppKey[Monitoring] = web.AppKey("monitoring")
 
 
 if TYPE_CHECKING:
-    from api.cache import ReadThroughCache
+    from t2m.cache import ReadThroughCache
 CACHE: web.AppKey[ReadThroughCache] = web.AppKey("cache")

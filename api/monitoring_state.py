@@ -12,6 +12,7 @@ from api.keys import MONITORING, REDIS, SETTINGS
 from api.prometheus import PrometheusExporter
 from api.request_metrics import RequestMetrics
 from api.system_stats import CpuSampler, LoopMonitor
+from t2m.broker import broker_redis_url
 from t2m.logs import RecentLogs, install_recent_logs
 from t2m.redis_client import create_redis
 
@@ -34,12 +35,12 @@ async def monitoring_ctx(app: web.Application) -> AsyncIterator[None]:
     requests = RequestMetrics()
     loop = LoopMonitor()
     logs = install_recent_logs()
-    broker_url = settings.effective_broker_url
+    broker_url = broker_redis_url(settings)
     own_broker_client: aioredis.Redis | None = None
     broker_redis: aioredis.Redis | None
-    if broker_url == settings.redis_url:
+    if settings.effective_broker_url == settings.redis_url:
         broker_redis = app[REDIS]
-    elif broker_url.startswith(("redis://", "rediss://", "unix://")):
+    elif broker_url is not None:
         own_broker_client = create_redis(settings.with_overrides(redis_url=broker_url))
         broker_redis = own_broker_client
     else:

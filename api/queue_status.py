@@ -1,17 +1,6 @@
 """Queue depths read from Dramatiq's own Redis keys, and the live workers.
 
-Key layout of Dramatiq's Redis broker (``dramatiq/brokers/redis/dispatch.lua``),
-under the broker namespace ``<ns>-dramatiq``:
-
-- ``<bns>:<queue>``              list of ready message ids
-- ``<bns>:<queue>.msgs``         hash id → message (ready and fetched ones)
-- ``<bns>:<queue>.DQ.msgs``      hash of delayed messages (waiting for their
-  eta, whether still listed in ``<queue>.DQ`` or already held by a worker)
-- ``<bns>:<queue>.XQ``           sorted set of dead-lettered ids
-- ``<bns>:__acks__.<broker id>.<queue>``  set of ids a worker fetched and has
-  not acknowledged yet (in flight, prefetched ones included)
-- ``<bns>:__heartbeats__``       sorted set broker id → last call (ms)
-
+Key layout: :mod:`t2m.broker`.
 A broker id whose heartbeat is older than the broker's heartbeat timeout is
 dead; its unacknowledged messages ("orphaned") go back to the queue at the
 broker's next maintenance pass.  T2M's own worker heartbeats
@@ -27,6 +16,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from t2m.broker import DramatiqKeys
 from t2m.queues import QUEUES
 from t2m.redis_text import redis_text as _text
 from t2m.settings import Settings
@@ -37,11 +27,6 @@ WAIT_METHOD = (
     "÷ live worker processes consuming the queue (each runs several threads, "
     "so this is an upper bound); null without a recent duration or without a live worker"
 )
-
-
-def broker_namespace(settings: Settings) -> str:
-    # Must match pipeline/workers/broker.py.
-    return f"{settings.redis_namespace}-dramatiq"
 
 
 @dataclass
@@ -68,13 +53,13 @@ async def queue_counts(
     queues: tuple[str, ...] = QUEUES,
 ) -> dict[str, QueueCounts]:
     """Counts per queue; three round trips whatever the number of queues."""
-    ns = broker_namespace(settings)
+    keys = DramatiqKeys.of(settings)
     pipe = client.pipeline(transaction=False)
     for queue in queues:
-        pipe.llen(f"{ns}:{queue}")
-        pipe.hlen(f"{ns}:{queue}.DQ.msgs")
-        pipe.zcard(f"{ns}:{queue}.XQ")
-    pipe.zrange(f"{ns}:__heartbeats__", 0, -1, withscores=True)
+        pipe.llen(keys.ready(queue))
+        pipe.hlen(keys.delayed_messages(queue))
+        pipe.zcard(keys.dead_letters(queue))
+    pipe.zrange(keys.heartbeats, 0, -1, withscores=True)
     values = await pipe.execute()
     counts: dict[str, QueueCounts] = {}
     for index, queue in enumerate(queues):
@@ -87,7 +72,7 @@ async def queue_counts(
         for member, score in values[-1]
         if now_ms - float(score) < settings.broker_heartbeat_timeout_ms
     }
-    prefix = f"{ns}:__acks__."
+    prefix = keys.acks_prefix
     ack_keys = [_text(key) async for key in client.scan_iter(match=prefix + "*", count=SCAN_COUNT)]
     if ack_keys:
         pipe = client.pipeline(transaction=False)

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from t2m.errors import T2MError
+from t2m.json_text import dumps_json
 
 
 def ok(data: Any, message: str | None = None, *, status: int = 200) -> web.Response:
@@ -47,19 +48,3 @@ def pagination(page: int, items_per_page: int, total_items: int) -> dict[str, An
         "next_page": page + 1 if has_next else None,
         "previous_page": page - 1 if has_previous else None,
     }
-
-
-def dumps_json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, default=_json_default, ensure_ascii=False)
-
-
-def _json_default(value: Any) -> Any:
-    from datetime import date, datetime
-
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

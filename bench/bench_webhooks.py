@@ -62,7 +62,7 @@ async def throughput(
 
     from db import webhooks as webhook_rows
     from db.pool import create_pool
-    from pipeline.workers.broker import build_broker
+    from t2m.broker import build_broker
     from t2m.enqueue import Enqueuer
     from t2m.queues import DELIVER_WEBHOOK
     from t2m.settings import Settings

@@ -7,13 +7,14 @@ from typing import Any
 import asyncpg
 
 from db.sql import insert_sql
+from t2m import job_status as statuses
 
 JOB_COLUMNS = (
     "id, owner_id, type, status, progress, current_stage, parameters, script_key,"
     " storyboard_key, storyboard_summary, result, error, output_file_id, idempotency_key,"
     " webhook_url, render_seconds, created_at, started_at, completed_at, updated_at"
 )
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = statuses.FINISHED
 
 
 async def insert_job(conn: asyncpg.Connection, **fields: Any) -> asyncpg.Record | None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import asyncpg
 
+from t2m.job_status import JobStatus
+
 _STAGE_SPANS = """
 WITH touched AS (
     SELECT id, status, completed_at FROM jobs
@@ -111,7 +113,7 @@ async def job_outcomes(conn: asyncpg.Connection, window_s: float) -> dict[str, i
         """,
         window_s,
     )
-    counts = dict.fromkeys(("queued", "processing", "completed", "failed", "cancelled"), 0)
+    counts: dict[str, int] = dict.fromkeys(JobStatus, 0)
     counts.update({r["status"]: r["n"] for r in rows})
     return counts
 

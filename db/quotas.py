@@ -29,6 +29,7 @@ from typing import Any
 
 import asyncpg
 
+from t2m import job_status as statuses
 from t2m.errors import QuotaExceeded
 from t2m.settings import Settings
 
@@ -41,7 +42,7 @@ OVERRIDE_COLUMNS = {
     "render_seconds_per_day": "quota_render_seconds_per_day",
     "concurrent_jobs": "quota_concurrent_jobs",
 }
-LIVE_STATUSES = ("queued", "processing")
+LIVE_STATUSES = statuses.LIVE
 
 
 @dataclass(frozen=True)

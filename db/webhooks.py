@@ -19,6 +19,7 @@ from db import files as file_rows
 from db import jobs as job_rows
 from t2m import webhook_events as ev
 from t2m.ids import new_id
+from t2m.job_status import JobStatus
 
 WEBHOOK_COLUMNS = "id, owner_id, url, events, active, job_id, created_at, updated_at"
 DELIVERY_COLUMNS = (
@@ -31,11 +32,11 @@ _DELIVERY_FROM = "FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.ev
 # Which event a job.* name needs the job to be in when it is emitted: a stage
 # racing a cancel must not announce progress after the cancellation.
 _JOB_STATUS_FOR = {
-    ev.JOB_STARTED: "processing",
-    ev.JOB_PROGRESS: "processing",
-    ev.JOB_COMPLETED: "completed",
-    ev.JOB_FAILED: "failed",
-    ev.JOB_CANCELLED: "cancelled",
+    ev.JOB_STARTED: JobStatus.PROCESSING,
+    ev.JOB_PROGRESS: JobStatus.PROCESSING,
+    ev.JOB_COMPLETED: JobStatus.COMPLETED,
+    ev.JOB_FAILED: JobStatus.FAILED,
+    ev.JOB_CANCELLED: JobStatus.CANCELLED,
 }
 
 

@@ -34,7 +34,7 @@ Training
     [0, 1] (a soft label: accept 1, reject 0, engagement in between; negative
     engagement counts as 0). ``loss="squared"`` regresses the raw reward
     instead (SquareCB-style oracle); at equal early settings (lr 0.01, 2 steps)
-    the logistic loss gave held-out P@1 0.857 vs 0.834 in the simulator. Each update runs
+    the logistic loss gave the better held-out P@1 in the simulator. Each update runs
     ``steps_per_update`` steps on the new events plus ``replay_ratio`` times as
     many events replayed from a buffer (sampled by content: all tags shown for
     one content in one decision together, which keeps the embedding rows
@@ -47,9 +47,9 @@ Training
     ``min(clip, 1/propensity)``. They are off by default: a reward model
     conditioned on (content, tag) is consistent under any logging policy that
     gives the pair support, and in the simulator IPS weighting (clip 5) lowered
-    held-out P@1 from 0.912 to 0.886 and online P@1 from 0.959 to 0.944 (3
-    seeds) by upweighting rare exploratory rejects. Propensities are still logged and
-    used for off-policy evaluation (``evaluation``).
+    both held-out and online P@1 by upweighting rare exploratory rejects.
+    Propensities are still logged and used for off-policy evaluation
+    (``evaluation``).
 
 Exploration: Thompson sampling on the linear head (+ a small epsilon)
     The head is treated as a Bayesian linear model on ``phi`` (Laplace
@@ -68,12 +68,10 @@ Exploration: Thompson sampling on the linear head (+ a small epsilon)
     Why this and not SquareCB / epsilon-greedy alone: TS needs no gap or
     schedule tuning beyond the prior, its exploration is posterior-driven
     rather than uniform, and its propensities are estimable in numpy at
-    request time. Measured on the synthetic corpus (``simulate --synthetic
-    2000``, seeds 0-2, 20k events, held-out P@1 / online P@1 at 20k): TS + eps
-    (default) 0.912 / 0.959; greedy + eps 0.899 / 0.945; pure greedy
-    0.907 / 0.971. On that data the k=3 slate already explores (slots 2-3 show
-    runners-up), so exploration costs ~1 point of online precision against
-    pure greedy and buys ~0.5 point held-out (within noise); it is kept
+    request time. On the synthetic corpus (``simulate --synthetic 2000``;
+    figures in the README, "Benchmarks") the k=3 slate already explores
+    (slots 2-3 show runners-up), so exploration costs a little online
+    precision against pure greedy and buys about as little held-out; it is kept
     because a greedy log has propensities 0/1 (no off-policy evaluation of
     any other policy) and greedy never revisits a tag it once scored low
     (new tags, drift).

@@ -43,7 +43,7 @@ then each feature group salts and re-mixes the 64-bit value (splitmix64) to get
 its bucket and sign, vectorised in numpy. ``FeatureConfig.hash_version`` names
 the scheme: changing it invalidates every trained model.
 
-Cost: about 0.3-0.6 ms per content on this machine (``bench/bench_recommender_core.py``).
+Cost per content: ``bench/bench_recommender_core.py`` (figures in the README).
 """
 
 from __future__ import annotations
@@ -476,7 +476,7 @@ def _gram_keys(gram_h: HashArray) -> HashArray:
 class FeatureCache:
     """LRU cache of content features for the training worker.
 
-    Feedback concentrates on popular content, and featurising costs ~0.5 ms, so the
+    Feedback concentrates on popular content, and featurising is not free, so the
     worker should featurise each content once per version: key by something like
     ``(content_id, updated_at)`` so an edited title yields new features.
     """

@@ -30,9 +30,9 @@ import redis.exceptions
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from pipeline.workers.broker import build_broker
 from scheduler.jobs import SCHEDULED_JOBS, ScheduledJob
 from scheduler.leader import LeaderLock
+from t2m.broker import build_broker
 from t2m.enqueue import Enqueuer
 from t2m.queues import RUN_MAINTENANCE
 from t2m.redis_client import create_redis, redis_key

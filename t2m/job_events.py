@@ -28,6 +28,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from t2m import job_status as statuses
 from t2m.redis_client import redis_key
 from t2m.settings import Settings
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 STATUS, PROGRESS, STAGE, LOG, END = "status", "progress", "stage", "log", "end"
 EVENT_TYPES = (STATUS, PROGRESS, STAGE, LOG, END)
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = statuses.FINISHED
 
 # Entries kept per job (approximately: MAXLEN ~ trims whole radix nodes).
 HISTORY_MAX = 1000

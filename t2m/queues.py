@@ -41,3 +41,19 @@ ALL_ACTORS: tuple[ActorRef, ...] = (
 )
 
 QUEUES: tuple[str, ...] = tuple(dict.fromkeys(a.queue_name for a in ALL_ACTORS))
+
+# The stages of a video job in the order they run, each with the actor that
+# runs it: the worker refuses to run a stage behind the job's current one,
+# and the stuck-job reaper and the failed-operation retry re-enqueue by it.
+VIDEO_STAGE_ACTORS: dict[str, ActorRef] = {
+    "parse": PARSE_SCRIPT,
+    "storyboard": BUILD_STORYBOARD,
+    "render": RENDER_VIDEO,
+    "thumbnails": MAKE_THUMBNAILS,
+}
+VIDEO_STAGES: tuple[str, ...] = tuple(VIDEO_STAGE_ACTORS)
+VIDEO_QUEUES: tuple[str, ...] = tuple(
+    dict.fromkeys(ref.queue_name for ref in VIDEO_STAGE_ACTORS.values())
+)
+# The value of ``jobs.current_stage`` once the last stage is done.
+COMPLETED_STAGE = "completed"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.workers.registry import QUEUE_MODULES
 from t2m.queues import QUEUES
+from t2m.worker_modules import QUEUE_MODULES
 
 REPO = Path(__file__).resolve().parents[1]
 

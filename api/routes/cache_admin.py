@@ -18,7 +18,6 @@ from marshmallow import Schema, ValidationError
 from redis.exceptions import RedisError
 
 from api.authn import optional_user, require_admin
-from api.cache import ReadThroughCache
 from api.keys import CACHE, DB_POOL
 from api.responses import ok
 from api.routes.operations import maintenance_context
@@ -35,7 +34,8 @@ from api.schemas.cache import (
 )
 from api.schemas.common import FORBIDDEN, INVALID, UNAUTHORIZED, envelope, error_doc
 from db import housekeeping
-from pipeline.stages.operations import run_task
+from pipeline.maintenance.registry import run_task
+from t2m.cache import ReadThroughCache
 from t2m.errors import ServiceUnavailable, ValidationFailed
 
 # Mounted under /api/v1.

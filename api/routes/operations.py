@@ -13,6 +13,7 @@ from aiohttp_apigami import docs, request_schema
 
 from api.authn import require_admin
 from api.cache import after_write
+from api.cached_reads import warm
 from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS, STORAGE
 from api.responses import pagination, plain
 from api.schemas.common import FORBIDDEN, INVALID, NOT_FOUND, UNAUTHORIZED, error_doc
@@ -28,8 +29,10 @@ from api.schemas.operations import (
 from db import housekeeping
 from db import jobs as job_rows
 from db import operations as op_rows
-from pipeline.stages.operations import STAGE_ACTORS, MaintenanceContext, run_task
+from pipeline.maintenance.context import MaintenanceContext, build_context
+from pipeline.maintenance.registry import run_task
 from t2m.errors import Conflict, NotFound
+from t2m.queues import VIDEO_STAGE_ACTORS
 
 routes = web.RouteTableDef()
 
@@ -37,8 +40,13 @@ ADMIN_ERRORS: dict[int, dict[str, Any]] = {400: INVALID, 401: UNAUTHORIZED, 403:
 
 
 def maintenance_context(app: web.Application) -> MaintenanceContext:
-    return MaintenanceContext(
-        app[DB_POOL], app[SETTINGS], app[STORAGE], app[ENQUEUER].send, app[REDIS]
+    return build_context(
+        app[SETTINGS],
+        pool=app[DB_POOL],
+        storage=app[STORAGE],
+        enqueuer=app[ENQUEUER],
+        redis=app[REDIS],
+        warm=warm,
     )
 
 
@@ -111,7 +119,7 @@ async def retry_failed_operation(request: web.Request) -> web.Response:
         op = await op_rows.failed_operation(conn, op_id)
         if op is None:
             raise NotFound("No such failed operation")
-        ref = STAGE_ACTORS.get(op["stage"])
+        ref = VIDEO_STAGE_ACTORS.get(op["stage"])
         if op["job_id"] is None or ref is None:
             raise Conflict(f"Stage {op['stage']!r} of this operation cannot be retried here")
         if not await op_rows.reopen_job(conn, op["job_id"], op["stage"]):

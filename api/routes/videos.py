@@ -21,6 +21,7 @@ from api.schemas.jobs import GenerateVideoSchema, JobSchema, SubmittedJobSchema
 from db import files as file_rows
 from db import webhooks as webhook_rows
 from t2m.errors import Conflict
+from t2m.job_status import JobStatus
 
 routes = web.RouteTableDef()
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -88,7 +89,7 @@ async def generate(request: web.Request) -> web.Response:
 
 async def finished_video(request: web.Request, principal: Principal) -> asyncpg.Record:
     job = await job_service.get_visible_job(request, principal, request.match_info["job_id"])
-    if job["status"] != "completed":
+    if job["status"] != JobStatus.COMPLETED:
         raise Conflict("The video is not ready", f"Job {job['id']} is {job['status']}")
     async with request.config_dict[DB_POOL].acquire() as conn:
         row = await file_rows.visible_file(

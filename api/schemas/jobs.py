@@ -7,10 +7,11 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.schemas.common import PageQuerySchema, PaginationSchema
+from t2m.job_status import JobStatus
 
 MAX_SCRIPT_CHARS = 100 * 1024
 HEX_COLOUR = validate.Regexp(r"^#[0-9a-fA-F]{6}$", error="A colour like #1a2b3c")
-JOB_STATUSES = ("queued", "processing", "completed", "failed", "cancelled")
+JOB_STATUSES = tuple(status.value for status in JobStatus)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 

@@ -1,24 +1,20 @@
 """Lay the narration clips on one track before the render's ffmpeg run.
 
 The render graph reads the whole narration as one 48 kHz mono WAV.  Three
-ways of building that track were measured here for 200 clips of ~3 s over
-600 s (wall time on this 2-core machine):
+ways of building that track were compared (figures: README, "Benchmarks"):
 
-* one ffmpeg input per clip, ``adelay`` + ``amix=normalize=0``: 8.8 s, and
-  ffmpeg opens and primes every input when the graph starts;
+* one ffmpeg input per clip, ``adelay`` + ``amix=normalize=0``: the slowest,
+  and ffmpeg opens and primes every input when the graph starts;
 * the concat demuxer over clips and a silence file cut with ``outpoint``:
-  2.6 s, but every clip must share one sample rate and layout (voices of
+  faster, but every clip must share one sample rate and layout (voices of
   different engines do not);
 * decoding each clip with PyAV (swresample to 48 kHz) and writing the
-  track here: 0.9 s, any sample rate, overlapping clips simply add.
-
-(Those three runs reused five distinct WAVs.  With 199 distinct clips, as
-a real job has, bench/bench_narration_render.py measured 5-9 s for the
-premix on this machine while other work shared it: decoding dominates.)
+  track here: the fastest, any sample rate, overlapping clips simply add.
+  With distinct clips, as a real job has, decoding dominates the premix.
 
 So the track is mixed here, streamed to disk: only the clips that overlap
 the one being placed are held in memory, never the whole track (an hour of
-narration would be ~700 MB as float32).
+float32 narration would not fit a worker's memory budget).
 """
 
 from __future__ import annotations

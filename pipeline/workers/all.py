@@ -3,7 +3,7 @@
 import importlib
 
 from pipeline.workers import runtime  # noqa: F401  (the broker before any actor)
-from pipeline.workers.registry import QUEUE_MODULES
+from t2m.worker_modules import QUEUE_MODULES
 
 for _modules in QUEUE_MODULES.values():
     for _module in _modules:

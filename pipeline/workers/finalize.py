@@ -11,6 +11,7 @@ from pipeline.workers import notify
 from pipeline.workers.jobs import StageRun
 from pipeline.workers.resources import invalidate_cache, job_events
 from t2m import job_events as live
+from t2m.job_status import JobStatus
 from t2m.webhook_events import JOB_COMPLETED
 
 
@@ -88,7 +89,7 @@ async def finalize_video(
         await events.publish(
             job["id"],
             live.END,
-            {"status": "completed", "progress": 100, "output_file_id": file_id},
+            {"status": JobStatus.COMPLETED, "progress": 100, "output_file_id": file_id},
         )
 
 

@@ -28,12 +28,15 @@ from pipeline.workers.resources import (
     job_events,
 )
 from t2m import job_events as live
+from t2m import job_status as statuses
 from t2m import webhook_events
 from t2m.errors import T2MError
+from t2m.job_status import JobStatus
+from t2m.queues import COMPLETED_STAGE, VIDEO_STAGES
 
 log = logging.getLogger(__name__)
 
-STAGE_ORDER = ("parse", "storyboard", "render", "thumbnails", "completed")
+STAGE_ORDER = (*VIDEO_STAGES, COMPLETED_STAGE)
 
 
 @dataclass
@@ -130,7 +133,7 @@ async def _stage_events(conn: asyncpg.Connection, job: asyncpg.Record, stage: st
     stage's starting progress reaches a new 10 % step (render, thumbnails)."""
     base_url = notify.public_base_url()
     deliveries: list[str] = []
-    if stage == STAGE_ORDER[0] and job["status"] == "queued":
+    if stage == STAGE_ORDER[0] and job["status"] == JobStatus.QUEUED:
         deliveries += await webhook_rows.emit_job_event(
             conn, job["id"], webhook_events.JOB_STARTED, public_base_url=base_url
         )
@@ -142,11 +145,11 @@ async def _stage_events(conn: asyncpg.Connection, job: asyncpg.Record, stage: st
 
 async def _publish_stage_start(job: asyncpg.Record, stage: str, progress: int) -> None:
     events, progress = job_events(), max(progress, job["progress"])
-    if job["status"] == "queued":
+    if job["status"] == JobStatus.QUEUED:
         await events.publish(
             job["id"],
             live.STATUS,
-            {"status": "processing", "progress": progress, "current_stage": stage},
+            {"status": JobStatus.PROCESSING, "progress": progress, "current_stage": stage},
         )
     await events.publish(job["id"], live.STAGE, {"stage": stage, "progress": progress})
     await events.publish_log(job["id"], "INFO", f"Stage {stage} started", stage)
@@ -157,7 +160,7 @@ async def stage_run(job_id: str, stage: str, progress: int) -> AsyncIterator[Sta
     pool = await db_pool()
     async with pool.acquire() as conn:
         job = await job_rows.job_by_id(conn, job_id)
-        if job is None or job["status"] not in ("queued", "processing"):
+        if job is None or job["status"] not in statuses.LIVE:
             log.info("job %s is %s; %s message dropped", job_id, job and job["status"], stage)
             yield None
             return

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dramatiq
 
-from pipeline.workers.broker import build_broker
 from pipeline.workers.heartbeat import WorkerHeartbeat
+from t2m.broker import build_broker
 from t2m.logs import configure_logging
 from t2m.settings import Settings
 

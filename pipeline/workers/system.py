@@ -8,8 +8,9 @@ import time
 import dramatiq
 import redis
 
-from pipeline.stages.maintenance import MAINTENANCE_TASKS
-from pipeline.stages.operations import MaintenanceContext, run_task
+from api.cached_reads import warm
+from pipeline.maintenance.context import build_context
+from pipeline.maintenance.registry import MAINTENANCE_TASKS, run_task
 from pipeline.workers import runtime
 from pipeline.workers.resources import db_pool, storage
 from t2m.enqueue import Enqueuer
@@ -36,8 +37,13 @@ async def run_maintenance(task_name: str, slot: int | None = None) -> None:
         return
     settings = runtime.settings
     client = create_redis(settings) if settings.redis_url else None
-    ctx = MaintenanceContext(
-        await db_pool(), settings, storage(), Enqueuer(runtime.broker).send, client
+    ctx = build_context(
+        settings,
+        pool=await db_pool(),
+        storage=storage(),
+        enqueuer=Enqueuer(runtime.broker),
+        redis=client,
+        warm=warm,
     )
     try:
         result = await run_task(ctx, task_name, slot=slot)

@@ -31,6 +31,7 @@ from pipeline.workers.jobs import StageRun, stage_run
 from pipeline.workers.resources import invalidate_cache, storage
 from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
+from t2m.job_status import JobStatus
 from t2m.queues import (
     BUILD_STORYBOARD,
     MAKE_THUMBNAILS,
@@ -182,7 +183,7 @@ class _RenderWatch:
 
     async def poll_cancel(self) -> None:
         while not self.cancelled.is_set():
-            if await self.run.status() != "processing":
+            if await self.run.status() != JobStatus.PROCESSING:
                 self.cancelled.set()
                 return
             await asyncio.sleep(0.3)

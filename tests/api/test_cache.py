@@ -11,10 +11,12 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from api.cache import CacheKey, ReadThroughCache
 from api.keys import CACHE
 from db import jobs as job_rows
-from pipeline.stages.operations import MaintenanceContext, reap_stuck_jobs
+from pipeline.maintenance.context import MaintenanceContext
+from pipeline.maintenance.reaper import reap_stuck_jobs
+from t2m.broker import DramatiqKeys
+from t2m.cache import CacheKey, ReadThroughCache
 from t2m.cache_generation import bump_generations
 from t2m.embedded import free_port
 from t2m.redis_client import create_redis
@@ -215,7 +217,7 @@ async def test_job_state_changes_show_in_the_next_report(
     try:
         # Its message is lost too (as when Redis restarts empty): the reaper
         # leaves jobs whose message still waits in the broker.
-        queue = f"{settings.redis_namespace}-dramatiq:parse"
+        queue = DramatiqKeys.of(settings).ready("parse")
         await redis.delete(queue, f"{queue}.msgs")
         result = await reap_stuck_jobs(ctx, queued_after_s=60, max_requeues=1)
     finally:

@@ -18,8 +18,10 @@ import asyncpg
 import redis
 
 from db import jobs as job_rows
-from pipeline.stages.operations import MaintenanceContext, reap_stuck_jobs, run_task
-from pipeline.workers.broker import build_broker
+from pipeline.maintenance.context import MaintenanceContext
+from pipeline.maintenance.reaper import reap_stuck_jobs
+from pipeline.maintenance.registry import run_task
+from t2m.broker import DramatiqKeys, build_broker
 from t2m.enqueue import Enqueuer
 from t2m.ids import new_id
 from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
@@ -208,7 +210,7 @@ async def test_stuck_job_is_requeued_then_failed(
         assert result == {"requeued": [job_id], "failed": []}
         # The message is in the broker's render queue.
         sync = redis.Redis.from_url(settings.redis_url)
-        queue = f"{settings.redis_namespace}-dramatiq:render"
+        queue = DramatiqKeys.of(settings).ready("render")
         ids = [m.decode() for m in sync.lrange(queue, 0, -1)]
         messages = [json.loads(sync.hget(queue + ".msgs", i)) for i in ids]
         assert [m["args"] for m in messages] == [[job_id]]
@@ -395,8 +397,8 @@ def _messages_for(settings: Settings, queue: str) -> list[str]:
     """Job ids of every unacknowledged message of a queue (delayed included)."""
     sync = redis.Redis.from_url(settings.redis_url)
     try:
-        ns = f"{settings.redis_namespace}-dramatiq:{queue}"
-        raws = sync.hvals(ns + ".msgs") + sync.hvals(ns + ".DQ.msgs")
+        keys = DramatiqKeys.of(settings)
+        raws = sync.hvals(keys.messages(queue)) + sync.hvals(keys.delayed_messages(queue))
     finally:
         sync.close()
     return sorted(json.loads(raw)["args"][0] for raw in raws)

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import redis
 
-from pipeline.workers.broker import build_broker
+from t2m.broker import DramatiqKeys, build_broker
 from t2m.enqueue import Enqueuer
 from t2m.queues import MAKE_THUMBNAILS, RENDER_VIDEO
 from t2m.redis_client import redis_key
@@ -51,7 +51,7 @@ def _backlog(settings: Settings) -> None:
         _fetch_one(dead_consumer)
         # That worker's last broker call was long ago: it is dead.
         sync = redis.Redis.from_url(settings.redis_url)
-        sync.zadd(f"{settings.redis_namespace}-dramatiq:__heartbeats__", {dead_broker.broker_id: 1})
+        sync.zadd(DramatiqKeys.of(settings).heartbeats, {dead_broker.broker_id: 1})
         sync.close()
     finally:
         broker.close()

@@ -23,6 +23,8 @@ import asyncpg
 import pytest
 import redis
 
+from t2m import queues
+from t2m.broker import DramatiqKeys
 from t2m.settings import Settings
 from tests.faults.servers import (
     ApiProcess,
@@ -36,7 +38,7 @@ from tests.faults.servers import (
 
 pytestmark = pytest.mark.faults
 
-VIDEO_QUEUES = ["parse", "storyboard", "render", "thumbnails"]
+VIDEO_QUEUES = list(queues.VIDEO_QUEUES)
 JOBS = 4
 
 
@@ -63,12 +65,13 @@ def _waiting_in_broker(settings: Settings) -> set[str]:
     """Jobs the reaper must leave alone: a pipeline message in the broker
     still carries them (ready, delayed, in flight) or a live worker runs them."""
     client = redis.Redis.from_url(settings.redis_url)
+    keys = DramatiqKeys.of(settings)
     try:
         raws = [
             raw
             for queue in VIDEO_QUEUES
-            for suffix in (".msgs", ".DQ.msgs")
-            for raw in client.hvals(f"{settings.redis_namespace}-dramatiq:{queue}{suffix}")
+            for key in (keys.messages(queue), keys.delayed_messages(queue))
+            for raw in client.hvals(key)
         ]
         beats = [
             json.loads(raw)

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from api.keys import ENQUEUER
 from db import webhooks as webhook_rows
-from pipeline.stages.maintenance import WEBHOOK_SWEEP_GRACE_S, requeue_webhook_deliveries
+from pipeline.maintenance.tasks import WEBHOOK_SWEEP_GRACE_S, requeue_webhook_deliveries
 from t2m.queues import DELIVER_WEBHOOK
 from t2m.settings import Settings
 from tests.faults.servers import start_worker

@@ -9,9 +9,9 @@ import time
 import redis
 from redis.asyncio import Redis
 
-from pipeline.workers.broker import build_broker
 from scheduler.jobs import ScheduledJob
 from scheduler.main import claim_slot, enqueue_slot, slot_of
+from t2m.broker import DramatiqKeys, build_broker
 from t2m.enqueue import Enqueuer
 from t2m.settings import Settings
 
@@ -27,7 +27,7 @@ def _closed_port() -> int:
 def _maintenance_messages(settings: Settings) -> list[list[object]]:
     sync = redis.Redis.from_url(settings.redis_url)
     try:
-        raws = sync.hvals(f"{settings.redis_namespace}-dramatiq:maintenance.msgs")
+        raws = sync.hvals(DramatiqKeys.of(settings).messages("maintenance"))
     finally:
         sync.close()
     return [json.loads(raw)["args"] for raw in raws]

@@ -7,9 +7,9 @@ import signal
 
 import numpy as np
 
-from pipeline.workers.broker import build_broker
 from recommender.content import file_content_features
 from recommender.inference import TagScorer
+from t2m.broker import build_broker
 from t2m.enqueue import Enqueuer
 from t2m.queues import UPDATE_RECOMMENDER
 from tests.api.files_helpers import upload

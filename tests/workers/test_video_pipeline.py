@@ -9,11 +9,13 @@ from pathlib import Path
 import av
 import m3u8
 
+from t2m import queues
 from t2m.scratch import scratch_root
 from t2m.settings import Settings
 from tests.samples import SCRIPTS
 
-VIDEO_QUEUES = ["parse", "storyboard", "render", "thumbnails", "package"]
+# The job's stages, and the package worker that follows a finished video.
+VIDEO_QUEUES = [*queues.VIDEO_QUEUES, "package"]
 
 
 async def wait_job(

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from db import webhooks as webhook_rows
-from pipeline.stages.maintenance import requeue_webhook_deliveries
+from pipeline.maintenance.tasks import requeue_webhook_deliveries
 from tests.api.files_helpers import upload
 from tests.media_factory import jpeg_bytes, png_bytes
 from tests.workers.spec_webhook_snippet import verify_webhook

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from pipeline.workers.broker import build_broker
+from t2m.broker import build_broker
 from t2m.enqueue import Enqueuer
 from t2m.queues import PING, RUN_MAINTENANCE
 from t2m.redis_client import redis_key

@@ -42,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from pipeline.workers.registry import modules_for, served_queues
+    from t2m.worker_modules import modules_for, served_queues
 
     queues = args.queues or served_queues()
     try:
@@ -121,9 +121,11 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 def cmd_maintenance(args: argparse.Namespace) -> int:
     import json
 
+    from api.cached_reads import warm
     from db.pool import create_pool
-    from pipeline.stages.operations import MaintenanceContext, run_task
-    from pipeline.workers.broker import build_broker
+    from pipeline.maintenance.context import build_context
+    from pipeline.maintenance.registry import run_task
+    from t2m.broker import build_broker
     from t2m.enqueue import Enqueuer
     from t2m.redis_client import create_redis
     from t2m.storage import build_storage
@@ -139,7 +141,14 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
         client = create_redis(settings) if settings.redis_url else None
         storage = build_storage(settings)
         broker = build_broker(settings)
-        ctx = MaintenanceContext(pool, settings, storage, Enqueuer(broker).send, client)
+        ctx = build_context(
+            settings,
+            pool=pool,
+            storage=storage,
+            enqueuer=Enqueuer(broker),
+            redis=client,
+            warm=warm,
+        )
         try:
             return await run_task(ctx, args.task, **params)
         finally:
@@ -154,13 +163,13 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from t2m.dev import run_dev
+    from t2m.cli.dev import run_dev
 
     return run_dev(Path(args.procfile))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline.stages.maintenance import MAINTENANCE_TASKS
+    from pipeline.maintenance.registry import MAINTENANCE_TASKS
 
     parser = argparse.ArgumentParser(prog="t2m", description="T2M text-to-media service")
     sub = parser.add_subparsers(dest="command", required=True)

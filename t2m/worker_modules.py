@@ -1,7 +1,9 @@
-"""Which actor modules serve which queue.
+"""Which actor modules serve which queue, by name.
 
 ``t2m worker --queues render`` imports only the modules its queues need, so a
 webhook worker never loads ffmpeg helpers and only the updater loads torch.
+Names, not imports: the health check reads which queues this version serves
+without loading a worker.
 """
 
 from __future__ import annotations
