@@ -12,6 +12,7 @@ from api.auth_service import AuthService
 from api.authn import Authenticator
 from api.background import background_tasks_ctx
 from api.cache import cache_ctx
+from api.guests import hand_out_guest_token
 from api.health import HEALTH_PROBE, HealthProbe
 from api.job_event_hub import job_event_hub_ctx
 from api.keys import (
@@ -26,7 +27,7 @@ from api.keys import (
     STORAGE,
 )
 from api.login_throttle import LoginThrottle
-from api.middlewares import request_context_middleware
+from api.middlewares import name_the_server, request_context_middleware
 from api.monitoring_state import monitoring_ctx
 from api.oidc import OidcVerifier
 from api.openapi import setup_openapi
@@ -49,6 +50,7 @@ from api.routes import (
     reports,
     system,
     videos,
+    voices,
     webhooks,
 )
 from db.pool import create_pool, keep_session
@@ -104,7 +106,7 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 async def _auth(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     oidc = None
-    if settings.oidc_jwks_url and settings.oidc_issuer:
+    if settings.oidc_enabled:
         oidc = OidcVerifier(
             app[HTTP_CLIENT],
             jwks_url=settings.oidc_jwks_url,
@@ -136,9 +138,14 @@ def create_app(settings: Settings) -> web.Application:
             validation_middleware,
         ],
     )
+    # Settings built in code skip from_env's checks: a half-configured
+    # provider must fail here, at start, not at the first sign-in.
+    settings.check_oidc()
     app[SETTINGS] = settings
     app[HEALTH_PROBE] = HealthProbe(app)
+    app.on_response_prepare.append(name_the_server)
     app.on_response_prepare.append(add_rate_headers)
+    app.on_response_prepare.append(hand_out_guest_token)
     # Order matters: contexts are closed in reverse, so background tasks finish
     # while the database pool is still open.
     app.cleanup_ctx.extend(
@@ -163,6 +170,7 @@ def create_app(settings: Settings) -> web.Application:
         hls.routes,
         jobs.routes,
         videos.routes,
+        voices.routes,
         system.routes,
         webhooks.routes,
         feedback.routes,

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import asyncpg
 
 from api.authn import Principal
 from api.login_throttle import LoginThrottle
+from api.reserved_names import reserved_fields
 from db import tokens as token_rows
 from db import users as user_rows
-from t2m.errors import AccountPending, AuthInvalid, Conflict, RegistrationClosed
+from t2m.errors import AccountPending, AuthInvalid, Conflict, RegistrationClosed, ValidationFailed
+from t2m.ids import new_id
 from t2m.passwords import hash_password, needs_rehash, verify_password
 from t2m.settings import Settings
 from t2m.tokens import decode_token, issue_token
@@ -76,7 +79,12 @@ class AuthService:
         self.pool = pool
         self.throttle = throttle
 
-    def _token_pair(self, user_id: str, role: str) -> dict[str, Any]:
+    def _token_pair(
+        self, user_id: str, role: str, *, generation: int, family: str | None = None
+    ) -> dict[str, Any]:
+        """An access and a refresh token of one family (a new one at sign-in,
+        the refresh token's own at rotation), at the user's token generation."""
+        claims = {"fam": family or new_id("fam"), "gen": generation}
         access = issue_token(
             secret=self.settings.jwt_secret,
             issuer=self.settings.jwt_issuer,
@@ -84,6 +92,7 @@ class AuthService:
             role=role,
             kind="access",
             ttl_s=self.settings.access_token_ttl_s,
+            extra_claims=claims,
         )
         refresh = issue_token(
             secret=self.settings.jwt_secret,
@@ -92,6 +101,7 @@ class AuthService:
             role=role,
             kind="refresh",
             ttl_s=self.settings.refresh_token_ttl_s,
+            extra_claims=claims,
         )
         return {
             "access_token": access.token,
@@ -133,7 +143,8 @@ class AuthService:
             await user_rows.touch_sign_in(conn, row["id"])
             row = await user_rows.user_by_id(conn, row["id"])
         assert row is not None
-        return {**self._token_pair(row["id"], row["role"]), "user": profile(row)}
+        pair = self._token_pair(row["id"], row["role"], generation=row["token_generation"])
+        return {**pair, "user": profile(row)}
 
     async def register(
         self, *, username: str, email: str, password: str, full_name: str | None
@@ -143,6 +154,9 @@ class AuthService:
         mode = self.settings.registration
         if mode == "closed":
             raise RegistrationClosed()
+        reserved = reserved_fields(self.settings, username=username, email=email)
+        if reserved:
+            raise ValidationFailed("Request validation failed", reserved)
         password_hash = await asyncio.to_thread(hash_password, password)
         async with self.pool.acquire() as conn:
             taken = await user_rows.username_or_email_taken(conn, username, email)
@@ -171,16 +185,60 @@ class AuthService:
             issuer=self.settings.jwt_issuer,
             kind="refresh",
         )
-        async with self.pool.acquire() as conn, conn.transaction():
-            # Rotation: a refresh token works once; replaying it fails.
-            if not await token_rows.revoke_token(
-                conn, jti=claims["jti"], user_id=claims["sub"], expires_at=claims["exp"]
-            ):
+        family = claims.get("fam")
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                row = await user_rows.user_by_id(conn, claims["sub"])
+                if row is None or not row["is_active"]:
+                    raise AuthInvalid("Token subject no longer exists")
+                if claims.get("gen", 0) != row["token_generation"]:
+                    raise AuthInvalid("Token has been revoked")
+                if family is not None and await token_rows.family_revoked(conn, family):
+                    raise AuthInvalid("Token has been revoked")
+                # Rotation: a refresh token works once.
+                rotated = await token_rows.revoke_token(
+                    conn, jti=claims["jti"], user_id=claims["sub"], expires_at=claims["exp"]
+                )
+            if not rotated:
+                # A rotated token presented again was copied: whoever holds
+                # its successors (the thief or the owner) loses them too.
+                if family is not None:
+                    await token_rows.revoke_family(
+                        conn,
+                        family=family,
+                        user_id=claims["sub"],
+                        expires_at=int(time.time()) + self.settings.refresh_token_ttl_s,
+                    )
                 raise AuthInvalid("Refresh token has already been used or revoked")
-            row = await user_rows.user_by_id(conn, claims["sub"])
-        if row is None or not row["is_active"]:
-            raise AuthInvalid("Token subject no longer exists")
-        return self._token_pair(row["id"], row["role"])
+        return self._token_pair(
+            row["id"], row["role"], generation=row["token_generation"], family=family
+        )
+
+    async def change_password(
+        self, principal: Principal, current_password: str, new_password: str, address: str
+    ) -> dict[str, Any]:
+        """Replace the password (the current one is required, counted by the
+        login throttle) and end every other session: the token generation
+        moves on and the caller gets a fresh pair of the new generation."""
+        claim = await self.throttle.claim(principal.username, address)
+        await self.throttle.wait(claim)
+        async with self.pool.acquire() as conn:
+            row = await user_rows.user_by_id(conn, principal.user_id)
+        stored = row["password_hash"] if row is not None else None
+        if not await asyncio.to_thread(verify_password, current_password, stored):
+            raise AuthInvalid("Current password is wrong")
+        await self.throttle.succeeded(claim)
+        fresh_hash = await asyncio.to_thread(hash_password, new_password)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await user_rows.set_password(conn, principal.user_id, fresh_hash)
+            generation = await token_rows.bump_generation(conn, principal.user_id)
+        assert row is not None
+        return self._token_pair(principal.user_id, row["role"], generation=generation)
+
+    async def logout_all(self, principal: Principal) -> None:
+        """Sign out everywhere: every token issued so far, this one included."""
+        async with self.pool.acquire() as conn:
+            await token_rows.bump_generation(conn, principal.user_id)
 
     async def logout(self, principal: Principal, refresh_token: str | None) -> None:
         async with self.pool.acquire() as conn, conn.transaction():

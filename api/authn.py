@@ -8,6 +8,7 @@ endpoint that would accept an anonymous caller.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -17,15 +18,16 @@ import asyncpg
 import jwt
 from aiohttp import web
 
+from api.guests import guest_row
 from api.keys import AUTHENTICATOR, DB_POOL, SETTINGS
 from api.oidc import OidcVerifier
+from api.reserved_names import reserved_fields
 from api.verified_tokens import VerifiedTokens
 from db import users as user_rows
-from t2m.errors import AuthInvalid, AuthRequired, PermissionDenied
+from t2m.errors import AuthInvalid, AuthRequired, Conflict, PermissionDenied
 from t2m.settings import Settings
 from t2m.tokens import decode_token
 
-GUEST_USERNAME = "guest"
 _PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 
 
@@ -103,8 +105,11 @@ class Authenticator:
     async def _local_user(self, claims: dict[str, Any]) -> Principal:
         """The principal of verified local claims, if not revoked and still active."""
         async with self.pool.acquire() as conn:
-            row = await user_rows.user_for_token(conn, claims["sub"], claims["jti"])
-        if row is not None and row["revoked"]:
+            row = await user_rows.user_for_token(
+                conn, claims["sub"], claims["jti"], claims.get("fam")
+            )
+        # Tokens without a generation predate generations: generation 0.
+        if row is not None and (row["revoked"] or claims.get("gen", 0) != row["token_generation"]):
             raise AuthInvalid("Token has been revoked")
         if row is None or not row["is_active"]:
             raise AuthInvalid("Token subject no longer exists")
@@ -117,24 +122,59 @@ class Authenticator:
         async with self.pool.acquire() as conn:
             row = await user_rows.user_by_external_subject(conn, subject)
             if row is None:
-                host = urlsplit(str(claims["iss"])).hostname or "external"
-                row = await user_rows.upsert_external_user(
-                    conn,
-                    subject=subject,
-                    # Prefixed so an external identity can never take over a
-                    # local account's username.
-                    username="ext-"
-                    + str(
-                        claims.get("preferred_username") or claims.get("username") or claims["sub"]
-                    ),
-                    email=str(claims.get("email") or f"{claims['sub']}@{host}"),
-                    email_verified=bool(claims.get("email_verified", False)),
-                    full_name=claims.get("name"),
-                    image_url=claims.get("picture") or claims.get("image_url"),
-                )
+                row = await self._provision(conn, subject, claims)
         if not row["is_active"]:
             raise AuthInvalid("Account is disabled")
         return Principal.from_row(row, "oidc", claims)
+
+    async def _provision(
+        self, conn: asyncpg.Connection, subject: str, claims: dict[str, Any]
+    ) -> asyncpg.Record:
+        """A new account for a provider identity seen for the first time.
+
+        Linking rule: never auto-link.  An identity whose e-mail address a T2M
+        account already holds (or that is reserved) is refused with 409: taking
+        the provider's word for an address would let anyone who can register
+        that address at the provider sign in as the local account's owner."""
+        host = urlsplit(str(claims["iss"])).hostname or "external"
+        email = str(claims.get("email") or f"{claims['sub']}@{host}")
+        # Prefixed so an external identity can never take over a local
+        # account's username (nor a reserved one).
+        wanted = "ext-" + str(
+            claims.get("preferred_username") or claims.get("username") or claims["sub"]
+        )
+        if (
+            reserved_fields(self.settings, username=wanted, email=email).get("email")
+            or ((await user_rows.username_or_email_taken(conn, wanted, email))["email"])
+        ):
+            raise _collision()
+        # Another identity may hold the same preferred username: a suffix
+        # from the subject keeps the two apart.
+        suffix = hashlib.sha256(subject.encode()).hexdigest()[:8]
+        for username in (wanted, f"{wanted}-{suffix}"):
+            try:
+                async with conn.transaction():
+                    return await user_rows.upsert_external_user(
+                        conn,
+                        subject=subject,
+                        username=username,
+                        email=email,
+                        email_verified=bool(claims.get("email_verified", False)),
+                        full_name=claims.get("name"),
+                        image_url=claims.get("picture") or claims.get("image_url"),
+                    )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "users_username_lower":
+                    raise _collision() from exc  # the e-mail, taken meanwhile
+        raise _collision()
+
+
+def _collision() -> Conflict:
+    return Conflict(
+        "An account with this e-mail address already exists. Identities of the"
+        " identity provider are never linked to existing accounts automatically:"
+        " sign in with that account's password, or ask an administrator."
+    )
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -160,8 +200,8 @@ async def optional_user(request: web.Request) -> Principal | None:
 
 
 async def require_user(request: web.Request, *, allow_guest: bool = False) -> Principal:
-    """The caller; with ``allow_guest`` (root-path aliases) anonymous callers act
-    as the shared guest user when ``ALLOW_ANONYMOUS`` is on."""
+    """The caller; with ``allow_guest`` (root-path aliases) each anonymous client
+    acts as a guest of its own when ``ALLOW_ANONYMOUS`` is on."""
     principal = await optional_user(request)
     if principal is not None:
         return principal
@@ -187,14 +227,7 @@ async def require_verified(request: web.Request) -> Principal:
 
 
 async def _guest(request: web.Request) -> Principal:
-    async with request.config_dict[DB_POOL].acquire() as conn:
-        row = await user_rows.user_by_login(conn, GUEST_USERNAME)
-        if row is None:
-            try:
-                row = await user_rows.insert_user(
-                    conn, username=GUEST_USERNAME, email="guest@localhost", password_hash=None
-                )
-            except asyncpg.UniqueViolationError:
-                row = await user_rows.user_by_login(conn, GUEST_USERNAME)
-    assert row is not None
+    """This anonymous client's own guest (see ``api.guests``)."""
+    app = request.config_dict
+    row = await guest_row(request, app[SETTINGS], app[DB_POOL])
     return Principal.from_row(row, "guest")

@@ -13,9 +13,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
+from api.authn import optional_user
 from api.keys import DB_POOL, REDIS, SETTINGS, STORAGE
+from t2m.errors import T2MError
 from t2m.worker_heartbeats import read_heartbeats
 from t2m.worker_modules import served_queues
 
@@ -89,6 +92,40 @@ async def system_health(app: web.Application) -> dict[str, Any]:
         "version": VERSION,
         "components": components,
     }
+
+
+def public_view(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as anyone but an administrator sees it: each component's
+    status and latency and the number of live workers — no version, worker
+    hosts or pids, storage backend or error texts (which name hosts, paths and
+    library versions).  Administrators get the whole report."""
+    components: dict[str, Any] = {}
+    for name, component in report["components"].items():
+        view = {"status": component["status"], "latency_ms": component.get("latency_ms")}
+        if name == "workers" and "alive" in component:
+            view["alive"] = component["alive"]
+        components[name] = view
+    return {"status": report["status"], "timestamp": report["timestamp"], "components": components}
+
+
+async def caller_is_admin(request: web.Request) -> bool:
+    """Whether the caller shows an administrator's token.  Health answers
+    whatever the token: a probe must never fail because of a stale header, nor
+    because the database that token checks read is the component that is down
+    (the administrator then gets the public view; the logs have the rest)."""
+    try:
+        principal = await optional_user(request)
+    except (T2MError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        return False
+    return principal is not None and principal.is_admin
+
+
+async def report_for(request: web.Request) -> tuple[dict[str, Any], bool]:
+    """The latest report as this caller may see it, and whether it is the full one."""
+    report = await request.app[HEALTH_PROBE].report()
+    if await caller_is_admin(request):
+        return report, True
+    return public_view(report), False
 
 
 def liveness() -> dict[str, Any]:

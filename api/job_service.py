@@ -16,6 +16,7 @@ from api.cache import after_write
 from api.hls_delivery import delete_tree
 from api.keys import DB_POOL, ENQUEUER, REDIS, SCORER_CACHE, SETTINGS, STORAGE
 from api.quotas import check_job_quota
+from api.script_scenes import check_narration, scenes_to_script
 from db import files as file_rows
 from db import jobs as job_rows
 from db import recommender as rec_rows
@@ -70,11 +71,13 @@ def _check_render_memory(script: str, params: Mapping[str, Any], budget_mb: floa
     """Refuse, before anything is stored, a script whose render would need more
     memory than RENDER_MEMORY_BUDGET_MB (see pipeline.stages.render_budget).
     A script that does not parse is left to the parse stage, which reports it
-    with its line number as it always has."""
+    with its line number as it always has.  Narration options are checked
+    here too (unknown voices, [duration]s too short for their speech)."""
     try:
         parsed = parse_script(script.encode("utf-8"))
     except ScriptError:
         return
+    check_narration(parsed, params)
     check_render_budget(
         [scene.background.asset_id if scene.background else None for scene in parsed.scenes],
         top_pixels(str(params.get("quality", "720p")), str(params.get("aspect", "16:9"))),
@@ -96,7 +99,12 @@ async def submit_video_job(
             "Request validation failed", {"Idempotency-Key": ["1 to 200 characters"]}
         )
     app = request.config_dict
-    script = params.pop("script", None) or params.pop("prompt")
+    scenes = params.pop("scenes", None)
+    if scenes:
+        script = scenes_to_script(scenes)
+    else:
+        script = params.pop("script", None) or params.pop("prompt")
+    params.pop("script", None)
     params.pop("prompt", None)
     _check_render_memory(script, params, app[SETTINGS].render_memory_budget_mb)
     asset_ids = list(

@@ -166,3 +166,9 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
     except Exception:
         log.exception("unhandled error")
         return error_response(errors.T2MError(), request_id=request_id)
+
+
+async def name_the_server(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: ``Server: T2M`` on every answer, replacing
+    aiohttp's default, which names the Python and aiohttp versions."""
+    response.headers["Server"] = "T2M"

@@ -20,6 +20,26 @@ from t2m.errors import AuthExpired, AuthInvalid, ServiceUnavailable
 log = logging.getLogger(__name__)
 
 ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
+# What providers put in a token to say what it is for, where they say it at
+# all: the ``typ`` header (RFC 9068: ``at+jwt``), a ``typ`` claim (Keycloak:
+# ``Bearer`` / ``ID`` / ``Refresh``) or a ``token_use`` claim (Cognito:
+# ``access`` / ``id``).  Only access tokens open the API: an ID token is meant
+# for the client that asked for it, and may be handed to third parties.
+ACCESS_HEADER_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
+ACCESS_CLAIM_TYPES = frozenset({"bearer", "access", "at+jwt"})
+ACCESS_TOKEN_USES = frozenset({"access"})
+
+
+def check_access_token(header: dict[str, Any], claims: dict[str, Any]) -> None:
+    """Refuse a token that declares itself something other than an access token."""
+    declared = (
+        (header.get("typ"), ACCESS_HEADER_TYPES),
+        (claims.get("typ"), ACCESS_CLAIM_TYPES),
+        (claims.get("token_use"), ACCESS_TOKEN_USES),
+    )
+    for value, accepted in declared:
+        if value is not None and str(value).lower() not in accepted:
+            raise AuthInvalid("Only access tokens of the identity provider are accepted")
 
 
 class OidcVerifier:
@@ -29,12 +49,16 @@ class OidcVerifier:
         *,
         jwks_url: str,
         issuer: str,
-        audience: str = "",
+        audience: str,
         min_refresh_s: float = 30.0,
     ) -> None:
         self._session = session
         self.jwks_url = jwks_url
         self.issuer = issuer
+        if not (jwks_url and issuer and audience):
+            # Without an audience, a token the provider issued to any other
+            # application of the same tenant would be accepted here.
+            raise ValueError("an OIDC verifier needs a JWKS URL, an issuer and an audience")
         self.audience = audience
         self._min_refresh_s = min_refresh_s
         self._keys: dict[str, jwt.PyJWK] = {}
@@ -85,14 +109,12 @@ class OidcVerifier:
                 key.key,
                 algorithms=[algorithm],
                 issuer=self.issuer,
-                audience=self.audience or None,
-                options={
-                    "require": ["exp", "iat", "sub", "iss"],
-                    "verify_aud": bool(self.audience),
-                },
+                audience=self.audience,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"], "verify_aud": True},
             )
         except jwt.ExpiredSignatureError as exc:
             raise AuthExpired("Token has expired") from exc
         except jwt.PyJWTError as exc:
             raise AuthInvalid("Token is invalid or malformed") from exc
+        check_access_token(header, claims)
         return claims

@@ -19,6 +19,27 @@ SWAGGER_UI_PATH = "/api/docs"
 _SWAGGER2_ONLY = ("produces", "consumes")
 
 
+API_DESCRIPTION = (
+    "Text-to-media: uploads, script-to-video, streaming, webhooks.\n\n"
+    "Guest mode (ALLOW_ANONYMOUS=true): anonymous callers of the root-path aliases"
+    " are guests, each client its own. An answer to a client without a guest token"
+    " carries one in the `X-Guest-Token` header and the `t2m_guest` cookie; send it"
+    " back (cookie or `X-Guest-Token` request header) to stay the same guest, who"
+    " sees only its own uploads. Rate limits and quotas of guests are counted per"
+    " client address."
+)
+BEARER_DESCRIPTION = (
+    "An access token of T2M (POST /api/v1/auth/login) or, when OIDC_ISSUER,"
+    " OIDC_JWKS_URL and OIDC_AUDIENCE are set, an access token of that provider"
+    " (its audience must be OIDC_AUDIENCE; a token whose `typ` or `token_use` says"
+    " it is not an access token is refused).  Linking rule: a provider identity is"
+    " never linked automatically to an existing account.  Its first use provisions"
+    " a new account; if a T2M account already holds the provider's e-mail address"
+    " (or the address is reserved), the request is answered 409 CONFLICT and no"
+    " account is created or changed."
+)
+
+
 def setup_openapi(app: web.Application) -> None:
     setup_aiohttp_apispec(
         app,
@@ -30,10 +51,15 @@ def setup_openapi(app: web.Application) -> None:
         openapi_version="3.0.2",
         error_callback=raise_validation_error,
         in_place=True,  # every route is added before this call
-        info={"description": "Text-to-media: uploads, script-to-video, streaming, webhooks."},
+        info={"description": API_DESCRIPTION},
         components={
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": BEARER_DESCRIPTION,
+                }
             }
         },
     )

@@ -45,7 +45,7 @@ import numpy as np
 
 from db import recommender as rec_rows
 from recommender.content import file_content_features
-from recommender.features import normalize_tag
+from recommender.features import ContentFeatures, normalize_tag
 from recommender.inference import TagScorer
 from t2m.storage import Storage
 
@@ -58,6 +58,9 @@ FLUSH_S = 0.2
 FLUSH_ROWS = 500
 #: Beyond this many unwritten rows (database down) the oldest are dropped.
 MAX_PENDING = 50_000
+#: Featurised files kept in memory (hashing a file's text and embedding costs about
+#: 1 ms a request otherwise; a file's features change only with its row).
+MAX_CACHED_FEATURES = 20_000
 MAX_CACHED_USERS = 10_000
 
 
@@ -146,6 +149,7 @@ class ScorerCache:
         self._lock = asyncio.Lock()
         self._rng = np.random.default_rng()
         self._users: OrderedDict[str, tuple[tuple[str, ...], float]] = OrderedDict()
+        self._features: OrderedDict[tuple[Any, ...], ContentFeatures] = OrderedDict()
         # a per-process secret still lets this process check its own ids
         self._secret = (secret or secrets.token_hex(16)).encode()
         self.decisions = DecisionLog(pool, flush_s=flush_s)
@@ -224,13 +228,30 @@ class ScorerCache:
         """The user's vocabulary changed in this process: read it again next time."""
         self._users.pop(user_id, None)
 
+    def _content_features(self, file_row: asyncpg.Record, scorer: TagScorer) -> ContentFeatures:
+        """The file's features for this model, cached: every write to a file row that
+        changes what they read (title, description, metadata) also moves updated_at."""
+        key = (
+            file_row["id"], file_row["updated_at"], file_row["title"], file_row["description"],
+            id(scorer.config),
+        )  # fmt: skip
+        feats = self._features.get(key)
+        if feats is None or feats.config != scorer.config:
+            feats = file_content_features(dict(file_row), scorer.config)
+            self._features[key] = feats
+            if len(self._features) > MAX_CACHED_FEATURES:
+                self._features.popitem(last=False)
+        else:
+            self._features.move_to_end(key)
+        return feats
+
     # --- decisions ------------------------------------------------------------------------
 
     async def recommend(self, file_row: asyncpg.Record, *, user_id: str, k: int) -> dict[str, Any]:
         loaded = await self._current()
         scorer = loaded.scorer
         own = await self.user_tags(user_id)
-        context = file_content_features(dict(file_row), scorer.config)
+        context = self._content_features(file_row, scorer)
         existing = list(file_row["tags"])
         decision = scorer.recommend(
             context,

@@ -63,7 +63,7 @@ web.run_app(app, host="127.0.0.1", port={port}, print=None, access_log=None)
 """
 
 ONE_SCENE = "[duration: 3s]\nOne scene, to count how many jobs a minute the render workers finish."
-QUEUES = ("parse", "storyboard", "render", "thumbnails")
+QUEUES = ("parse", "narrate", "storyboard", "render", "thumbnails")
 MIB = 1024 * 1024
 
 
@@ -254,6 +254,7 @@ def run_jobs(args: argparse.Namespace) -> dict:
     commands = {
         "web": ["serve"],
         "parse": ["worker", "--queues", "parse"],
+        "narrate": ["worker", "--queues", "narrate"],
         "storyboard": ["worker", "--queues", "storyboard"],
         "render-1": ["worker", "--queues", "render"],
         "render-2": ["worker", "--queues", "render"],

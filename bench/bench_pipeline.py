@@ -58,7 +58,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=20)
     args = parser.parse_args()
-    video_queues = ["parse", "storyboard", "render", "thumbnails"]
+    video_queues = ["parse", "narrate", "storyboard", "render", "thumbnails"]
     with running_service({"web": ["serve"], "video": ["worker", "--queues", *video_queues]}) as svc:
         asyncio.run(run_jobs(svc.base_url, svc.token, 1))  # warm-up: imports, fonts, caches
         timings = asyncio.run(run_jobs(svc.base_url, svc.token, args.jobs))

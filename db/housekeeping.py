@@ -61,6 +61,32 @@ async def dedup_stats(conn: asyncpg.Connection) -> dict[str, Any]:
     }
 
 
+async def own_dedup_stats(conn: asyncpg.Connection, owner_id: str) -> dict[str, Any]:
+    """Savings among one owner's live files: identical bytes they hold twice.
+    Nothing of other owners is read, so nothing of theirs can show."""
+    row = await conn.fetchrow(
+        """
+        WITH live AS (SELECT blob_sha256, size FROM files
+                      WHERE owner_id = $1 AND deleted_at IS NULL),
+             distinct_sizes AS (SELECT blob_sha256, max(size) AS size FROM live
+                                GROUP BY blob_sha256)
+        SELECT (SELECT count(*) FROM live) AS files,
+               (SELECT coalesce(sum(size), 0) FROM live) AS logical_bytes,
+               (SELECT coalesce(sum(size), 0) FROM distinct_sizes) AS stored_bytes
+        """,
+        owner_id,
+    )
+    assert row is not None
+    logical, stored = int(row["logical_bytes"]), int(row["stored_bytes"])
+    return {
+        "files": int(row["files"]),
+        "logical_bytes": logical,
+        "stored_bytes": stored,
+        "saved_bytes": logical - stored,
+        "dedup_ratio": round(logical / stored, 4) if stored else None,
+    }
+
+
 async def top_shared_blobs(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """

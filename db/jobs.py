@@ -99,6 +99,21 @@ async def start_stage(conn: asyncpg.Connection, job_id: str, stage: str, progres
     return status.endswith(" 1")
 
 
+async def advance_stage(
+    conn: asyncpg.Connection, job_id: str, from_stage: str, to_stage: str
+) -> bool:
+    """Move a processing job from ``from_stage`` to ``to_stage``; True for the
+    one caller that moved it (the others saw it moved already)."""
+    status = await conn.execute(
+        "UPDATE jobs SET current_stage = $3, updated_at = now()"
+        " WHERE id = $1 AND status = 'processing' AND current_stage = $2",
+        job_id,
+        from_stage,
+        to_stage,
+    )
+    return status.endswith(" 1")
+
+
 async def set_progress(conn: asyncpg.Connection, job_id: str, progress: int) -> None:
     # greatest(): progress never goes backwards, whatever order updates land in.
     await conn.execute(

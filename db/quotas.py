@@ -96,12 +96,34 @@ async def quota_row(conn: asyncpg.Connection, user_id: str) -> asyncpg.Record | 
 
 
 async def lock_user_quota(conn: asyncpg.Connection, user_id: str) -> asyncpg.Record | None:
-    """Lock the user's row until the transaction ends and return its quota columns."""
-    return await conn.fetchrow(
+    """Lock the user's row until the transaction ends and return its quota columns.
+
+    A guest's quota is shared by every guest of its client address (see
+    :func:`quota_owners`), so their decisions are serialised by a lock on the
+    address too."""
+    row = await conn.fetchrow(
         "SELECT id, quota_stored_bytes, quota_files, quota_render_seconds_per_day,"
-        " quota_concurrent_jobs FROM users WHERE id = $1 FOR NO KEY UPDATE",
+        " quota_concurrent_jobs, guest_address FROM users WHERE id = $1 FOR NO KEY UPDATE",
         user_id,
     )
+    if row is not None and row["guest_address"] is not None:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('t2m-guest-quota:' || $1))",
+            row["guest_address"],
+        )
+    return row
+
+
+async def quota_owners(conn: asyncpg.Connection, user_id: str) -> list[str]:
+    """The accounts whose use counts against the user's quota: the user alone,
+    or for a guest every guest created from the same client address — a client
+    that drops its guest cookie starts a new guest, not a new quota."""
+    owners: list[str] | None = await conn.fetchval(
+        "SELECT array_agg(id) FROM users WHERE id = $1"
+        " OR guest_address = (SELECT guest_address FROM users WHERE id = $1)",
+        user_id,
+    )
+    return owners or [user_id]
 
 
 async def limits_for(conn: asyncpg.Connection, user_id: str, settings: Settings) -> Limits:
@@ -115,8 +137,8 @@ async def stored_usage(conn: asyncpg.Connection, user_id: str) -> tuple[int, int
     """(bytes, files) of the user's live files."""
     row = await conn.fetchrow(
         "SELECT coalesce(sum(size), 0)::bigint AS bytes, count(*) AS files"
-        " FROM files WHERE owner_id = $1 AND deleted_at IS NULL",
-        user_id,
+        " FROM files WHERE owner_id = ANY($1::text[]) AND deleted_at IS NULL",
+        await quota_owners(conn, user_id),
     )
     assert row is not None
     return int(row["bytes"]), int(row["files"])
@@ -132,9 +154,9 @@ async def render_seconds_today(
     """
     value: Any = await conn.fetchval(
         "SELECT coalesce(sum((storyboard_summary->>'duration_s')::float), 0) FROM jobs"
-        " WHERE owner_id = $1 AND created_at >= $2 AND storyboard_summary IS NOT NULL"
-        " AND ($3::text IS NULL OR id <> $3)",
-        user_id,
+        " WHERE owner_id = ANY($1::text[]) AND created_at >= $2"
+        " AND storyboard_summary IS NOT NULL AND ($3::text IS NULL OR id <> $3)",
+        await quota_owners(conn, user_id),
         day_start(),
         exclude_job,
     )
@@ -143,9 +165,9 @@ async def render_seconds_today(
 
 async def live_jobs(conn: asyncpg.Connection, user_id: str) -> int:
     value: Any = await conn.fetchval(
-        "SELECT count(*) FROM jobs WHERE owner_id = $1 AND status = ANY($2::text[])"
-        " AND deleted_at IS NULL",
-        user_id,
+        "SELECT count(*) FROM jobs WHERE owner_id = ANY($1::text[])"
+        " AND status = ANY($2::text[]) AND deleted_at IS NULL",
+        await quota_owners(conn, user_id),
         list(LIVE_STATUSES),
     )
     return int(value)
@@ -219,8 +241,8 @@ async def reserve(
         held = await conn.fetchrow(
             "SELECT coalesce(sum(bytes), 0)::bigint AS bytes,"
             " coalesce(sum(files), 0)::bigint AS files"
-            " FROM quota_reservations WHERE user_id = $1",
-            user_id,
+            " FROM quota_reservations WHERE user_id = ANY($1::text[])",
+            await quota_owners(conn, user_id),
         )
         assert held is not None
         used_bytes = stored + int(held["bytes"])

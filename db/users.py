@@ -10,7 +10,8 @@ from t2m.ids import new_id
 
 _COLUMNS = (
     "id, username, email, full_name, image_url, password_hash, role, email_verified,"
-    " external_subject, is_active, created_at, updated_at, last_sign_in_at, pending_approval"
+    " external_subject, is_active, created_at, updated_at, last_sign_in_at, pending_approval,"
+    " token_generation"
 )
 
 
@@ -52,13 +53,19 @@ async def user_by_id(conn: asyncpg.Connection, user_id: str) -> asyncpg.Record |
     return await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
 
 
-async def user_for_token(conn: asyncpg.Connection, user_id: str, jti: str) -> asyncpg.Record | None:
-    """The token's user with a ``revoked`` flag: one round trip per request."""
+async def user_for_token(
+    conn: asyncpg.Connection, user_id: str, jti: str, family: str | None = None
+) -> asyncpg.Record | None:
+    """The token's user with a ``revoked`` flag (the token itself or its
+    refresh family): one round trip per request."""
     return await conn.fetchrow(
-        f"SELECT {_COLUMNS}, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked"
+        f"SELECT {_COLUMNS},"
+        " (EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2)"
+        "  OR EXISTS (SELECT 1 FROM revoked_token_families WHERE family = $3)) AS revoked"
         " FROM users WHERE id = $1",
         user_id,
         jti,
+        family,
     )
 
 
@@ -187,3 +194,67 @@ async def list_users(
         offset,
     )
     return list(rows), total
+
+
+async def ensure_guest(
+    conn: asyncpg.Connection, *, username: str, email: str, address: str
+) -> asyncpg.Record:
+    """The guest user of one anonymous client, created on first use; its last
+    use is recorded (at most hourly, to spare a write per request) so stale
+    guests can be reaped."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM users WHERE lower(username) = lower($1)"
+        " AND last_sign_in_at > now() - interval '1 hour'",
+        username,
+    )
+    if row is not None:
+        return row
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO users (id, username, email, password_hash, role, guest_address,
+                           last_sign_in_at)
+        VALUES ($1, $2, $3, NULL, 'USER', $4, now())
+        ON CONFLICT ((lower(username))) DO UPDATE SET last_sign_in_at = now()
+        RETURNING {_COLUMNS}
+        """,
+        new_id("usr"),
+        username,
+        email,
+        address,
+    )
+    assert row is not None
+    return row
+
+
+async def stale_guests(conn: asyncpg.Connection, *, max_age_s: float, limit: int) -> list[str]:
+    """Guest users (made by guest mode, never a registered account) unused for
+    ``max_age_s`` with no unfinished job."""
+    rows = await conn.fetch(
+        """
+        SELECT u.id FROM users u
+        WHERE u.guest_address IS NOT NULL AND u.password_hash IS NULL
+          AND u.external_subject IS NULL AND u.username LIKE 'guest-%'
+          AND u.last_sign_in_at < now() - make_interval(secs => $1)
+          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.owner_id = u.id
+                          AND j.status IN ('queued', 'processing'))
+        ORDER BY u.last_sign_in_at LIMIT $2
+        """,
+        max_age_s,
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def delete_empty_guest(conn: asyncpg.Connection, user_id: str) -> bool:
+    """Delete a guest user that owns no file or job row any more (the purge
+    removes their bytes first); never a registered account."""
+    status: str = await conn.execute(
+        """
+        DELETE FROM users u
+        WHERE u.id = $1 AND u.guest_address IS NOT NULL AND u.password_hash IS NULL
+          AND NOT EXISTS (SELECT 1 FROM files f WHERE f.owner_id = u.id)
+          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.owner_id = u.id)
+        """,
+        user_id,
+    )
+    return status.endswith(" 1")

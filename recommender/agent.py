@@ -6,8 +6,20 @@ Model
 
         u(x) = EmbeddingBag_content(hashed content features)      (d)
         v(a) = EmbeddingBag_tag(hashed tag id, words, char grams)  (d)
-        phi(x, a) = [u * v, word_match, gram_match, prior(a), 1]
+        lin(x, a) = sum_i x_i W[i, a]                              (per-tag linear term)
+        phi(x, a) = [u * v, word_match, gram_match, prior(a), lin(x, a), 1]
         score(x, a) = phi . theta     (logit of P(viewer accepts tag a for content x))
+
+    ``lin`` is the content part of a one-vs-rest logistic regression fitted on the
+    owners' tags with full information, its L2 penalty and epochs chosen on a
+    validation split (``recommender.supervised``, the same procedure as the
+    simulator's reference): a warm start that lets the score express what the
+    tuned supervised model does. It is refitted when new owner labels arrived
+    (the last ``label_store`` labelled contents are kept for that). Feedback then
+    trains the head and the bilinear term on top of it: with ``linear`` on, the
+    bilinear term no longer learns the owner labels itself (``bilinear_labels``),
+    because the linear term already carries them and counting them twice made
+    cold items' scores overconfident in the content and underweight the prior.
 
     ``prior(a)`` is the learned, decayed log-odds of the tag (``recommender.prior``):
     owner labels and inverse-propensity-weighted accepts. Its head weight starts
@@ -105,11 +117,15 @@ from recommender.features import (
 from recommender.inference import (
     DEFAULT_BIAS_PRIOR,
     DEFAULT_EMBED_DIM,
+    DEFAULT_LINEAR_PRIOR,
     DEFAULT_MATCH_PRIOR,
     DEFAULT_POPULARITY_PRIOR,
+    LINEAR_COLUMN,
     N_EXTRA,
+    PRIOR_COLUMN,
     TagScorer,
 )
+from recommender.linear import LinearTerm
 from recommender.prior import DEFAULT_PRIOR_HALFLIFE, TagPrior
 from recommender.rewards import FeedbackEvent
 from recommender.vocabulary import Vocabulary
@@ -154,6 +170,11 @@ class AgentConfig:
     bias_prior: float = DEFAULT_BIAS_PRIOR
     prior_halflife: float = DEFAULT_PRIOR_HALFLIFE
     label_negatives: int = 12
+    linear: bool = True
+    linear_prior: float = DEFAULT_LINEAR_PRIOR
+    bilinear_labels: bool = False
+    linear_anchor: bool = True
+    label_store: int = 5000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -212,7 +233,9 @@ class TagModel(nn.Module):
         with torch.no_grad():
             self.content.weight.zero_()
             self.tag.weight.normal_(0.0, config.tag_init_std, generator=gen)
-        head = [1.0] * d + [*config.match_prior, config.popularity_prior, config.bias_prior]
+        head = [1.0] * d + [
+            *config.match_prior, config.popularity_prior, config.linear_prior, config.bias_prior,
+        ]  # fmt: skip
         self.head = nn.Parameter(torch.tensor(head, dtype=torch.float32))
 
     def phi(
@@ -298,6 +321,10 @@ class Agent:
         self._replay_records = 0
         self._tag_cache: dict[str, TagFeatures] = {}
         self.prior = TagPrior(self.config.prior_halflife)
+        self.linear = LinearTerm.empty()
+        # owners' labels kept for refitting the linear term (newest last)
+        self.labels: list[tuple[ContentFeatures, frozenset[str]]] = []
+        self._linear_stale = False
 
     # --- exploration schedule and posterior -----------------------------------------------
 
@@ -362,10 +389,11 @@ class Agent:
             ev_c[i], ev_t[i] = c, t
         extra = np.empty((len(records), N_EXTRA), dtype=np.float32)
         extra[:, :N_MATCH_FEATURES] = np.stack([r.match for r in records])
-        extra[:, N_MATCH_FEATURES] = self.prior.column(
+        extra[:, PRIOR_COLUMN] = self.prior.column(
             [r.tag.tag for r in records], len(self.vocabulary), logit=self.config.loss == "logistic"
         )
-        extra[:, N_MATCH_FEATURES + 1] = 1.0
+        extra[:, LINEAR_COLUMN] = self._linear_column(records)
+        extra[:, N_EXTRA - 1] = 1.0
         target = np.array([r.reward for r in records], dtype=np.float32)
         if self.config.loss == "logistic":
             target = np.clip(target, 0.0, 1.0)
@@ -377,6 +405,48 @@ class Agent:
             _bag(contents), _bag(tag_list), torch.from_numpy(ev_c), torch.from_numpy(ev_t),
             torch.from_numpy(extra), torch.from_numpy(target), torch.from_numpy(weight),
         )  # fmt: skip
+
+    def _linear_column(self, records: Sequence[_Record]) -> npt.NDArray[np.float64]:
+        out = np.zeros(len(records))
+        if not len(self.linear):
+            return out
+        per_content: dict[int, npt.NDArray[np.float64]] = {}
+        for i, r in enumerate(records):
+            pos = self.linear.index.get(r.tag.tag)
+            if pos is None:
+                continue
+            scores = per_content.get(id(r.content))
+            if scores is None:
+                scores = per_content[id(r.content)] = self.linear.content_scores(r.content)
+            out[i] = scores[pos]
+        return out
+
+    def _ensure_linear(self) -> None:
+        """Refit the linear term if owner labels arrived since the last fit."""
+        if self._linear_stale:
+            self.fit_linear()
+
+    def fit_linear(self) -> None:
+        """Fit the per-tag linear term on the stored owner labels (tuned on a validation
+        split); tags are those the labels name."""
+        from recommender.supervised import SupervisedModel  # torch: training side only
+
+        self._linear_stale = False
+        if not self.config.linear or len(self.labels) < 2:
+            return
+        tags = sorted({t for _, lab in self.labels for t in lab})
+        model = SupervisedModel.tuned(
+            [c for c, _ in self.labels],
+            [lab for _, lab in self.labels],
+            tags,
+            np.random.default_rng(self.config.seed + 1),
+        )
+        prior = None
+        if self.config.linear_anchor:
+            prior = self.prior.column(
+                tags, len(self.vocabulary), logit=self.config.loss == "logistic"
+            ).astype(np.float64)
+        self.linear = model.linear_term(prior)
 
     def _loss(self, pred: torch.Tensor, batch: _Batch) -> torch.Tensor:
         if self.config.loss == "logistic":
@@ -464,6 +534,7 @@ class Agent:
         Events of one content object within the batch are one answered decision
         for the tag prior.
         """
+        self._ensure_linear()
         report = self._train(events)
         decisions: dict[int, list[FeedbackEvent]] = {}
         for ev in events:
@@ -495,9 +566,16 @@ class Agent:
             if count:
                 self.vocabulary.add_user_tags(tags)
                 self.prior.observe_labels(tags)
+                if self.config.linear:
+                    self.labels.append((content, frozenset(tags)))
+                    self._linear_stale = True
+            if self.config.linear and not self.config.bilinear_labels:
+                continue
             events.extend(FeedbackEvent(content, t, 1.0, 1.0) for t in tags)
             for t in self._negatives(set(tags)):
                 events.append(FeedbackEvent(content, t, 0.0, 1.0))
+        if len(self.labels) > self.config.label_store:
+            del self.labels[: len(self.labels) - self.config.label_store]
         return self._train(events)
 
     def _negatives(self, positives: set[str]) -> list[str]:
@@ -591,6 +669,7 @@ class Agent:
         """Posterior-mean scores from the torch model (the reference for the numpy export)."""
         if not tags:
             return np.zeros(0)
+        self._ensure_linear()
         feats = [self.tag_features(normalize_tag(t)) for t in tags]
         mf = match_features(content, feats)
         batch = self._batch([_Record(content, f, mf[i], 0.0, 1.0) for i, f in enumerate(feats)])
@@ -600,6 +679,7 @@ class Agent:
     def export_scorer(self) -> bytes:
         """The compact numpy export read by ``inference.TagScorer.from_bytes``."""
         cfg = self.config
+        self._ensure_linear()
         with torch.no_grad():
             content_w = self.model.content.weight.detach()
             rows = torch.nonzero(content_w.abs().sum(dim=1) > 0).flatten()
@@ -630,6 +710,7 @@ class Agent:
             head_chol=self.posterior_chol(),
             vocabulary_counts=self.vocabulary.counts(),
             tag_prior=dict(zip(vocab_tags, logits.tolist(), strict=True)),
+            linear=self.linear,
         )
 
     def scorer(self) -> TagScorer:
@@ -652,6 +733,12 @@ class Agent:
             "events_seen": self.events_seen,
             "updates": self.updates,
             "rng": json.dumps(self.rng.bit_generator.state),
+            "linear_columns": torch.from_numpy(self.linear.columns.copy()),
+            "linear_weight": torch.from_numpy(self.linear.weight.copy()),
+            "linear_tags": json.dumps(self.linear.tags),
+            "linear_offset": torch.from_numpy(self.linear.offset.copy()),
+            "linear_stale": self._linear_stale,
+            **_labels_state(self.labels),
         }
 
     @classmethod
@@ -660,12 +747,65 @@ class Agent:
         agent = cls(config, Vocabulary.from_json(state["vocabulary"]))
         if "prior" in state:
             agent.prior = TagPrior.from_json(state["prior"])
-        agent.model.load_state_dict(state["model"])
+        model_state = dict(state["model"])
+        head = model_state["head"]
+        if head.shape[0] == agent.model.head.shape[0] - 1:
+            # a checkpoint from before the linear column: insert it, weight linear_prior
+            model_state["head"] = torch.cat(
+                [head[:-1], torch.tensor([config.linear_prior]), head[-1:]]
+            )
+        agent.model.load_state_dict(model_state)
         agent.content_sum = state["content_sum"].clone()
         agent.tag_sum = state["tag_sum"].clone()
         agent.head_optimizer.load_state_dict(state["head_optimizer"])
-        agent.gram = state["gram"].numpy().astype(np.float64).copy()
+        gram = state["gram"].numpy().astype(np.float64)
+        m = agent.gram.shape[0]
+        if gram.shape[0] == m - 1:  # before the linear column: no statistics for it yet
+            gram = np.insert(np.insert(gram, m - 2, 0.0, axis=0), m - 2, 0.0, axis=1)
+        agent.gram = gram.copy()
         agent.events_seen = int(state["events_seen"])
         agent.updates = int(state["updates"])
         agent.rng.bit_generator.state = json.loads(state["rng"])
+        if "linear_tags" in state:
+            agent.linear = LinearTerm(
+                state["linear_columns"].numpy().astype(np.int64),
+                state["linear_weight"].numpy().astype(np.float32),
+                json.loads(state["linear_tags"]),
+                state["linear_offset"].numpy().astype(np.float32),
+            )
+            agent._linear_stale = bool(state["linear_stale"])
+            agent.labels = _labels_from_state(state, config)
         return agent
+
+
+def _labels_state(labels: Sequence[tuple[ContentFeatures, frozenset[str]]]) -> dict[str, Any]:
+    """The stored owner labels as flat tensors (the fit needs indices and values only)."""
+    sizes = [c.indices.shape[0] for c, _ in labels]
+    idx = np.concatenate([c.indices for c, _ in labels]) if labels else np.zeros(0, np.int64)
+    val = np.concatenate([c.values for c, _ in labels]) if labels else np.zeros(0, np.float32)
+    return {
+        "label_sizes": torch.tensor(sizes, dtype=torch.int64),
+        "label_indices": torch.from_numpy(idx.astype(np.int64)),
+        "label_values": torch.from_numpy(val.astype(np.float32)),
+        "label_tags": json.dumps([sorted(lab) for _, lab in labels]),
+    }
+
+
+def _labels_from_state(
+    state: dict[str, Any], config: AgentConfig
+) -> list[tuple[ContentFeatures, frozenset[str]]]:
+    sizes = state["label_sizes"].numpy()
+    idx = state["label_indices"].numpy()
+    val = state["label_values"].numpy()
+    tags = json.loads(state["label_tags"])
+    out: list[tuple[ContentFeatures, frozenset[str]]] = []
+    none = np.zeros(0, dtype=np.uint64)
+    start = 0
+    for size, lab in zip(sizes.tolist(), tags, strict=True):
+        content = ContentFeatures(
+            idx[start : start + size].copy(), val[start : start + size].copy(), none, none,
+            config.features,
+        )  # fmt: skip
+        out.append((content, frozenset(lab)))
+        start += size
+    return out

@@ -47,6 +47,10 @@ class TextEmbedder:
         self._model: Any = None
         self._lock = threading.Lock()
 
+    def load(self) -> Any:
+        """The model, loaded on first use (callers may warm it ahead of time)."""
+        return self._load()
+
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:

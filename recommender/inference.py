@@ -8,7 +8,8 @@ Scoring (identical to ``recommender.agent.TagModel``)::
 
     u(x)  = sum_i x_i E[i]                (content embedding, E: content table)
     v(a)  = sum_j z_j F[j]                (tag embedding, F: tag table)
-    phi   = [u * v, word_match, gram_match, prior(a), 1]        (d + 4 values)
+    lin   = sum_i x_i W[i, a]             (per-tag linear term, ``recommender.linear``)
+    phi   = [u * v, word_match, gram_match, prior(a), lin(x, a), 1]   (d + 5 values)
     score = phi . theta
 
 ``prior(a)`` is the learned, decayed log-odds of the tag (``recommender.prior``),
@@ -49,18 +50,24 @@ from recommender.features import (
     build_tag_features,
     normalize_tag,
 )
+from recommender.linear import LinearTerm
 from recommender.prior import TagPrior
 
 __all__ = ["SCORER_FORMAT", "Decision", "TagScorer", "popularity_vector"]
 
 #: Format number of the npz export. Bump on any incompatible change.
-SCORER_FORMAT = 2
-#: Extra phi columns after the d product columns: word match, gram match, tag prior, bias.
-N_EXTRA = N_MATCH_FEATURES + 2
+SCORER_FORMAT = 3
+#: Extra phi columns after the d product columns: word match, gram match, tag prior,
+#: per-tag linear term, bias.
+N_EXTRA = N_MATCH_FEATURES + 3
+PRIOR_COLUMN = N_MATCH_FEATURES
+LINEAR_COLUMN = N_MATCH_FEATURES + 1
+BIAS_COLUMN = N_MATCH_FEATURES + 2
 #: Prior head weights (logit scale) of the extra columns; also ``AgentConfig``'s defaults.
 DEFAULT_MATCH_PRIOR = (3.0, 1.0)
 DEFAULT_POPULARITY_PRIOR = 1.0
 DEFAULT_BIAS_PRIOR = 0.0
+DEFAULT_LINEAR_PRIOR = 1.0
 DEFAULT_EMBED_DIM = 32
 #: Candidate lists whose tag vectors and match index stay cached (the global
 #: vocabulary plus the private vocabularies of recently active users).
@@ -109,6 +116,7 @@ class _CandidateBlock:
     vectors: npt.NDArray[np.float64]
     tag_set: TagSet
     prior: npt.NDArray[np.float64]
+    linear_positions: npt.NDArray[np.int64]
 
 
 class _SparseTable:
@@ -134,6 +142,14 @@ class _SparseTable:
         return (values[hit] @ self.table[pos[hit]]).astype(np.float32)
 
 
+def _linear_column(
+    scores: npt.NDArray[np.float64], positions: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    if scores.shape[0] == 0:
+        return np.zeros(positions.shape[0])
+    return np.where(positions >= 0, scores[np.maximum(positions, 0)], 0.0)
+
+
 class TagScorer:
     """An exported policy: scores (content, tag) pairs and picks k tags with exploration."""
 
@@ -155,6 +171,7 @@ class TagScorer:
         meta: dict[str, Any] | None = None,
         tag_prior: dict[str, float] | None = None,
         unseen_prior: float | None = None,
+        linear: LinearTerm | None = None,
     ) -> None:
         dim = int(content_table.shape[1]) if content_table.ndim == 2 else 0
         self.embed_dim = dim
@@ -180,6 +197,7 @@ class TagScorer:
             unseen_prior = unseen
         self.tag_prior = {normalize_tag(t): float(v) for t, v in tag_prior.items()}
         self.unseen_prior = float(unseen_prior if unseen_prior is not None else 0.0)
+        self.linear = linear if linear is not None else LinearTerm.empty()
         self._tag_cache: dict[str, tuple[TagFeatures, npt.NDArray[np.float32]]] = {}
         self._blocks: dict[tuple[str, ...], _CandidateBlock] = {}
 
@@ -211,6 +229,12 @@ class TagScorer:
                 meta=meta,
                 tag_prior=dict(zip(tags, priors, strict=True)),
                 unseen_prior=float(meta["unseen_prior"]),
+                linear=LinearTerm(
+                    data["linear_columns"].astype(np.int64),
+                    data["linear_weight"],
+                    [str(t) for t in data["linear_tags"]],
+                    data["linear_offset"],
+                ),
             )
 
     @classmethod
@@ -223,6 +247,7 @@ class TagScorer:
         match_prior: tuple[float, float] = DEFAULT_MATCH_PRIOR,
         popularity_prior: float = DEFAULT_POPULARITY_PRIOR,
         bias_prior: float = DEFAULT_BIAS_PRIOR,
+        linear_prior: float = DEFAULT_LINEAR_PRIOR,
         noise_std: float = 1.0,
         prior_precision: float = 1.0,
         epsilon: float = 0.05,
@@ -233,7 +258,7 @@ class TagScorer:
         the prior head matter; the API can serve this before the first model exists.
         """
         dim = embed_dim
-        head = np.array([1.0] * dim + [*match_prior, popularity_prior, bias_prior])
+        head = np.array([1.0] * dim + [*match_prior, popularity_prior, linear_prior, bias_prior])
         chol = np.eye(dim + N_EXTRA) * (noise_std / np.sqrt(prior_precision))
         return cls(
             config=config or FeatureConfig(),
@@ -260,6 +285,7 @@ class TagScorer:
         head_chol: npt.NDArray[np.float64],
         vocabulary_counts: dict[str, int],
         tag_prior: dict[str, float],
+        linear: LinearTerm | None = None,
     ) -> bytes:
         """The npz layout read by ``from_bytes`` (used by the agent's exporter).
 
@@ -268,6 +294,7 @@ class TagScorer:
         """
         buf = io.BytesIO()
         tags = list(vocabulary_counts)
+        lin = linear if linear is not None else LinearTerm.empty()
         np.savez(
             buf,
             format=np.array(SCORER_FORMAT, dtype=np.int64),
@@ -281,6 +308,10 @@ class TagScorer:
             vocab_tags=np.array(tags, dtype=np.str_) if tags else np.zeros(0, dtype="<U1"),
             vocab_counts=np.array([vocabulary_counts[t] for t in tags], dtype=np.int64),
             vocab_prior=np.array([tag_prior[t] for t in tags], dtype=np.float64),
+            linear_columns=lin.columns.astype(np.int64),
+            linear_weight=lin.weight.astype(np.float32),
+            linear_tags=np.array(lin.tags, dtype=np.str_) if lin.tags else np.zeros(0, "<U1"),
+            linear_offset=lin.offset.astype(np.float32),
         )
         return buf.getvalue()
 
@@ -321,6 +352,7 @@ class TagScorer:
                 vecs,
                 TagSet([e[0] for e in entries]),
                 np.array([self.tag_prior.get(t, self.unseen_prior) for t in tags]),
+                self.linear.positions(tags),
             )
             if len(self._blocks) >= MAX_CACHED_BLOCKS:
                 self._blocks.pop(next(iter(self._blocks)))
@@ -341,6 +373,7 @@ class TagScorer:
         """
         excluded = {normalize_tag(t) for t in exclude}
         u = self._content.embed(context.indices, context.values).astype(np.float64)
+        lin = self.linear.content_scores(context)
         d = self.embed_dim
         names: list[str] = []
         parts: list[npt.NDArray[np.float64]] = []
@@ -359,8 +392,9 @@ class TagScorer:
             out = np.empty((len(group), d + N_EXTRA), dtype=np.float64)
             out[:, :d] = block.vectors * u[None, :]
             out[:, d : d + N_MATCH_FEATURES] = block.tag_set.match(context)
-            out[:, d + N_MATCH_FEATURES] = block.prior
-            out[:, d + N_MATCH_FEATURES + 1] = 1.0
+            out[:, d + PRIOR_COLUMN] = block.prior
+            out[:, d + LINEAR_COLUMN] = _linear_column(lin, block.linear_positions)
+            out[:, d + BIAS_COLUMN] = 1.0
             parts.append(out if len(keep) == len(group) else out[keep])
             names.extend(group[i] for i in keep)
         if not parts:
@@ -368,15 +402,18 @@ class TagScorer:
         return names, np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def phi(self, context: ContentFeatures, tags: Sequence[str]) -> npt.NDArray[np.float64]:
-        """(n, d + 4) head inputs for normalised tag names."""
+        """(n, d + N_EXTRA) head inputs for normalised tag names."""
         block = self._block(tuple(tags))
         u = self._content.embed(context.indices, context.values).astype(np.float64)
         n, d = len(tags), self.embed_dim
         out = np.empty((n, d + N_EXTRA), dtype=np.float64)
         out[:, :d] = block.vectors * u[None, :]
         out[:, d : d + N_MATCH_FEATURES] = block.tag_set.match(context)
-        out[:, d + N_MATCH_FEATURES] = block.prior
-        out[:, d + N_MATCH_FEATURES + 1] = 1.0
+        out[:, d + PRIOR_COLUMN] = block.prior
+        out[:, d + LINEAR_COLUMN] = _linear_column(
+            self.linear.content_scores(context), block.linear_positions
+        )
+        out[:, d + BIAS_COLUMN] = 1.0
         return out
 
     def score(self, context: ContentFeatures, tags: Sequence[str]) -> npt.NDArray[np.float64]:

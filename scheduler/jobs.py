@@ -22,6 +22,7 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("rotate_logs", 24 * 3600),
     ScheduledJob("reap_stuck_jobs", 300),
     ScheduledJob("purge_deleted", 6 * 3600),
+    ScheduledJob("reap_guests", 6 * 3600),
     # Recompute the report aggregates (and first listing pages) read most.
     ScheduledJob("warm_cache", 300),
 )

@@ -201,6 +201,8 @@ class Settings:
     stuck_queued_after_s: float = 900.0
     stuck_max_requeues: int = 3
     purge_grace_hours: float = 72.0
+    # Guest users (ALLOW_ANONYMOUS) unused this long are reaped with their files.
+    guest_max_age_days: float = 30.0
     log_level: str = "INFO"
     log_json: bool = False
     # Bearer token a Prometheus scraper sends to GET /metrics/prometheus
@@ -325,6 +327,7 @@ class Settings:
             stuck_queued_after_s=_float(get("STUCK_QUEUED_AFTER_S", "900"), "STUCK_QUEUED_AFTER_S"),
             stuck_max_requeues=_int(get("STUCK_MAX_REQUEUES", "3"), "STUCK_MAX_REQUEUES"),
             purge_grace_hours=_float(get("PURGE_GRACE_HOURS", "72"), "PURGE_GRACE_HOURS"),
+            guest_max_age_days=_float(get("GUEST_MAX_AGE_DAYS", "30"), "GUEST_MAX_AGE_DAYS"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
             log_json=_bool(
                 get("LOG_JSON", "false" if mode != "production" else "true"), "LOG_JSON"
@@ -348,7 +351,29 @@ class Settings:
                 signing_secret=self.signing_secret or _dev_secret(self.var_dir, "signing_secret"),
             )
         settings.check_secret_lengths()
+        settings.check_oidc()
         return settings
+
+    def check_oidc(self) -> None:
+        """An external provider is configured whole or not at all: issuer, JWKS
+        URL and audience.  Half a configuration used to turn the provider off
+        silently (no issuer) or accept tokens minted for any application of
+        the provider's tenant (no audience)."""
+        values = {
+            "OIDC_ISSUER": self.oidc_issuer,
+            "OIDC_JWKS_URL": self.oidc_jwks_url,
+            "OIDC_AUDIENCE": self.oidc_audience,
+        }
+        missing = [name for name, value in values.items() if not value]
+        if missing and len(missing) < len(values):
+            raise ConfigError(
+                f"{', '.join(missing)} must be set: OIDC_ISSUER, OIDC_JWKS_URL and"
+                " OIDC_AUDIENCE go together (set all three, or none)"
+            )
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_jwks_url and self.oidc_audience)
 
     def check_secret_lengths(self) -> None:
         """HMAC keys (tokens, signed links) and the metrics bearer token carry

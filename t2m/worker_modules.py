@@ -12,8 +12,10 @@ from t2m.queues import QUEUES
 
 QUEUE_MODULES: dict[str, tuple[str, ...]] = {
     "parse": ("pipeline.workers.video",),
+    # Speech engines run as child processes of this worker only.
+    "narrate": ("pipeline.workers.narrate",),
     "storyboard": ("pipeline.workers.video",),
-    "render": ("pipeline.workers.video",),
+    "render": ("pipeline.workers.video", "pipeline.workers.segments"),
     "thumbnails": ("pipeline.workers.video",),
     "package": ("pipeline.workers.package",),
     "media": ("pipeline.workers.media",),

@@ -30,8 +30,20 @@ _TEST_PASSWORD_HASH = hash_password(TEST_PASSWORD)
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     with provide_infra(tmp_path_factory.mktemp("infra")) as found:
-        asyncio.run(migrate_dsn(found.database_url))
+        asyncio.run(_migrate_empty(found.database_url))
         yield found
+
+
+async def _migrate_empty(url: str) -> None:
+    """Migrate, then empty the tables: every test starts from the same empty state
+    (the first one would otherwise see the rows migrations seed, e.g. the default tag
+    vocabulary, and the others not)."""
+    await migrate_dsn(url)
+    conn = await asyncpg.connect(url)
+    try:
+        await empty_tables(conn)
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from api.schemas.auth import (
     LoginSchema,
     LogoutSchema,
     MeSchema,
+    PasswordChangeSchema,
     PermissionsSchema,
     ProtectedTestSchema,
     RefreshSchema,
@@ -56,7 +57,7 @@ def _now() -> datetime:
 )
 async def auth_health(request: web.Request) -> web.Response:
     settings = request.config_dict[SETTINGS]
-    provider = "oidc" if settings.oidc_jwks_url else "local"
+    provider = "oidc" if settings.oidc_enabled else "local"
     return plain(
         {
             "status": "healthy",
@@ -260,6 +261,45 @@ async def logout(request: web.Request) -> web.Response:
     principal = await require_user(request)
     await request.config_dict[AUTH_SERVICE].logout(principal, request["data"].get("refresh_token"))
     return ok(None, "Signed out")
+
+
+@routes.post("/auth/password")
+@docs(
+    tags=["auth"],
+    summary="Change the password (the current one is required); ends every other session",
+    description=(
+        "Every token issued to the account before the change stops working, on every"
+        " device; the answer carries a fresh token pair for the caller."
+    ),
+    security=BEARER,
+    responses={
+        200: {"schema": envelope(TokenPairSchema, "PasswordChanged"), "description": "New tokens"},
+        400: INVALID,
+        401: UNAUTHORIZED,
+        429: RATE_LIMITED,
+    },
+)
+@request_schema(PasswordChangeSchema)
+async def change_password(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    data = request["data"]
+    result = await request.config_dict[AUTH_SERVICE].change_password(
+        principal, data["current_password"], data["new_password"], request.remote or "-"
+    )
+    return ok(result, "Password changed; other sessions are signed out")
+
+
+@routes.post("/auth/logout-all")
+@docs(
+    tags=["auth"],
+    summary="Sign out everywhere: revoke every access and refresh token of the account",
+    security=BEARER,
+    responses={200: {"description": "Signed out everywhere"}, 401: UNAUTHORIZED},
+)
+async def logout_all(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    await request.config_dict[AUTH_SERVICE].logout_all(principal)
+    return ok(None, "Signed out everywhere")
 
 
 __all__ = ["routes"]

@@ -17,7 +17,7 @@ from aiohttp_apigami import docs, request_schema
 from marshmallow import Schema, ValidationError
 from redis.exceptions import RedisError
 
-from api.authn import optional_user, require_admin
+from api.authn import optional_user, require_admin, require_user
 from api.keys import CACHE, DB_POOL
 from api.responses import ok
 from api.routes.operations import maintenance_context
@@ -233,9 +233,15 @@ def _recommendations(metrics: dict[str, Any], entries: dict[str, Any]) -> list[s
 @routes.get("/system/deduplication")
 @docs(
     tags=["system"],
-    summary="Storage deduplication savings and coalesced requests (administrators: blob"
-    " counts, most shared blobs, coalescing by kind)",
-    security=OPTIONAL_BEARER,
+    summary="Deduplication savings: among your own files (administrators: the whole"
+    " store, with blob counts, most shared blobs and request coalescing)",
+    description=(
+        "Content is stored once however many files hold it, but that is never"
+        " observable across accounts: a user's figures count only their own files"
+        " (identical bytes uploaded twice by them), so they do not change when someone"
+        " else stores the same bytes."
+    ),
+    security=ADMIN_BEARER,
     responses={
         200: {
             "schema": envelope(DeduplicationSchema, "Deduplication"),
@@ -245,19 +251,25 @@ def _recommendations(metrics: dict[str, Any], entries: dict[str, Any]) -> list[s
     },
 )
 async def deduplication(request: web.Request) -> web.Response:
-    full = await _is_admin(request)
+    principal = await require_user(request)
     async with request.config_dict[DB_POOL].acquire() as conn:
+        if not principal.is_admin:
+            own = await housekeeping.own_dedup_stats(conn, principal.user_id)
+            return ok({"scope": "own", **own})
         blobs = await housekeeping.dedup_stats(conn)
-        top = await housekeeping.top_shared_blobs(conn, TOP_SHARED_BLOBS) if full else []
+        top = await housekeeping.top_shared_blobs(conn, TOP_SHARED_BLOBS)
     coalescing = request.config_dict[CACHE].flights.stats()
-    data: dict[str, Any] = {
-        "saved_bytes": blobs["saved_bytes"],
-        "dedup_ratio": blobs["dedup_ratio"],
-        "coalesced_requests": coalescing["coalesced"],
-    }
-    if full:
-        data |= {"blobs": blobs, "top_shared_blobs": top, "coalescing": coalescing}
-    return ok(data)
+    return ok(
+        {
+            "scope": "global",
+            "saved_bytes": blobs["saved_bytes"],
+            "dedup_ratio": blobs["dedup_ratio"],
+            "coalesced_requests": coalescing["coalesced"],
+            "blobs": blobs,
+            "top_shared_blobs": top,
+            "coalescing": coalescing,
+        }
+    )
 
 
 async def _form_or_query(request: web.Request, schema: Schema) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from api.cache import cached_json
 from api.feedback_service import record_feedback
 from api.file_delivery import send_original, send_stream
 from api.file_views import content_view
-from api.health import HEALTH_PROBE, liveness
+from api.health import liveness, report_for
 from api.keys import AUTH_SERVICE, CACHE, DB_POOL, SCORER_CACHE, STORAGE
 from api.recommender_metrics import recommender_metrics
 from api.responses import plain
@@ -42,13 +42,18 @@ routes = web.RouteTableDef()
 @docs(
     tags=["workflow"],
     summary="Is the system running? (database, Redis, storage, workers)",
+    description=(
+        "Statuses and latencies for anyone; versions, worker hosts and pids and"
+        " error texts only with an administrator's token."
+    ),
+    security=[{}, {"bearerAuth": []}],
     responses={
         200: {"schema": HealthSchema, "description": "Healthy or degraded"},
         503: {"schema": HealthSchema, "description": "A required component is down"},
     },
 )
 async def health(request: web.Request) -> web.Response:
-    report = await request.app[HEALTH_PROBE].report()
+    report, _ = await report_for(request)
     return plain(report, status=503 if report["status"] == "unhealthy" else 200)
 
 

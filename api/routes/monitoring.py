@@ -158,7 +158,7 @@ async def system_metrics(request: web.Request) -> web.Response:
     tags=["system"],
     summary="Queue depths (ready, delayed, in flight, dead letters) and live workers",
     description="Counts are read from the broker's own Redis keys. Optional token. Anyone: "
-    "totals. Admin: per queue, per worker, estimated wait.",
+    "totals. Admin: the broker kind, per queue, per worker, estimated wait.",
     responses={200: {"schema": envelope(QueueStatusSchema, "QueueStatus"), "description": "Status"}}
     | AUTH_ERRORS,
 )
@@ -179,7 +179,6 @@ async def queue_status(request: web.Request) -> web.Response:
         "status": status,
         "detail": "full" if full else "summary",
         "timestamp": _now(),
-        "broker": kind,
         "pending_jobs": totals["ready"] + totals["delayed"],
         "totals": totals,
         "workers_alive": len(workers),
@@ -201,6 +200,8 @@ async def queue_status(request: web.Request) -> web.Response:
                 ),
             }
         data |= {
+            # Which broker is behind the queues is for administrators.
+            "broker": kind,
             "queues": per_queue,
             "workers": workers,
             "estimated_wait_method": WAIT_METHOD,

@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
 from api.authn import require_admin
-from api.health import HEALTH_PROBE, liveness
+from api.health import liveness, report_for
 from api.keys import DB_POOL
 from api.responses import dumps_json, ok, pagination
 from api.schemas.common import FORBIDDEN, INVALID, UNAUTHORIZED, envelope
@@ -21,6 +21,12 @@ routes = web.RouteTableDef()
 @docs(
     tags=["system"],
     summary="Health of the database, Redis, storage and workers",
+    description=(
+        "Anyone gets each component's status and latency and the number of live"
+        " workers; an administrator's token adds the version, the workers' hosts,"
+        " pids and queues, the storage backend and error texts."
+    ),
+    security=[{}, {"bearerAuth": []}],
     responses={
         200: {
             "schema": envelope(HealthSchema, "SystemHealth"),
@@ -33,15 +39,18 @@ routes = web.RouteTableDef()
     },
 )
 async def health(request: web.Request) -> web.Response:
-    report = await request.app[HEALTH_PROBE].report()
+    report, full = await report_for(request)
     healthy = report["status"] != "unhealthy"
     body = {"success": healthy, "data": report}
     if not healthy:
         body["error"] = {
             "code": "SERVICE_UNAVAILABLE",
             "message": "A required component is down",
+            # Error texts (hosts, paths, library versions) for administrators only.
             "details": {
-                name: c.get("error") for name, c in report["components"].items() if c.get("error")
+                name: c.get("error") if full else c["status"]
+                for name, c in report["components"].items()
+                if c["status"] == "unhealthy"
             },
         }
     return web.json_response(body, status=200 if healthy else 503, dumps=dumps_json)

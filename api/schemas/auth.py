@@ -34,6 +34,17 @@ class RefreshSchema(Schema):
     refresh_token = fields.Str(required=True, validate=validate.Length(min=1, max=4096))
 
 
+class PasswordChangeSchema(Schema):
+    current_password = fields.Str(
+        required=True, load_only=True, validate=validate.Length(min=1, max=256)
+    )
+    new_password = fields.Str(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=8, max=256, error="Password must be 8–256 characters"),
+    )
+
+
 class LogoutSchema(Schema):
     refresh_token = fields.Str(validate=validate.Length(min=1, max=4096))
 

@@ -95,10 +95,18 @@ class CacheReportSchema(Schema):
 
 
 class DeduplicationSchema(Schema):
+    scope = fields.Str(
+        required=True,
+        validate=validate.OneOf(["own", "global"]),
+        metadata={"description": "own: the caller's files only; global: the whole store"},
+    )
     saved_bytes = fields.Int(required=True)
     dedup_ratio = fields.Float(allow_none=True, required=True)
-    coalesced_requests = fields.Int(required=True)
+    files = fields.Int(metadata={"description": "Live files counted (scope own)"})
+    logical_bytes = fields.Int(metadata={"description": "Their sizes added up (scope own)"})
+    stored_bytes = fields.Int(metadata={"description": "Each distinct content once (scope own)"})
     # Administrators only:
+    coalesced_requests = fields.Int()
     blobs = fields.Dict(metadata={"description": "Files against stored blobs"})
     top_shared_blobs = fields.List(fields.Dict())
     coalescing = fields.Nested(CoalescingSchema)

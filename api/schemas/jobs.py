@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.schemas.common import PageQuerySchema, PaginationSchema
+from pipeline.stages.narrate.voices import LANGUAGES
 from t2m.job_status import JobStatus
 
 MAX_SCRIPT_CHARS = 100 * 1024
@@ -25,11 +26,62 @@ class StyleSchema(Schema):
     font_scale = fields.Float(validate=validate.Range(min=0.5, max=2.0))
 
 
+class SceneInputSchema(Schema):
+    text = fields.Str(load_default="", validate=validate.Length(max=MAX_SCRIPT_CHARS))
+    narration = fields.Str(
+        allow_none=True,
+        validate=validate.Length(max=5000),
+        metadata={"description": "Spoken instead of the text; an empty string is silence"},
+    )
+    duration = fields.Float(validate=validate.Range(min=0.5, max=300))
+    background = fields.Str(
+        validate=validate.Length(max=200),
+        metadata={"description": "#RRGGBB, '#RRGGBB #RRGGBB' or asset:<file id>"},
+    )
+    transition = fields.Str(validate=validate.OneOf(("crossfade", "cut")))
+    voice = fields.Str(validate=validate.Length(min=1, max=64))
+
+
+SCENES_EXAMPLE = [
+    {"text": "# Welcome\nT2M turns text into video.", "duration": 4},
+    {
+        "text": "Every scene is spoken.",
+        "narration": "Every scene is read aloud.",
+        "voice": "en-us-joe",
+    },
+    {"text": "Silent card", "narration": "", "background": "#1F3B73", "transition": "cut"},
+]
+
+
 class GenerateVideoSchema(Schema):
     script = fields.Str(validate=validate.Length(min=1, max=MAX_SCRIPT_CHARS))
     prompt = fields.Str(
         validate=validate.Length(min=1, max=MAX_SCRIPT_CHARS),
-        metadata={"description": "Used as the script when 'script' is absent"},
+        metadata={"description": "Used as the script when 'script' is absent (and spoken)"},
+    )
+    scenes = fields.List(
+        fields.Nested(SceneInputSchema),
+        validate=validate.Length(min=1, max=200),
+        metadata={
+            "description": "The script as data, instead of 'script'",
+            "example": SCENES_EXAMPLE,
+        },
+    )
+    voice = fields.Str(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "Voice id (GET /api/v1/voices); default: by language"},
+    )
+    narration = fields.Str(
+        load_default="auto",
+        validate=validate.OneOf(("auto", "none")),
+        metadata={"description": "'auto' speaks every scene; 'none' makes a silent video"},
+    )
+    speech_rate = fields.Float(
+        validate=validate.Range(min=0.5, max=2.0), metadata={"description": "1.0 = normal speed"}
+    )
+    language = fields.Str(
+        validate=validate.Length(min=2, max=8),
+        metadata={"description": "Language of the narration (default: detected per scene)"},
     )
     title = fields.Str(validate=validate.Length(max=300), load_default=None)
     quality = fields.Str(load_default="720p", validate=validate.OneOf(("480p", "720p", "1080p")))
@@ -59,8 +111,15 @@ class GenerateVideoSchema(Schema):
 
     @validates_schema
     def _script_or_prompt(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not (data.get("script") or data.get("prompt")):
-            raise ValidationError("Give the script text as 'script' (or 'prompt')", "script")
+        given = [k for k in ("script", "scenes") if data.get(k)]
+        if len(given) > 1:
+            raise ValidationError("Give either 'script' or 'scenes', not both", "scenes")
+        if not (given or data.get("prompt")):
+            raise ValidationError(
+                "Give the script text as 'script' (or 'prompt'), or 'scenes'", "script"
+            )
+        if data.get("language") and data["language"] not in LANGUAGES:
+            raise ValidationError(f"one of {', '.join(LANGUAGES)}", "language")
 
 
 class JobListQuerySchema(PageQuerySchema):

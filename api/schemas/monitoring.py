@@ -148,7 +148,9 @@ class QueueStatusSchema(Schema):
     status = fields.Str(required=True, metadata={"enum": ["ok", "no_workers", "unsupported"]})
     detail = fields.Str(required=True)
     timestamp = fields.DateTime(required=True)
-    broker = fields.Str(required=True, metadata={"enum": ["redis", "rabbitmq", "stub"]})
+    broker = fields.Str(
+        metadata={"enum": ["redis", "rabbitmq", "stub"], "description": "Administrators only"}
+    )
     pending_jobs = fields.Int(
         required=True, metadata={"description": "ready + delayed messages, all queues"}
     )

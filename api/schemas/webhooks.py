@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.schemas.common import PageQuerySchema, PaginationSchema
+from t2m.settings import MIN_SECRET_BYTES
 from t2m.webhook_events import SUBSCRIBABLE_EVENTS
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
@@ -40,12 +41,30 @@ def _events_field(**kwargs: Any) -> fields.List:
     )
 
 
+MAX_SECRET_BYTES = 256
+
+
+def _secret_length(value: str) -> None:
+    # Counted in bytes, as the HMAC sees the key: 32 letters of "é" are 64 bytes.
+    size = len(value.encode("utf-8"))
+    if not MIN_SECRET_BYTES <= size <= MAX_SECRET_BYTES:
+        raise ValidationError(
+            f"The secret must be {MIN_SECRET_BYTES}–{MAX_SECRET_BYTES} bytes (UTF-8), got {size}"
+        )
+
+
 class WebhookCreateSchema(Schema):
     url = _url_field(required=True, metadata={"example": "https://your-app.com/webhooks/t2m"})
     events = _events_field(required=True, metadata={"example": ["job.completed", "job.failed"]})
     secret = fields.Str(
-        validate=validate.Length(min=16, max=256),
-        metadata={"description": "Signing key; generated (and shown once) when absent"},
+        validate=_secret_length,
+        metadata={
+            "description": (
+                f"Signing key, {MIN_SECRET_BYTES}–{MAX_SECRET_BYTES} bytes (UTF-8): a shorter"
+                " HMAC key can be brute-forced from one signed delivery; generated (and"
+                " shown once) when absent"
+            )
+        },
     )
     active = fields.Bool(load_default=True)
 

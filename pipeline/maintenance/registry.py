@@ -14,6 +14,7 @@ from typing import Any
 from db import operations as op_rows
 from pipeline.maintenance import tasks
 from pipeline.maintenance.context import MaintenanceContext
+from pipeline.maintenance.guests import reap_guests_task
 from pipeline.maintenance.reaper import reap_stuck_jobs
 
 Task = Callable[..., Awaitable[dict[str, Any]]]
@@ -28,6 +29,7 @@ MAINTENANCE_TASKS: dict[str, Task] = {
     "purge_deleted": tasks.purge_deleted,
     "warm_cache": tasks.warm_cache,
     "optimize": tasks.optimize,
+    "reap_guests": reap_guests_task,
 }
 
 

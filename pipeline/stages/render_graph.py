@@ -119,13 +119,17 @@ def build_ffmpeg_job(
     *,
     encode: EncodeSettings | None = None,
     gain_db: float | None = None,
+    window: Window | None = None,
 ) -> FfmpegJob:
     """Argument list and helper files for one ffmpeg run producing ``outputs``.
 
-    ``gain_db`` brings the narrated mix (``inputs.mix``) to TARGET_LUFS."""
+    ``gain_db`` brings the narrated mix (``inputs.mix``) to TARGET_LUFS.
+    ``window``: render a segment (video only, see segment_render)."""
     encode = encode or EncodeSettings()
+    window = window or Window()
     fps = sb.fps
-    n_frames = sb.total_frames
+    skip = window.skip_frames
+    n_frames = sb.total_frames - skip
     count = len(outputs)
     args: list[str] = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
     files: dict[str, str] = {}
@@ -153,7 +157,13 @@ def build_ffmpeg_job(
     for scene in sb.scenes:
         if not is_dynamic(scene):
             continue
-        label = _dynamic_scene(sb, scene.index, inputs, graph)
+        # A segment's dynamic lead scene is there only for the fade into the
+        # segment: only that fade is drawn, or nothing when the next scene
+        # (dynamic too, or cut to) draws it itself.
+        lead = skip > 0 and scene.index == 0
+        if lead and not _owns_fade_out(sb, 0):
+            continue
+        label = _dynamic_scene(sb, scene.index, inputs, graph, tail_only=lead)
         graph.append(f"[{label}]split={count}" + "".join(f"[{label}r{r}]" for r in range(count)))
         for r, (rendition, _name) in enumerate(outputs):
             scale = _scale(sb, rendition, "bicubic")
@@ -161,48 +171,120 @@ def build_ffmpeg_job(
             merge[r].append(f"{label}o{r}")
 
     # ---- per rendition: merge, exact length, fade from/to black
-    for r, (rendition, _name) in enumerate(outputs):
+    for r in range(count):
         streams = "".join(f"[{m}]" for m in merge[r])
         mix = f"interleave=nb_inputs={len(merge[r])}," if len(merge[r]) > 1 else ""
-        graph.append(f"{streams}{mix}trim=end_frame={n_frames},setsar=1[m{r}]")
-        label = _edge_fades(sb, rendition, f"m{r}", r, graph)
+        # A segment's lead may have no frames at all (see above): cut by time.
+        trim = (
+            f"trim=start={(skip - 0.5) / fps:.6f}:end={(skip + n_frames - 0.5) / fps:.6f},"
+            "setpts=PTS-STARTPTS"
+            if skip
+            else f"trim=end_frame={n_frames}"
+        )
+        graph.append(f"{streams}{mix}{trim},setsar=1[m{r}]")
+        label = _edge_fades(sb, n_frames, window, f"m{r}", r, graph)
         graph.append(f"[{label}]null[v{r}]")
 
     # ---- audio: the narrated mix (made and measured before this run, see
     # mix_job), music alone, or silence so every output has the same layout
     duration = n_frames / fps
-    if inputs.mix is not None:
-        args += ["-i", inputs.mix]
-        audio = (
-            f"[{input_no}:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,"
-            f"{normalise_filter(gain_db)},aresample=48000,"
-            f"apad=whole_len={round(duration * 48000)},atrim=end={duration:.6f}"
-        )
-        input_no += 1
-    else:
-        audio_args, audio_graph, audio = _audio_sources(sb, inputs, input_no)
+    if window.audio:  # segments are video only: the sound is made once for the timeline
+        audio_args, audio_graph, audio = sound_chain(sb, inputs, input_no, gain_db)
         args += audio_args
         graph += audio_graph
-    graph.append(audio + f",asplit={count}" + "".join(f"[a{i}]" for i in range(count)))
+        graph.append(audio + f",asplit={count}" + "".join(f"[a{i}]" for i in range(count)))
 
     files["graph.txt"] = ";\n".join(graph) + "\n"
     args += ["-/filter_complex", "graph.txt"]
     for i, (rendition, name) in enumerate(outputs):
-        crf = encode.crf.get(rendition.quality, 23)
-        args += [
-            "-map", f"[v{i}]", "-map", f"[a{i}]",
-            "-c:v", "libx264", "-preset", encode.preset, "-crf", str(crf),
-            "-profile:v", "high", "-pix_fmt", "yuv420p", "-color_range", "tv",
-            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-            "-g", str(2 * fps), "-r", str(fps),
-            "-c:a", "aac", "-b:a", encode.audio_bitrate, "-ar", "48000", "-ac", "2",
-            "-movflags", "+faststart",
-            "-t", f"{duration:.6f}",
-        ]  # fmt: skip
+        args += ["-map", f"[v{i}]"]
+        args += video_codec_args(encode, rendition, fps, n_frames, window.keyframe_offset_frames)
+        if window.audio:
+            args += ["-map", f"[a{i}]", *audio_codec_args(encode)]
+        args += ["-movflags", "+faststart", "-t", f"{duration:.6f}"]
         if encode.threads:
             args += ["-threads", str(encode.threads)]
         args.append(name)
     return FfmpegJob(args=args, files=files, outputs=[name for _, name in outputs])
+
+
+def video_codec_args(
+    encode: EncodeSettings, rendition: Rendition, fps: int, frames: int, offset: int = 0
+) -> list[str]:
+    """The H.264 settings of every rendition, single pass or segment.
+
+    Keyframes fall on the video's 2-second grid: every 2 s counted from the
+    video's start (``offset`` is the segment's first frame in the video),
+    forced, with scene-cut keyframes off, so segments join by stream copy and
+    packagers can cut at 2 s; a segment also starts on a keyframe (its own
+    encode).  x264's GOPs are closed by default."""
+    gop = 2 * fps
+    first = (-offset) % gop
+    times = sorted({0, *range(first, frames, gop)})
+    crf = encode.crf.get(rendition.quality, 23)
+    return [
+        "-c:v", "libx264", "-preset", encode.preset, "-crf", str(crf),
+        "-profile:v", "high", "-pix_fmt", "yuv420p", "-color_range", "tv",
+        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+        "-g", str(gop), "-sc_threshold", "0", "-r", str(fps),
+        "-force_key_frames", ",".join(f"{t / fps:.6f}" for t in times),
+    ]  # fmt: skip
+
+
+def audio_codec_args(encode: EncodeSettings) -> list[str]:
+    return ["-c:a", "aac", "-b:a", encode.audio_bitrate, "-ar", "48000", "-ac", "2"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """What part of a (sub-)storyboard one run encodes.
+
+    ``skip_frames``: leading frames composed but not encoded (a segment's lead
+    scene, there for its fade); ``fade_in``/``fade_out``: whether the video's
+    edge fades fall in this part; ``audio``: False for segments;
+    ``keyframe_offset_frames``: where the part starts in the whole video."""
+
+    skip_frames: int = 0
+    fade_in: bool = True
+    fade_out: bool = True
+    audio: bool = True
+    keyframe_offset_frames: int = 0
+
+
+def sound_chain(
+    sb: Storyboard, inputs: GraphInputs, input_no: int, gain_db: float | None
+) -> tuple[list[str], list[str], str]:
+    """(input args, graph lines, an unterminated chain) for the video's final
+    sound: the narrated mix (made and measured before, see mix_job)
+    normalised, music alone, or silence, so every output has the same layout."""
+    if inputs.mix is None:
+        return _audio_sources(sb, inputs, input_no)
+    duration = sb.total_frames / sb.fps
+    audio = (
+        f"[{input_no}:a]aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,"
+        f"{normalise_filter(gain_db)},aresample=48000,"
+        f"apad=whole_len={round(duration * 48000)},atrim=end={duration:.6f}"
+    )
+    return ["-i", inputs.mix], [], audio
+
+
+def sound_job(
+    sb: Storyboard,
+    inputs: GraphInputs,
+    output: str,
+    *,
+    encode: EncodeSettings | None = None,
+    gain_db: float | None = None,
+) -> FfmpegJob:
+    """The whole timeline's sound alone, encoded as in a single pass (segmented
+    videos: the sound runs on across segment joins, made once)."""
+    encode = encode or EncodeSettings()
+    args = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    audio_args, graph, audio = sound_chain(sb, inputs, 0, gain_db)
+    graph.append(f"{audio}[aout]")
+    args += [*audio_args, "-/filter_complex", "sound.txt", "-map", "[aout]"]
+    args += [*audio_codec_args(encode), "-t", f"{sb.duration_s:.6f}", output]
+    return FfmpegJob(args=args, files={"sound.txt": ";\n".join(graph) + "\n"}, outputs=[output])
 
 
 def _audio_sources(
@@ -285,7 +367,9 @@ def measure_job(gain_db: float) -> FfmpegJob:
     return FfmpegJob(args=args, files={}, outputs=[])
 
 
-def _edge_fades(sb: Storyboard, rendition: Rendition, label: str, r: int, graph: list[str]) -> str:
+def _edge_fades(
+    sb: Storyboard, n_frames: int, window: Window, label: str, r: int, graph: list[str]
+) -> str:
     """Fade from black at the start and to black at the end.
 
     The ``fade`` filter makes every frame it sees writable (a copy), which
@@ -295,19 +379,30 @@ def _edge_fades(sb: Storyboard, rendition: Rendition, label: str, r: int, graph:
     ~4 MB per fade step.)
     """
     fade = sb.edge_fade_frames
-    if not fade:
+    head = fade if window.fade_in else 0
+    tail = fade if window.fade_out else 0
+    if not (head or tail):
         return label
-    n_frames = sb.total_frames
-    graph.append(f"[{label}]split=3[eh{r}][eb{r}][et{r}]")
-    graph.append(f"[eh{r}]trim=end_frame={fade},fade=t=in:start_frame=0:nb_frames={fade}[ehf{r}]")
+    parts: list[str] = []
+    names = [f"eh{r}", f"eb{r}", f"et{r}"][: 1 + bool(head) + bool(tail)]
+    graph.append(f"[{label}]split={len(names)}" + "".join(f"[{n}]" for n in names))
+    if head:
+        graph.append(
+            f"[eh{r}]trim=end_frame={head},fade=t=in:start_frame=0:nb_frames={head}[ehf{r}]"
+        )
+        parts.append(f"ehf{r}")
+    body = names[1] if head else names[0]
     graph.append(
-        f"[eb{r}]trim=start_frame={fade}:end_frame={n_frames - fade},setpts=PTS-STARTPTS[ebf{r}]"
+        f"[{body}]trim=start_frame={head}:end_frame={n_frames - tail},setpts=PTS-STARTPTS[ebf{r}]"
     )
-    graph.append(
-        f"[et{r}]trim=start_frame={n_frames - fade},setpts=PTS-STARTPTS,"
-        f"fade=t=out:start_frame=0:nb_frames={fade}[etf{r}]"
-    )
-    graph.append(f"[ehf{r}][ebf{r}][etf{r}]concat=n=3:v=1:a=0[edged{r}]")
+    parts.append(f"ebf{r}")
+    if tail:
+        graph.append(
+            f"[{names[-1]}]trim=start_frame={n_frames - tail},setpts=PTS-STARTPTS,"
+            f"fade=t=out:start_frame=0:nb_frames={tail}[etf{r}]"
+        )
+        parts.append(f"etf{r}")
+    graph.append("".join(f"[{p}]" for p in parts) + f"concat=n={len(parts)}:v=1:a=0[edged{r}]")
     return f"edged{r}"
 
 
@@ -492,19 +587,30 @@ def _ffconcat(entries: list[tuple[str, int]], fps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _dynamic_scene(sb: Storyboard, k: int, inputs: GraphInputs, graph: list[str]) -> str:
-    """Sub-graph for a scene with an image/video background; returns its label."""
+def _owns_fade_out(sb: Storyboard, k: int) -> int:
+    """Frames of the fade out a dynamic scene draws: only into a static next
+    scene (a dynamic next scene owns the fade itself, re-creating this
+    scene's tail)."""
+    nxt = sb.scenes[k + 1] if k + 1 < len(sb.scenes) else None
+    return nxt.transition_in_frames if nxt is not None and not is_dynamic(nxt) else 0
+
+
+def _dynamic_scene(
+    sb: Storyboard, k: int, inputs: GraphInputs, graph: list[str], *, tail_only: bool = False
+) -> str:
+    """Sub-graph for a scene with an image/video background; returns its label.
+
+    ``tail_only``: only its fade out (a segment's lead scene), same pixels."""
     scenes = sb.scenes
     s = scenes[k]
     fps = sb.fps
     nxt = scenes[k + 1] if k + 1 < len(scenes) else None
-    # Own the fade out only when the next scene is static (a dynamic next
-    # scene owns the fade itself, re-creating this scene's tail).
-    fade_out = nxt.transition_in_frames if nxt is not None and not is_dynamic(nxt) else 0
+    fade_out = _owns_fade_out(sb, k)
+    skipped = s.slot_frames if tail_only else 0
     label = _scene_clip(
-        sb, s, inputs, graph, offset=0, length=s.slot_frames + fade_out, tag=f"d{k}"
+        sb, s, inputs, graph, offset=skipped, length=s.slot_frames + fade_out - skipped, tag=f"d{k}"
     )
-    if s.transition_in_frames:
+    if s.transition_in_frames and not tail_only:
         prev = scenes[k - 1]
         fade = s.transition_in_frames
         tail = _scene_clip(
@@ -518,11 +624,12 @@ def _dynamic_scene(sb: Storyboard, k: int, inputs: GraphInputs, graph: list[str]
         head = _scene_clip(sb, nxt, inputs, graph, offset=0, length=fade_out, tag=f"h{k}")
         graph.append(
             f"[{label}][{head}]xfade=transition=fade:duration={fade_out / fps:.6f}"
-            f":offset={s.slot_frames / fps:.6f}[x{k}out]"
+            f":offset={(s.slot_frames - skipped) / fps:.6f}[x{k}out]"
         )
         label = f"x{k}out"
     out = f"dyn{k}"
-    graph.append(f"[{label}]settb={AVTB},setpts=PTS-STARTPTS+{s.start_frame}/({fps}*TB)[{out}]")
+    start = s.start_frame + skipped
+    graph.append(f"[{label}]settb={AVTB},setpts=PTS-STARTPTS+{start}/({fps}*TB)[{out}]")
     return out
 
 

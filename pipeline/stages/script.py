@@ -26,6 +26,11 @@ Optional markup (all of it degrades to plain text when absent):
                                    (default) or ``cut``.
     ``[music: asset:ID]``          background music for the whole video;
                                    script-wide, may appear once, in any scene.
+    ``[voice: ID]``                the voice that speaks this scene (see
+                                   ``GET /api/v1/voices``).
+    ``[narration: text]``          what the voice says instead of the text.
+    ``[silent]``                   this scene is not spoken (also written
+                                   ``[silent: yes]``).
 
     Directive names are case-insensitive.  An unknown name, a bad value or a
     repeated directive in one scene is an error with its line number, so a
@@ -53,6 +58,9 @@ MIN_SCENE_DURATION_S = 0.5
 MAX_SCENE_DURATION_S = 300.0
 
 _DIRECTIVE = re.compile(r"^\[\s*([A-Za-z][\w-]*)\s*:\s*(.*?)\s*\]$")
+_FLAG = re.compile(r"^\[\s*(silent)\s*\]$", re.IGNORECASE)
+_VOICE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+MAX_NARRATION_CHARS = 5000
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds?)?$", re.IGNORECASE)
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _ASSET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -102,6 +110,21 @@ class Scene:
     background: Background | None = None
     line_no: int = 1
     transition: str | None = None
+    narration: str | None = None  # spoken instead of the text
+    silent: bool = False
+    voice: str | None = None
+
+    @property
+    def spoken_text(self) -> str:
+        """What the narrator says for this scene ("" when silent)."""
+        if self.silent:
+            return ""
+        if self.narration is not None:
+            return self.narration
+        parts = [self.title] if self.title else []
+        if self.text:
+            parts.append(self.text)
+        return " ".join(" ".join(parts).split())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +134,9 @@ class Scene:
             "background": self.background.to_dict() if self.background else None,
             "line_no": self.line_no,
             "transition": self.transition,
+            "narration": self.narration,
+            "silent": self.silent,
+            "voice": self.voice,
         }
 
     @classmethod
@@ -123,6 +149,9 @@ class Scene:
             background=Background.from_dict(bg) if bg else None,
             line_no=int(data.get("line_no", 1)),
             transition=data.get("transition"),
+            narration=data.get("narration"),
+            silent=bool(data.get("silent", False)),
+            voice=data.get("voice"),
         )
 
 
@@ -234,12 +263,21 @@ def _parse_block(start: int, block: list[str]) -> tuple[Scene | None, tuple[str,
     background: Background | None = None
     transition: str | None = None
     music: tuple[str, int] | None = None
+    narration: str | None = None
+    silent = False
+    voice: str | None = None
     seen: set[str] = set()
     text_lines: list[str] = []
     first_content = True
     for offset, raw_line in enumerate(block):
         line_no = start + offset
         line = _INLINE_SPACE.sub(" ", raw_line).strip()
+        if _FLAG.match(line):
+            if "silent" in seen:
+                raise ScriptError("directive 'silent' is given twice in one scene", line_no=line_no)
+            seen.add("silent")
+            silent = True
+            continue
         match = _DIRECTIVE.match(line)
         if match:
             name, value = match.group(1).lower(), match.group(2)
@@ -256,10 +294,17 @@ def _parse_block(start: int, block: list[str]) -> tuple[Scene | None, tuple[str,
                 transition = _parse_transition(value, line_no)
             elif name == "music":
                 music = (_parse_asset_ref(value, line_no, "music"), line_no)
+            elif name == "voice":
+                voice = _parse_voice(value, line_no)
+            elif name == "narration":
+                narration = _parse_narration(value, line_no)
+            elif name == "silent":
+                silent = _parse_flag(value, line_no, "silent")
             else:
                 raise ScriptError(
                     f"unknown directive '{name}' (known: duration, background, "
-                    "transition, music; write \\[ to show a bracketed line as text)",
+                    "transition, music, voice, narration, silent; write \\[ to show a "
+                    "bracketed line as text)",
                     line_no=line_no,
                 )
             continue
@@ -273,7 +318,11 @@ def _parse_block(start: int, block: list[str]) -> tuple[Scene | None, tuple[str,
         text_lines.append(line)
     text = "\n".join(text_lines).strip()
     if not text and title is None and background is None:
-        if duration is not None or transition is not None:
+        if (
+            duration is not None
+            or transition is not None
+            or seen & {"voice", "narration", "silent"}
+        ):
             raise ScriptError(
                 "scene has directives but no text, title or background", line_no=start
             )
@@ -285,8 +334,46 @@ def _parse_block(start: int, block: list[str]) -> tuple[Scene | None, tuple[str,
         background=background,
         line_no=start,
         transition=transition,
+        narration=narration,
+        silent=silent,
+        voice=voice,
     )
     return scene, music
+
+
+def _parse_voice(value: str, line_no: int) -> str:
+    voice = value.strip().lower()
+    if not _VOICE_ID.match(voice):
+        raise ScriptError(f"bad voice id {value!r}", line_no=line_no)
+    return voice
+
+
+def _parse_narration(value: str, line_no: int) -> str:
+    text = value.strip()
+    if text.lower().startswith("asset:"):
+        raise ScriptError(
+            "narration from an uploaded audio file (asset:<id>) is not supported yet; "
+            "write the text to speak",
+            line_no=line_no,
+        )
+    if not text:
+        raise ScriptError(
+            "narration is empty; use [silent] for a scene without voice", line_no=line_no
+        )
+    if len(text) > MAX_NARRATION_CHARS:
+        raise ScriptError(f"narration is over {MAX_NARRATION_CHARS} characters", line_no=line_no)
+    return text
+
+
+def _parse_flag(value: str, line_no: int, name: str) -> bool:
+    word = value.strip().lower()
+    if word in ("yes", "true", "on", "1"):
+        return True
+    if word in ("no", "false", "off", "0"):
+        return False
+    raise ScriptError(
+        f"bad {name} value {value!r}; write [{name}] or [{name}: no]", line_no=line_no
+    )
 
 
 def _parse_duration(value: str, line_no: int) -> float:

@@ -17,7 +17,11 @@ rendered duration equals the planned one:
 * with ``target_duration`` the automatic slots are scaled to make the total
   match, explicit ones are kept;
 * a crossfade into card *i* overlaps the end of card *i-1*, so card *i-1*'s
-  clip is its slot plus the fade.
+  clip is its slot plus the fade;
+* a spoken scene (``speech``, from the narrate stage) lasts its speech plus
+  pauses (pipeline.stages.narrate.timing) and is never cut: a
+  ``[duration]`` stretches its pauses, a target duration scales them within
+  bounds, and its sentences become the storyboard's ``narration`` clips.
 """
 
 from __future__ import annotations
@@ -28,13 +32,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.stages.narrate import timing
+from pipeline.stages.narrate.stage import SpeechPlan
 from pipeline.stages.narration_plan import SpeechClip, clips_from_list, clips_to_list
+from pipeline.stages.reading_time import reading_seconds
 from pipeline.stages.script import Script, normalise_hex
 from pipeline.stages.text_cards import (
     POSITIONS,
     CardMetrics,
     hex_rgb,
-    is_ideographic,
     paginate,
 )
 from t2m.errors import ValidationFailed
@@ -68,9 +74,6 @@ DEFAULT_PALETTE = (
 )
 IMAGE_MOTIONS = ("zoom_in", "pan_right", "zoom_out", "pan_left")
 
-WORDS_PER_S = 2.5  # ~150 wpm: on-screen text is read slower than a page
-CJK_CHARS_PER_S = 6.0
-LEAD_S = 1.0  # time to notice a new card before reading starts
 MIN_AUTO_S = 2.5
 MAX_AUTO_S = 15.0
 HARD_MIN_S = 1.5  # scaling to a target never goes below / above these
@@ -281,6 +284,8 @@ class Storyboard:
     warnings: tuple[str, ...] = field(default=())
     # Spoken sentences on the timeline; empty for a silent video.
     narration: tuple[SpeechClip, ...] = field(default=())
+    # Render plan: scene ranges [first, end) rendered apart (segment_plan).
+    segments: tuple[tuple[int, int], ...] = field(default=())
 
     @property
     def duration_s(self) -> float:
@@ -351,6 +356,7 @@ class Storyboard:
             },
             "warnings": list(self.warnings),
             "narration": clips_to_list(self.narration),
+            "segments": [list(b) for b in self.segments],
         }
 
     @classmethod
@@ -376,6 +382,7 @@ class Storyboard:
             music=MusicPlan(**music) if music else None,
             warnings=tuple(data.get("warnings") or ()),
             narration=clips_from_list(data.get("narration")),
+            segments=tuple((int(a), int(b)) for a, b in data.get("segments") or ()),
         )
 
 
@@ -387,18 +394,6 @@ def resolution(quality: str, aspect: str) -> tuple[int, int]:
             f"unsupported quality/aspect {quality}/{aspect}; qualities {QUALITIES}, "
             f"aspects {ASPECTS}"
         ) from None
-
-
-def reading_seconds(text: str) -> float:
-    """Time to read ``text`` on screen: words, plus characters for CJK."""
-    cjk = 0
-    words = 0
-    for token in text.split():
-        ideographs = sum(1 for ch in token if is_ideographic(ord(ch)) and ch.isalpha())
-        cjk += ideographs
-        if ideographs < len(token) and any(ch.isalnum() for ch in token):
-            words += 1
-    return LEAD_S + words / WORDS_PER_S + cjk / CJK_CHARS_PER_S
 
 
 def build_storyboard(
@@ -414,6 +409,7 @@ def build_storyboard(
     fps: int = 30,
     renditions: Sequence[str] | None = None,
     max_duration_s: float = MAX_DURATION_S,
+    speech: SpeechPlan | None = None,
 ) -> Storyboard:
     """Plan the video.  Raises StoryboardError (permanent) on bad options.
 
@@ -441,13 +437,27 @@ def build_storyboard(
 
     # 1. Cards: wrap every scene, split what does not fit.
     drafts: list[_Draft] = []
+    warnings: list[str] = list(speech.notes) if speech else []
     for source_index, scene in enumerate(script.scenes):
         background = _background_plan(source_index, scene.background, style, infos, scene.line_no)
         pages = paginate(scene.text, scene.title, metrics)
         reads = [reading_seconds(" ".join((*p.title_lines, *p.lines))) for p in pages]
+        spoken = speech.for_scene(source_index) if speech else None
         for part, (page, read) in enumerate(zip(pages, reads, strict=True)):
-            if scene.duration_s is not None:
-                seconds, explicit = scene.duration_s * read / sum(reads), True
+            share = read / sum(reads)
+            lo, hi = HARD_MIN_S, HARD_MAX_S
+            if spoken is not None:
+                # The scene's speech is spread over its cards like its text.
+                durations = [c.duration_s for c in spoken.clips]
+                natural = timing.scene_seconds(durations)
+                lo = share * timing.scene_seconds(durations, timing.MIN_PAUSE_SCALE)
+                hi = share * timing.scene_seconds(durations, timing.MAX_PAUSE_SCALE)
+                if scene.duration_s is not None:
+                    seconds, explicit = max(scene.duration_s, lo / share) * share, True
+                else:
+                    seconds, explicit = natural * share, False
+            elif scene.duration_s is not None:
+                seconds, explicit = scene.duration_s * share, True
             else:
                 seconds, explicit = min(MAX_AUTO_S, max(MIN_AUTO_S, read)), False
             drafts.append(
@@ -463,12 +473,17 @@ def build_storyboard(
                     explicit=explicit,
                     transition=(scene.transition or "crossfade") if part == 0 else "crossfade",
                     background=background,
+                    min_s=lo,
+                    max_s=hi,
+                    spoken=spoken is not None,
                 )
             )
 
     # 2. Durations.
     if target_duration is not None:
-        _fit_to_target(drafts, target_duration)
+        note = _fit_to_target(drafts, target_duration)
+        if note:
+            warnings.append(note)
     total_s = sum(d.seconds for d in drafts)
     if total_s > max_duration_s:
         raise StoryboardError(
@@ -551,7 +566,44 @@ def build_storyboard(
         total_frames=total_frames,
         edge_fade_frames=min(round(EDGE_FADE_S * fps), slots[0] // 4, slots[-1] // 4),
         music=music_plan,
+        warnings=tuple(warnings),
+        narration=_place_narration(scenes, speech, fps) if speech else (),
     )
+
+
+def _place_narration(
+    scenes: Sequence[StoryboardScene], speech: SpeechPlan, fps: int
+) -> tuple[SpeechClip, ...]:
+    """Each sentence at its time: the scene's pauses take what its speech leaves."""
+    placed: list[SpeechClip] = []
+    for spoken in speech.scenes:
+        cards = [s for s in scenes if s.source_index == spoken.source_index]
+        if not cards or not spoken.clips:
+            continue
+        start = cards[0].start_frame / fps
+        total = sum(c.slot_frames for c in cards) / fps
+        base_pauses = timing.pauses_s(len(spoken.clips))
+        scale = max(0.0, (total - spoken.speech_s) / base_pauses) if base_pauses else 0.0
+        # An explicit [duration] longer than the speech leaves the rest as a
+        # normal tail instead of stretching the lead-in.
+        lead_scale = min(scale, 1.0) if cards[0].explicit_duration else scale
+        at = start + timing.LEAD_S * lead_scale
+        for clip in spoken.clips:
+            placed.append(
+                SpeechClip(
+                    source_index=spoken.source_index,
+                    sentence=clip.sentence,
+                    audio_key=clip.audio_key,
+                    start_s=round(at, 4),
+                    duration_s=clip.duration_s,
+                    words=clip.words,
+                    voice=spoken.voice,
+                    rate=spoken.rate,
+                )
+            )
+            gap_scale = min(scale, 1.0) if cards[0].explicit_duration else scale
+            at += clip.duration_s + timing.GAP_S * gap_scale
+    return tuple(placed)
 
 
 @dataclass(eq=False)  # identity semantics: _fit_to_target tracks drafts by object
@@ -567,6 +619,9 @@ class _Draft:
     explicit: bool
     transition: str
     background: BackgroundPlan
+    min_s: float = HARD_MIN_S  # bounds when scaling to a target duration
+    max_s: float = HARD_MAX_S
+    spoken: bool = False
 
 
 def _background_plan(
@@ -610,20 +665,38 @@ def _darken(colour: str) -> str:
     return f"#{r:02X}{g:02X}{b:02X}"
 
 
-def _fit_to_target(drafts: list[_Draft], target: float) -> None:
-    """Scale the automatic durations so the total is ``target`` (explicit ones stay)."""
+def _fit_to_target(drafts: list[_Draft], target: float) -> str | None:
+    """Scale the automatic durations so the total is ``target`` (explicit ones stay).
+
+    Silent videos that cannot fit are an error, as before; with narration the
+    speech is never cut, so the nearest possible length is used and the
+    returned note says so (the job log shows it)."""
     fixed = sum(d.seconds for d in drafts if d.explicit)
     free = [d for d in drafts if not d.explicit]
     remaining = target - fixed
+    narrated = any(d.spoken for d in drafts)
     if not free:
         if abs(remaining) > 0.5:
+            if narrated:
+                return (
+                    f"target duration {target:g} s not met: every scene has an explicit "
+                    f"duration (total {fixed:.1f} s)"
+                )
             raise StoryboardError(
                 f"every scene has an explicit duration (total {fixed:.1f} s), "
                 f"so target_duration {target:g} s cannot be met"
             )
-        return
-    lo, hi = len(free) * HARD_MIN_S, len(free) * HARD_MAX_S
+        return None
+    lo, hi = sum(d.min_s for d in free), sum(d.max_s for d in free)
     if not lo - 1e-6 <= remaining <= hi + 1e-6:
+        if narrated:
+            bound = lo if remaining < lo else hi
+            for d in free:
+                d.seconds = d.min_s if remaining < lo else d.max_s
+            return (
+                f"target duration {target:g} s not met: with the narration's pauses within "
+                f"bounds the video lasts {fixed + bound:.1f} s"
+            )
         raise StoryboardError(
             f"target_duration {target:g} s cannot fit {len(drafts)} cards "
             f"(possible: {fixed + lo:.1f}-{fixed + hi:.1f} s)"
@@ -634,14 +707,15 @@ def _fit_to_target(drafts: list[_Draft], target: float) -> None:
         budget = remaining - sum(d.seconds for d in free if d not in pending)
         base = sum(d.seconds for d in pending)
         factor = budget / base
-        clamped = [d for d in pending if not HARD_MIN_S <= d.seconds * factor <= HARD_MAX_S]
+        clamped = [d for d in pending if not d.min_s <= d.seconds * factor <= d.max_s]
         if not clamped:
             for d in pending:
                 d.seconds *= factor
-            return
+            return None
         for d in clamped:
-            d.seconds = HARD_MIN_S if d.seconds * factor < HARD_MIN_S else HARD_MAX_S
+            d.seconds = d.min_s if d.seconds * factor < d.min_s else d.max_s
             pending.remove(d)
+    return None
 
 
 __all__ = [

@@ -1,9 +1,16 @@
-"""The ``media`` queue: metadata and thumbnails for uploaded files."""
+"""The ``media`` queue: metadata and thumbnails for uploaded files, and the text
+embedding of every file (uploads here, generated videos by ``embed_file_text``).
+
+The sentence model loads in a background thread as soon as the worker boots, so the
+first upload does not pay for it (about 6 s on a small machine).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,25 +28,42 @@ from pipeline.workers.notify import public_base_url, send_deliveries
 from pipeline.workers.resources import db_pool, invalidate_cache, storage
 from recommender.embeddings import EMBEDDING_KEY, TextEmbedder, content_text
 from t2m.enqueue import Enqueuer
-from t2m.queues import PACKAGE_HLS, PROCESS_UPLOAD
+from t2m.queues import EMBED_TEXT, PACKAGE_HLS, PROCESS_UPLOAD
 from t2m.scratch import attempt_dir
 
 log = logging.getLogger(__name__)
 
-_embedder: TextEmbedder | None = None
+_embedder = TextEmbedder()
 _enqueuer: Enqueuer | None = None
+
+
+def warm_embedder() -> None:
+    """Load the sentence model now (the loader's lock makes a request wait for it)."""
+    began = time.perf_counter()
+    try:
+        _embedder.load()
+        log.info("sentence model ready in %.1f s", time.perf_counter() - began)
+    except Exception:
+        log.exception("the sentence model did not load; files are stored without embeddings")
+
+
+class WarmEmbedder(dramatiq.Middleware):
+    """Loads the model in a background thread when a worker process boots."""
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        threading.Thread(target=warm_embedder, name="warm-embedder", daemon=True).start()
+
+
+runtime.broker.add_middleware(WarmEmbedder())
 
 
 def _text_embedding(row: Mapping[str, Any]) -> list[float] | None:
     """The file's sentence embedding for the tag recommender, or None (no text, or the
     model is not installed: recommendations then use the hashed text features only)."""
-    global _embedder
     text = content_text(row)
     if not text.strip():
         return None
     try:
-        if _embedder is None:
-            _embedder = TextEmbedder()
         vector = _embedder.embed([text])[0]
     except Exception:
         log.exception("text embedding failed for %s; stored without one", row["id"])
@@ -156,3 +180,28 @@ async def _ladder(
             "height": rung_height,
         }
     return renditions
+
+
+@dramatiq.actor(
+    actor_name=EMBED_TEXT.actor_name,
+    queue_name=EMBED_TEXT.queue_name,
+    max_retries=3,
+    min_backoff=1000,
+    time_limit=5 * 60 * 1000,
+)
+async def embed_file_text(file_id: str) -> None:
+    """Embed a generated video's text (title, description, script excerpt) into its
+    metadata. Idempotent; a file deleted meanwhile is skipped."""
+    pool = await db_pool()
+    async with pool.acquire() as conn:
+        row = await file_rows.file_by_id(conn, file_id)
+    if row is None:
+        return
+    embedding = await asyncio.to_thread(_text_embedding, row)
+    if embedding is None:
+        return
+    async with pool.acquire() as conn:
+        owner = await file_rows.set_metadata_key(conn, file_id, EMBEDDING_KEY, embedding)
+    if owner is not None:
+        await invalidate_cache(owner)
+        log.info("embedded the text of %s", file_id)

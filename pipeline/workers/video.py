@@ -1,4 +1,4 @@
-"""The video pipeline actors: parse → storyboard → render → thumbnails (+ finalize) → package.
+"""The video pipeline actors: parse → (narrate) → storyboard → render → thumbnails → package.
 
 Each actor is idempotent: it reads the job row, does its stage into
 deterministic storage keys, and enqueues the next stage by name.
@@ -19,22 +19,27 @@ import dramatiq
 from db import files as file_rows
 from db import jobs as job_rows
 from db import quotas as quota_rows
+from pipeline.stages.narrate.stage import SpeechPlan
 from pipeline.stages.probe import ProbeError, probe_media
-from pipeline.stages.render import render_video
+from pipeline.stages.render import RenderResult, render_video
 from pipeline.stages.render_budget import check_render_budget
 from pipeline.stages.script import Script, parse_script
+from pipeline.stages.segment_plan import with_plan
 from pipeline.stages.storyboard import Storyboard, build_storyboard
 from pipeline.stages.thumbnails import make_thumbnails
 from pipeline.workers import runtime
 from pipeline.workers.finalize import finalize_video
 from pipeline.workers.jobs import StageRun, stage_run
 from pipeline.workers.resources import invalidate_cache, storage
+from pipeline.workers.segment_dispatch import dispatch_segments
 from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
 from t2m.job_status import JobStatus
 from t2m.queues import (
     BUILD_STORYBOARD,
+    EMBED_TEXT,
     MAKE_THUMBNAILS,
+    NARRATE_SCRIPT,
     PACKAGE_HLS,
     PARSE_SCRIPT,
     RENDER_VIDEO,
@@ -63,6 +68,10 @@ def _parsed_key(job_id: str) -> str:
     return f"scripts/{job_id}.parsed.json"
 
 
+def _speech_key(job_id: str) -> str:
+    return f"scripts/{job_id}.speech.json"  # written by the narrate stage
+
+
 def _storyboard_key(job_id: str) -> str:
     return f"storyboards/{job_id}.json"
 
@@ -84,7 +93,12 @@ async def parse_script_stage(job_id: str) -> None:
         await run.log(
             "INFO", f"Script parsed: {len(script.scenes)} scenes", scenes=len(script.scenes)
         )
-        _next(BUILD_STORYBOARD, job_id)
+        # A silent video (narration "none", or every scene [silent]) needs no
+        # speech engine: it goes straight on to the storyboard.
+        silent = run.job["parameters"].get("narration") == "none" or not any(
+            scene.spoken_text for scene in script.scenes
+        )
+        _next(BUILD_STORYBOARD if silent else NARRATE_SCRIPT, job_id)
 
 
 async def _job_assets(run: StageRun, script: Script) -> dict[str, dict[str, Any]]:
@@ -125,6 +139,11 @@ async def build_storyboard_stage(job_id: str) -> None:
             return
         script = Script.from_dict(json.loads(await storage().get_bytes(_parsed_key(job_id))))
         params = run.job["parameters"]
+        speech: SpeechPlan | None = None
+        if await storage().exists(_speech_key(job_id)):
+            speech = SpeechPlan.from_dict(
+                json.loads(await storage().get_bytes(_speech_key(job_id)))
+            )
         storyboard = await asyncio.to_thread(
             build_storyboard,
             script,
@@ -135,7 +154,11 @@ async def build_storyboard_stage(job_id: str) -> None:
             assets=await _job_assets(run, script),
             subtitles=params.get("subtitles", "none"),
             music=params.get("music"),
+            speech=speech,
         )
+        for warning in storyboard.warnings:
+            await run.log("WARNING", warning)
+        storyboard = with_plan(storyboard)
         await storage().put_bytes(
             _storyboard_key(job_id),
             json.dumps(storyboard.to_dict()).encode(),
@@ -202,6 +225,9 @@ async def render_video_stage(job_id: str) -> None:
         storyboard = Storyboard.from_dict(
             json.loads(await storage().get_bytes(_storyboard_key(job_id)))
         )
+        if len(storyboard.segments) > 1:  # past the one-pass threshold
+            await dispatch_segments(run, storyboard)
+            return
         # Checked again on the plan itself: a permanent failure, never an OOM kill.
         check_render_budget(
             [scene.background.asset_id for scene in storyboard.scenes],
@@ -214,7 +240,6 @@ async def render_video_stage(job_id: str) -> None:
 
 
 async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
-    job_id = run.job["id"]
     asset_paths: dict[str, Path] = {}
     async with run.pool.acquire() as conn:
         for asset_id in _storyboard_assets(storyboard):
@@ -251,6 +276,12 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
     finally:
         watch.cancelled.set()
         poller.cancel()
+    await store_render_result(run, result, started)
+
+
+async def store_render_result(run: StageRun, result: RenderResult, started: float) -> None:
+    """Store the renditions and captions, record them on the job, hand on."""
+    job_id = run.job["id"]
     renditions: dict[str, dict[str, Any]] = {}
     for quality, path in result.renditions.items():
         key = f"videos/{job_id}/{quality}.mp4"
@@ -317,6 +348,9 @@ async def _thumbnails_and_finalize(run: StageRun, work: Path) -> None:
     script = await storage().get_bytes(run.job["script_key"])
     metadata["script"] = script.decode("utf-8", "replace")[:SCRIPT_EXCERPT_CHARS]
     await finalize_video(run, rendered, primary, thumbnail_keys, metadata)
+    # the media worker embeds the script text for the tag recommender (it holds the
+    # sentence model; the render and thumbnail workers never load torch)
+    await asyncio.to_thread(_next, EMBED_TEXT, file_id)
     # HLS and seek previews follow on their own queue: the video is already
     # playable (progressive MP4), so the job does not wait for them.
-    _next(PACKAGE_HLS, file_id)
+    await asyncio.to_thread(_next, PACKAGE_HLS, file_id)

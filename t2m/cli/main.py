@@ -65,6 +65,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # An idle queue is polled this often (Dramatiq's default is 1 s): it
     # bounds the delay of every hand-off between stages.
     os.environ["dramatiq_worker_timeout"] = str(args.idle_poll_ms)  # noqa: SIM112 (its name)
+    if queues == ["render"]:
+        # A render worker takes one message at a time (Dramatiq would prefetch
+        # two per thread): an idle worker elsewhere gets the next segment, and
+        # the worker's memory is one segment's.
+        os.environ.setdefault("dramatiq_queue_prefetch", "1")
     # Replace this process so signals reach Dramatiq's supervisor directly.
     os.execv(sys.executable, argv)  # noqa: S606
     return 0  # not reached

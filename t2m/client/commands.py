@@ -221,6 +221,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         body["music"] = args.music
     if args.subtitles:
         body["subtitles"] = args.subtitles
+    if args.voice:
+        body["voice"] = args.voice
+    if args.silent:
+        body["narration"] = "none"
+    if args.speech_rate:
+        body["speech_rate"] = args.speech_rate
     job = api.post_data("/api/v1/videos/generate", body)
     if not args.wait:
         if args.json:
@@ -354,6 +360,25 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         print_json(job)
     else:
         print(f"Cancelled {job['id']}")
+    return 0
+
+
+# -- voices -------------------------------------------------------------------
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    api = Api(server_of(args))
+    voices = api.get_data("/api/v1/voices")
+    if args.json:
+        print_json(voices)
+        return 0
+    print_table(
+        ("ID", "ENGINE", "LANGUAGES", "QUALITY", "LICENCE"),
+        [
+            (v["id"], v["engine"], ",".join(v["languages"]), v["quality"], v["licence"])
+            for v in voices["items"]
+        ],
+    )
     return 0
 
 
@@ -530,6 +555,9 @@ def add_client_commands(sub: Any) -> None:
     )
     generate.add_argument("--music", metavar="ID", help="an audio file of yours")
     generate.add_argument("--subtitles", choices=("none", "burned", "sidecar", "karaoke"))
+    generate.add_argument("--voice", metavar="ID", help="narration voice (see `t2m voices`)")
+    generate.add_argument("--silent", action="store_true", help="no narration")
+    generate.add_argument("--speech-rate", type=float, metavar="X", help="1.0 = normal speed")
     generate.add_argument(
         "--wait", action="store_true", help="follow the job live until it finishes"
     )
@@ -556,6 +584,9 @@ def add_client_commands(sub: Any) -> None:
     download.add_argument("id", metavar="ID", help="a file id (file_…) or a job id (job_…)")
     download.add_argument("-o", "--output", metavar="FILE")
     download.set_defaults(func=run(cmd_download))
+
+    voices = sub.add_parser("voices", parents=[common], help="list the narration voices")
+    voices.set_defaults(func=run(cmd_voices))
 
     files = sub.add_parser("files", parents=[common], help="list your files")
     files.add_argument("--type", choices=("document", "image", "video", "audio"))

@@ -24,6 +24,7 @@ SEGMENTS: tuple[str, ...] = (
     "scripts",
     "tts",  # synthesized speech, content-addressed (narrate stage; read by render)
     "storyboards",
+    "segments",  # rendered video segments, content-addressed (render; read by assemble)
     "videos",
     "hls",  # packaged HLS trees and seek previews, one prefix per file (package stage)
     "thumbnails",

@@ -271,12 +271,7 @@ async def test_refresh_rotates_and_logout_revokes(client, make_user):
     assert response.status == 200, await response.text()
     fresh = (await response.json())["data"]
     assert fresh["access_token"] != tokens["access_token"]
-    # Replaying the used refresh token fails.
-    await _error(
-        await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
-        401,
-        "AUTH_INVALID",
-    )
+    # (Replaying the used refresh token: test_replayed_refresh_token_revokes_its_family.)
 
     headers = {"Authorization": f"Bearer {fresh['access_token']}"}
     assert (await client.get("/api/v1/auth/me", headers=headers)).status == 200
@@ -291,6 +286,98 @@ async def test_refresh_rotates_and_logout_revokes(client, make_user):
         401,
         "AUTH_INVALID",
     )
+
+
+async def _sign_in(client, user) -> dict:
+    response = await client.post(
+        "/api/v1/auth/login", json={"username": user.username, "password": user.password}
+    )
+    assert response.status == 200, await response.text()
+    data: dict = (await response.json())["data"]
+    return data
+
+
+def _bearer(tokens: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def _refresh(client, refresh_token: str):
+    return await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+
+
+async def test_replayed_refresh_token_revokes_its_family(client, make_user):
+    """Issue 14 (refresh-token reuse): a rotated refresh token presented again
+    ends every token of its family; another sign-in's family is untouched."""
+    user = await make_user(login=False)
+    stolen = await _sign_in(client, user)
+    other_device = await _sign_in(client, user)
+    response = await _refresh(client, stolen["refresh_token"])
+    assert response.status == 200, await response.text()
+    rotated = (await response.json())["data"]
+    assert (await client.get("/api/v1/auth/me", headers=_bearer(rotated))).status == 200
+
+    # The copy of the first refresh token is presented again: reuse.
+    await _error(await _refresh(client, stolen["refresh_token"]), 401, "AUTH_INVALID")
+    # Every token of the family is dead, the successors included ...
+    await _error(await _refresh(client, rotated["refresh_token"]), 401, "AUTH_INVALID")
+    await _error(await client.get("/api/v1/auth/me", headers=_bearer(rotated)), 401, "AUTH_INVALID")
+    # ... and the other sign-in goes on.
+    assert (await client.get("/api/v1/auth/me", headers=_bearer(other_device))).status == 200
+    assert (await _refresh(client, other_device["refresh_token"])).status == 200
+
+
+async def test_password_change_needs_the_current_one_and_ends_other_sessions(client, make_user):
+    user = await make_user(login=False)
+    this_device = await _sign_in(client, user)
+    other_device = await _sign_in(client, user)
+    await _error(
+        await client.post(
+            "/api/v1/auth/password",
+            headers=_bearer(this_device),
+            json={"current_password": "not-it", "new_password": "brand-new-pass"},
+        ),
+        401,
+        "AUTH_INVALID",
+    )
+    response = await client.post(
+        "/api/v1/auth/password",
+        headers=_bearer(this_device),
+        json={"current_password": user.password, "new_password": "brand-new-pass"},
+    )
+    assert response.status == 200, await response.text()
+    renewed = (await response.json())["data"]
+    assert (await client.get("/api/v1/auth/me", headers=_bearer(renewed))).status == 200
+    assert (await _refresh(client, renewed["refresh_token"])).status == 200
+    for old in (this_device, other_device):
+        await _error(await client.get("/api/v1/auth/me", headers=_bearer(old)), 401, "AUTH_INVALID")
+        await _error(await _refresh(client, old["refresh_token"]), 401, "AUTH_INVALID")
+    await _error(
+        await client.post(
+            "/api/v1/auth/login", json={"username": user.username, "password": user.password}
+        ),
+        401,
+        "AUTH_INVALID",
+    )
+    response = await client.post(
+        "/api/v1/auth/login", json={"username": user.username, "password": "brand-new-pass"}
+    )
+    assert response.status == 200
+
+
+async def test_logout_all_ends_every_session(client, make_user):
+    user = await make_user(login=False)
+    sessions = [await _sign_in(client, user) for _ in range(2)]
+    response = await client.post("/api/v1/auth/logout-all", headers=_bearer(sessions[0]))
+    assert response.status == 200, await response.text()
+    for session in sessions:
+        await _error(
+            await client.get("/api/v1/auth/me", headers=_bearer(session)), 401, "AUTH_INVALID"
+        )
+        await _error(await _refresh(client, session["refresh_token"]), 401, "AUTH_INVALID")
+    # A new sign-in works.
+    assert (
+        await client.get("/api/v1/auth/me", headers=_bearer(await _sign_in(client, user)))
+    ).status == 200
 
 
 async def test_a_parallel_burst_gets_no_more_tries_than_the_limit(client, make_user, settings):
@@ -347,3 +434,56 @@ async def test_the_throttle_works_on_the_embedded_redis(tmp_path, settings):
     finally:
         await client.aclose()
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("username", "email", "field"),
+    [
+        ("guest", "g@example.test", "username"),
+        ("GUEST", "g@example.test", "username"),
+        ("guest-1234", "g@example.test", "username"),
+        ("Guest-abc", "g@example.test", "username"),
+        ("admin", "a@example.test", "username"),
+        ("ADMIN", "a@example.test", "username"),
+    ],
+)
+async def test_reserved_names_cannot_be_registered(client, settings, username, email, field):
+    """Issue 14 item 8: the guest owner and the account create-admin makes are reserved."""
+    assert settings.admin_username == "admin" and settings.admin_email == "admin@localhost"
+    body = await _error(
+        await client.post(
+            "/api/v1/auth/register",
+            json={"username": username, "email": email, "password": "s3cret-pass"},
+        ),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert body["error"]["details"] == {field: ["This name is reserved"]}
+
+
+async def test_configured_admin_names_are_reserved(db, settings, aiohttp_client):
+    from api.app import create_app
+
+    client = await aiohttp_client(
+        create_app(settings.with_overrides(admin_username="root", admin_email="ops@example.test"))
+    )
+    for payload in (
+        {"username": "Root", "email": "r@example.test"},
+        {"username": "someone", "email": "Ops@Example.test"},
+        # Full-width letters: NFKC folds them onto the configured names.
+        {"username": "someone", "email": "\uff4fps@example.test"},
+    ):
+        response = await client.post(
+            "/api/v1/auth/register", json={**payload, "password": "s3cret-pass"}
+        )
+        assert response.status == 400, await response.text()
+        assert (await response.json())["error"]["details"] in (
+            {"username": ["This name is reserved"]},
+            {"email": ["This name is reserved"]},
+        ), payload
+    # The default admin name is not reserved once another one is configured.
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"username": "admin", "email": "x@example.test", "password": "s3cret-pass"},
+    )
+    assert response.status == 201, await response.text()

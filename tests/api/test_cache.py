@@ -260,7 +260,12 @@ async def test_a_built_storyboard_shows_in_the_next_storyboard_stats(
     image = await upload(client, alice, png_bytes(), "background.png")
     response = await client.post(
         "/api/v1/videos/generate",
-        json={"script": "One.\n\nTwo.", "quality": "480p", "assets": [image["id"]]},
+        json={
+            "script": "One.\n\nTwo.",
+            "quality": "480p",
+            "assets": [image["id"]],
+            "narration": "none",
+        },
         headers=alice.headers,
     )
     assert response.status == 202, await response.text()
@@ -628,14 +633,27 @@ async def test_deduplication_counts_shared_blobs(client, make_user):
     await upload(client, alice, content, "a.jpg")
     await upload(client, bob, content, "b.jpg")
     await upload(client, bob, png_bytes(), "c.png")
-    _, _, public = await _get(client, "/api/v1/system/deduplication")
-    assert public["data"]["saved_bytes"] == len(content)
-    assert "blobs" not in public["data"]
+    # Issue 14 item 6: no token, no figures; a user's figures are their own.
+    status, _, anonymous = await _get(client, "/api/v1/system/deduplication")
+    assert status == 401 and anonymous["error"]["code"] == "AUTH_REQUIRED"
+    for user in (alice, bob):  # each holds the shared bytes once: nothing saved
+        _, _, own = await _get(client, "/api/v1/system/deduplication", user)
+        assert own["data"]["scope"] == "own" and own["data"]["saved_bytes"] == 0
+        assert not {"blobs", "top_shared_blobs", "coalescing", "coalesced_requests"} & set(
+            own["data"]
+        )
+    await upload(client, bob, content, "b2.jpg")  # bob's own duplicate
+    _, _, own = await _get(client, "/api/v1/system/deduplication", bob)
+    assert own["data"]["saved_bytes"] == len(content) and own["data"]["files"] == 3
+    _, _, own = await _get(client, "/api/v1/system/deduplication", alice)
+    assert own["data"]["saved_bytes"] == 0 and own["data"]["files"] == 1
     _, _, full = await _get(client, "/api/v1/system/deduplication", admin)
+    assert full["data"]["scope"] == "global"
     blobs = full["data"]["blobs"]
-    assert blobs["files"] == 3 and blobs["distinct_blobs"] == 2 and blobs["shared_blobs"] == 1
-    assert blobs["logical_bytes"] - blobs["stored_bytes"] == len(content)
-    assert full["data"]["top_shared_blobs"][0]["files"] == 2
+    assert blobs["files"] == 4 and blobs["distinct_blobs"] == 2 and blobs["shared_blobs"] == 1
+    assert blobs["logical_bytes"] - blobs["stored_bytes"] == 2 * len(content)
+    assert full["data"]["saved_bytes"] == 2 * len(content)
+    assert full["data"]["top_shared_blobs"][0]["files"] == 3
 
 
 async def test_a_dead_redis_is_bypassed_not_fatal(settings: Settings):

@@ -84,3 +84,123 @@ async def test_upload_field_must_be_named_file(client, make_user):
     response = await client.post("/upload", data=data, headers=user.headers)
     assert response.status == 400
     assert "file" in (await response.json())["error"]["details"]
+
+
+async def _guest_upload(client, content: bytes, headers: dict[str, str] | None = None):
+    return await client.post("/upload", data=form(content, "guest.png"), headers=headers or {})
+
+
+async def test_each_anonymous_client_is_its_own_guest(aiohttp_client, settings, db):
+    """Issue 14 item 8: in guest mode one anonymous client never sees another's uploads."""
+    app = create_app(settings.with_overrides(allow_anonymous=True))
+    first = await aiohttp_client(app)
+    response = await _guest_upload(first, png_bytes(color=(1, 2, 3)))
+    assert response.status == 201, await response.text()
+    mine = (await response.json())["content_id"]
+    token = response.headers["X-Guest-Token"]
+    cookie = response.cookies["t2m_guest"]
+    assert cookie.value == token and cookie["httponly"] and cookie["samesite"] == "Strict"
+    # The cookie brings the same guest back, without a new token.
+    response = await first.get("/contents")
+    assert [c["content_id"] for c in (await response.json())["contents"]] == [mine]
+    assert "X-Guest-Token" not in response.headers
+
+    # Another client (no cookie) is another guest: nothing of the first is visible.
+    first.session.cookie_jar.clear()
+    listing = await (await first.get("/contents")).json()
+    assert listing["contents"] == [] and listing["total"] == 0
+    for path in (f"/content/{mine}", f"/download/{mine}", f"/stream/{mine}"):
+        assert (await first.get(path)).status == 404, path
+    # A forged or altered token is no one's: a new guest again.
+    first.session.cookie_jar.clear()
+    forged = token[:-1] + ("0" if token[-1] != "0" else "1")
+    response = await first.get("/contents", headers={"X-Guest-Token": forged})
+    assert (await response.json())["contents"] == []
+    assert response.headers["X-Guest-Token"] != token
+
+    # The header alone (scripts) brings the first guest back.
+    first.session.cookie_jar.clear()
+    response = await first.get("/contents", headers={"X-Guest-Token": token})
+    assert [c["content_id"] for c in (await response.json())["contents"]] == [mine]
+    assert (await first.get(f"/content/{mine}", headers={"X-Guest-Token": token})).status == 200
+
+
+async def test_a_dropped_guest_cookie_gives_no_fresh_quota(aiohttp_client, settings, db):
+    client = await aiohttp_client(
+        create_app(settings.with_overrides(allow_anonymous=True, quota_files=1))
+    )
+    assert (await _guest_upload(client, png_bytes(color=(4, 5, 6)))).status == 201
+    client.session.cookie_jar.clear()
+    response = await _guest_upload(client, png_bytes(color=(7, 8, 9)))
+    assert response.status == 413, await response.text()
+    assert (await response.json())["error"]["code"] == "QUOTA_EXCEEDED"
+
+
+async def test_a_dropped_guest_cookie_gives_no_fresh_rate_budget(aiohttp_client, settings, db):
+    client = await aiohttp_client(
+        create_app(
+            settings.with_overrides(
+                allow_anonymous=True,
+                rate_limit_enabled=True,
+                rate_limit_uploads=20,
+                rate_limit_guest_divisor=10,
+            )
+        )
+    )
+    for color in ((1, 1, 1), (2, 2, 2)):
+        client.session.cookie_jar.clear()
+        assert (await _guest_upload(client, png_bytes(color=color))).status == 201
+    client.session.cookie_jar.clear()
+    response = await _guest_upload(client, png_bytes(color=(3, 3, 3)))
+    assert response.status == 429, await response.text()
+
+
+async def test_stale_guests_are_reaped_with_their_files_only(
+    aiohttp_client, settings, db, make_user
+):
+    """Only guest rows unused for GUEST_MAX_AGE_DAYS go, their files through the
+    usual soft delete and purge; registered accounts are never touched."""
+    from api.keys import STORAGE
+    from pipeline.maintenance.context import MaintenanceContext
+    from pipeline.maintenance.registry import run_task
+
+    guest_settings = settings.with_overrides(allow_anonymous=True, guest_max_age_days=30)
+    client = await aiohttp_client(create_app(guest_settings))
+    stale = await _guest_upload(client, png_bytes(color=(11, 12, 13)))
+    stale_file = (await stale.json())["content_id"]
+    client.session.cookie_jar.clear()
+    fresh = await _guest_upload(client, png_bytes(color=(14, 15, 16)))
+    fresh_file = (await fresh.json())["content_id"]
+    user = await make_user()  # a registered account, idle as long as the stale guest
+    response = await client.post(
+        "/upload", data=form(png_bytes(color=(17, 18, 19)), "u.png"), headers=user.headers
+    )
+    assert response.status == 201
+    user_file = (await response.json())["content_id"]
+    async with db.acquire() as conn:
+        stale_owner = await conn.fetchval("SELECT owner_id FROM files WHERE id = $1", stale_file)
+        await conn.execute(
+            "UPDATE users SET last_sign_in_at = now() - interval '40 days'"
+            " WHERE id = ANY($1::text[])",
+            [stale_owner, user.id],
+        )
+
+    async def send(*_: object) -> str:
+        return "unused"
+
+    ctx = MaintenanceContext(db, guest_settings, client.app[STORAGE], send)
+    result = await run_task(ctx, "reap_guests")
+    assert result["files_deleted"] == 1 and result["guests_removed"] == []
+    async with db.acquire() as conn:
+        hidden = {
+            r["id"] for r in await conn.fetch("SELECT id FROM files WHERE deleted_at IS NOT NULL")
+        }
+    assert hidden == {stale_file}
+    await run_task(ctx, "purge_deleted", grace_hours=0)
+    result = await run_task(ctx, "reap_guests")
+    assert result["guests_removed"] == [stale_owner]
+    async with db.acquire() as conn:
+        users = {r["id"] for r in await conn.fetch("SELECT id FROM users")}
+        live = {r["id"] for r in await conn.fetch("SELECT id FROM files")}
+    assert stale_owner not in users and user.id in users
+    assert {fresh_file, user_file} <= live

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from api.app import create_app
 
 ISSUER = "https://idp.example.test"
+AUDIENCE = "t2m-api"
 
 
 def _keypair(kid: str) -> tuple[Any, dict[str, Any]]:
@@ -39,14 +40,19 @@ async def provider(aiohttp_server):
 
 @pytest.fixture
 async def oidc_client(aiohttp_client, settings, db, provider):
-    configured = settings.with_overrides(oidc_jwks_url=provider["url"], oidc_issuer=ISSUER)
+    configured = settings.with_overrides(
+        oidc_jwks_url=provider["url"], oidc_issuer=ISSUER, oidc_audience=AUDIENCE
+    )
     return await aiohttp_client(create_app(configured))
 
 
-def _token(private: Any, kid: str, **overrides: Any) -> str:
+def _token(
+    private: Any, kid: str, *, headers: dict[str, Any] | None = None, **overrides: Any
+) -> str:
     now = int(time.time())
     claims = {
         "iss": ISSUER,
+        "aud": AUDIENCE,
         "sub": "user_2abc",
         "iat": now,
         "exp": now + 300,
@@ -55,7 +61,8 @@ def _token(private: Any, kid: str, **overrides: Any) -> str:
         "name": "Dana Example",
         **overrides,
     }
-    return jwt.encode(claims, private, algorithm="RS256", headers={"kid": kid})
+    claims = {name: value for name, value in claims.items() if value is not None}
+    return jwt.encode(claims, private, algorithm="RS256", headers={"kid": kid, **(headers or {})})
 
 
 async def _me(client, token: str):
@@ -136,3 +143,104 @@ async def test_external_token_failures(oidc_client, provider, case, code):
     response = await _me(oidc_client, token)
     assert response.status == 401
     assert (await response.json())["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        (
+            {"OIDC_ISSUER": ISSUER, "OIDC_JWKS_URL": "https://idp.example.test/jwks"},
+            "OIDC_AUDIENCE",
+        ),
+        ({"OIDC_ISSUER": ISSUER}, "OIDC_JWKS_URL, OIDC_AUDIENCE"),
+        ({"OIDC_AUDIENCE": AUDIENCE}, "OIDC_ISSUER, OIDC_JWKS_URL"),
+    ],
+)
+def test_oidc_settings_are_all_or_none(settings, given, missing):
+    """Issue 14 item 10: half a provider configuration is a start-up error naming the rest."""
+    from t2m.errors import ConfigError
+    from t2m.settings import Settings
+
+    environ = {"T2M_ENV": "test", "T2M_VAR_DIR": str(settings.var_dir), **given}
+    with pytest.raises(ConfigError, match=f"^{missing} must be set"):
+        Settings.from_env(environ)
+    overrides = {k.lower(): v for k, v in given.items()}
+    with pytest.raises(ConfigError, match=missing):
+        create_app(settings.with_overrides(**overrides))
+    # None at all: local accounts only.
+    assert not Settings.from_env(
+        {"T2M_ENV": "test", "T2M_VAR_DIR": str(settings.var_dir)}
+    ).oidc_enabled
+
+
+@pytest.mark.parametrize(
+    ("case", "headers", "claims"),
+    [
+        ("no_audience", {}, {"aud": None}),
+        ("other_audience", {}, {"aud": "another-app"}),
+        ("id_token_cognito", {}, {"token_use": "id"}),
+        ("id_token_keycloak", {}, {"typ": "ID"}),
+        ("refresh_token_keycloak", {}, {"typ": "Refresh"}),
+        ("id_token_header", {"typ": "id_token+jwt"}, {}),
+    ],
+)
+async def test_only_access_tokens_for_this_audience(oidc_client, provider, case, headers, claims):
+    private, public = _keypair("k1")
+    provider["keys"] = [public]
+    response = await _me(oidc_client, _token(private, "k1", headers=headers, **claims))
+    assert response.status == 401, (case, await response.text())
+    assert (await response.json())["error"]["code"] == "AUTH_INVALID"
+
+
+@pytest.mark.parametrize(
+    ("headers", "claims"),
+    [
+        ({"typ": "at+jwt"}, {}),
+        ({"typ": "JWT"}, {"typ": "Bearer"}),
+        ({}, {"token_use": "access"}),
+        ({}, {"aud": [AUDIENCE, "another-app"]}),
+    ],
+)
+async def test_declared_access_tokens_are_accepted(oidc_client, provider, headers, claims):
+    private, public = _keypair("k1")
+    provider["keys"] = [public]
+    response = await _me(oidc_client, _token(private, "k1", headers=headers, **claims))
+    assert response.status == 200, await response.text()
+
+
+async def test_a_local_account_with_the_providers_email_is_never_auto_linked(
+    oidc_client, provider, db
+):
+    """The provider says dana@example.test; a local account already has it: 409,
+    and neither account is created nor changed (it used to be a 500)."""
+    response = await oidc_client.post(
+        "/api/v1/auth/register",
+        json={"username": "dana", "email": "Dana@Example.test", "password": "s3cret-pass"},
+    )
+    assert response.status == 201, await response.text()
+    private, public = _keypair("k1")
+    provider["keys"] = [public]
+    response = await _me(oidc_client, _token(private, "k1"))
+    assert response.status == 409, await response.text()
+    body = await response.json()
+    assert body["error"]["code"] == "CONFLICT"
+    assert "never linked" in body["error"]["message"]
+    async with db.acquire() as conn:
+        rows = await conn.fetch("SELECT username, external_subject FROM users")
+    assert [(r["username"], r["external_subject"]) for r in rows] == [("dana", None)]
+
+
+async def test_two_identities_with_one_preferred_username_get_two_accounts(oidc_client, provider):
+    private, public = _keypair("k1")
+    provider["keys"] = [public]
+    first = await _me(
+        oidc_client,
+        _token(private, "k1", sub="a1", email="a1@example.test", preferred_username="sam"),
+    )
+    second = await _me(
+        oidc_client,
+        _token(private, "k1", sub="b2", email="b2@example.test", preferred_username="sam"),
+    )
+    assert first.status == 200 and second.status == 200, await second.text()
+    names = {(await first.json())["username"], (await second.json())["username"]}
+    assert len(names) == 2 and "ext-sam" in names

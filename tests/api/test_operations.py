@@ -24,7 +24,13 @@ from pipeline.maintenance.registry import run_task
 from t2m.broker import DramatiqKeys, build_broker
 from t2m.enqueue import Enqueuer
 from t2m.ids import new_id
-from t2m.queues import BUILD_STORYBOARD, MAKE_THUMBNAILS, PARSE_SCRIPT, RENDER_VIDEO
+from t2m.queues import (
+    BUILD_STORYBOARD,
+    MAKE_THUMBNAILS,
+    PARSE_SCRIPT,
+    RENDER_SEGMENT,
+    RENDER_VIDEO,
+)
 from t2m.redis_client import create_redis
 from t2m.scratch import scratch_root
 from t2m.settings import Settings
@@ -477,5 +483,42 @@ async def test_reaper_leaves_jobs_whose_message_waits_in_the_broker(
     finally:
         broker.close()
         worker_broker.close()
+        await store.aclose()
+        await client.aclose()
+
+
+async def test_reaper_understands_segment_messages(
+    db: asyncpg.Pool, make_user: Any, settings: Settings
+) -> None:
+    """A segmented render's messages carry (job id, segment): one waiting keeps
+    its job from being reaped; a job lost while joining gets its join again."""
+    user = await make_user(login=False)
+    hour = await _ago(db, 3600)
+    segmenting = await _job(
+        db, user.id, status="processing", current_stage="render", updated_at=hour
+    )
+    joining = await _job(
+        db, user.id, status="processing", current_stage="assemble", updated_at=hour
+    )
+    quiet = settings.with_overrides(broker_maintenance_chance=0)
+    broker = build_broker(quiet)
+    store = build_storage(settings)
+    client = create_redis(settings)
+    enqueuer = Enqueuer(broker)
+    ctx = MaintenanceContext(db, settings, store, enqueuer.send, client)
+    try:
+        await enqueuer.send(RENDER_SEGMENT, segmenting, 3)
+        result = await reap_stuck_jobs(ctx, processing_after_s=600, max_requeues=1)
+        assert result == {"requeued": [joining], "failed": []}
+        sync = redis.Redis.from_url(settings.redis_url)
+        try:
+            queue = DramatiqKeys.of(settings).ready("render")
+            raws = [json.loads(r) for r in sync.hvals(queue + ".msgs")]
+        finally:
+            sync.close()
+        sent = sorted((m["actor_name"], m["args"]) for m in raws)
+        assert sent == [("assemble_video", [joining]), ("render_segment", [segmenting, 3])]
+    finally:
+        broker.close()
         await store.aclose()
         await client.aclose()

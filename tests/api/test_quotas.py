@@ -104,6 +104,67 @@ async def test_identical_bytes_of_another_user_do_not_change_my_use(quota_client
     assert before["files"] == after["files"]
 
 
+async def _what_a_user_sees(client, user) -> dict:
+    """Every answer of a user that could reflect how their bytes are stored,
+    without ids, times and counters that change on their own."""
+
+    async def data(path: str) -> dict:
+        response = await client.get(path, headers=user.headers)
+        assert response.status == 200, (path, await response.text())
+        return await response.json()
+
+    me = await data("/api/v1/auth/me")
+    quota = me["quota"]
+    quota["render_seconds_today"].pop("resets_in")
+    listing = (await data("/api/v1/files"))["data"]
+    items = [
+        {k: v for k, v in item.items() if k not in ("updated_at", "last_accessed_at")}
+        for item in listing["items"]
+    ]
+    return {
+        "quota": quota,
+        "files": items,
+        "stats": (await data("/api/v1/files/stats"))["data"],
+        "dedup": (await data("/api/v1/system/deduplication"))["data"],
+        "contents": (await data("/contents"))["contents"],
+    }
+
+
+def _upload_answer(body: dict) -> dict:
+    """The answer with its own id (and links naming it) and times left out."""
+    data = body["data"]
+    return {
+        k: v.replace(data["id"], "<id>") if isinstance(v, str) else v
+        for k, v in data.items()
+        if k not in ("id", "created_at", "updated_at")
+    }
+
+
+async def test_identical_bytes_of_another_user_change_nothing_i_see(quota_client, make_user):
+    """Issue 14 item 6: whether someone else holds the same bytes is invisible —
+    in the upload answer, quota use, /auth/me, listings, statistics and the
+    deduplication figures."""
+    client = await quota_client()
+    me, stranger = await make_user(), await make_user()
+    guessed = png_bytes(color=(21, 22, 23))
+    unknown = png_bytes(color=(24, 25, 26))
+
+    # The same upload answer whether the stranger holds the bytes or not.
+    response = await client.post("/api/v1/files/upload", data=form(unknown), headers=me.headers)
+    assert response.status == 201, await response.text()
+    fresh = _upload_answer(await response.json())
+    await upload(client, stranger, guessed)
+    response = await client.post("/api/v1/files/upload", data=form(guessed), headers=me.headers)
+    assert response.status == 201, await response.text()
+    known = _upload_answer(await response.json())
+    assert {k for k in fresh if fresh[k] != known[k]} <= {"checksum", "size", "filename"}
+
+    before = await _what_a_user_sees(client, me)
+    await upload(client, stranger, guessed)
+    await upload(client, stranger, unknown)
+    assert await _what_a_user_sees(client, me) == before
+
+
 # -- stored bytes and files ------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from api.keys import SCORER_CACHE
 from db import recommender as rec_rows
+from db.migrate import available_migrations
 from tests.api.files_helpers import upload
 from tests.media_factory import png_bytes
 
@@ -145,3 +146,36 @@ async def test_feedback_on_a_decision_not_yet_written_is_attributed_to_it(client
         headers=user.headers,
     )
     assert response.status == 400
+
+
+async def test_a_new_user_gets_the_default_vocabulary_before_any_curation(client, make_user, db):
+    # the suite empties every table between tests: apply the seeding migration again,
+    # as an upgrade or a first start does
+    seed = next(m for m in available_migrations() if m.name == "default_tag_vocabulary")
+    async with db.acquire() as conn:
+        await conn.execute(seed.sql)
+        defaults = set(await rec_rows.tag_counts(conn))
+    assert {"beach", "sunset", "travel"} <= defaults
+
+    newcomer = await make_user()
+    file_id = (
+        await upload(client, newcomer, png_bytes(color=(2, 4, 6)), "s.png", title="Sunset beach")
+    )["id"]
+    suggested = await _suggested(client, newcomer, file_id, k=5)
+    assert len(suggested) == 5 and set(suggested) <= defaults
+    assert suggested[0] in {"sunset", "beach"}  # the title's words rank first
+
+    # the defaults are ordinary curated tags: an administrator sees and edits them
+    admin = await make_user("ADMIN")
+    listed = (
+        await (await client.get("/api/v1/recommender/vocabulary", headers=admin.headers)).json()
+    )["data"]["tags"]
+    assert {t["tag"] for t in listed} == defaults
+    assert {t["source"] for t in listed} == {"curated"}
+    for tag in ("sunset", "beach"):
+        response = await client.delete(
+            f"/api/v1/recommender/vocabulary/{tag}", headers=admin.headers
+        )
+        assert response.status == 200
+    after = await _suggested(client, newcomer, file_id, k=20)
+    assert len(after) == 20 and set(after) <= defaults - {"sunset", "beach"}

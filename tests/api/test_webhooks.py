@@ -29,6 +29,9 @@ async def create(client, user, **body) -> dict:
     return (await response.json())["data"]
 
 
+OWN_SECRET = "my-own-secret-of-at-least-32-bytes"
+
+
 async def expect_error(response, status: int, code: str) -> dict:
     assert response.status == status, await response.text()
     body = await response.json()
@@ -39,8 +42,8 @@ async def expect_error(response, status: int, code: str) -> dict:
 
 async def test_create_list_get_update_delete(client, make_user):
     user = await make_user()
-    given = await create(client, user, secret="my-own-secret-of-20+")
-    assert given["secret"] == "my-own-secret-of-20+"
+    given = await create(client, user, secret=OWN_SECRET)
+    assert given["secret"] == OWN_SECRET
     assert given["events"] == ["job.completed", "job.failed"]
     assert given["active"] is True and given["job_id"] is None
     generated = await create(
@@ -93,6 +96,9 @@ async def test_bad_input_is_a_validation_error(client, make_user):
         ({"url": HOOK, "events": "job.completed"}, "events"),
         ({"url": HOOK, "events": ["ping"]}, "events"),
         ({"url": HOOK, "events": ["job.completed"], "secret": "short"}, "secret"),
+        # Issue 14 (secret lengths): 31 bytes is one short of an HMAC-SHA256 key's worth.
+        ({"url": HOOK, "events": ["job.completed"], "secret": "x" * 31}, "secret"),
+        ({"url": HOOK, "events": ["job.completed"], "secret": "x" * 257}, "secret"),
         ({"url": HOOK, "events": ["job.completed"], "colour": "red"}, "colour"),
         ({"url": None, "events": ["job.completed"]}, "url"),
         ({"url": HOOK, "events": [None]}, "events"),

@@ -169,15 +169,30 @@ async def test_generate_wait_then_download_the_video(
     script = tmp_path / "script.txt"
     script.write_text((SCRIPTS / "sample_video_script.txt").read_text())
 
-    # A job that fails (five scenes cannot fit in 6 s): non-zero, with the reason.
-    result = await cli("generate", str(script), "--quality", "480p", "--duration", "6", "--wait")
+    voices = await cli("voices")
+    assert voices.code == 0 and "en-us-joe" in voices.stdout and "espeak-ng" in voices.stdout
+
+    # A silent job that fails (five cards cannot fit in 6 s): non-zero, with the reason.
+    result = await cli(
+        "generate", str(script), "--quality", "480p", "--duration", "6", "--silent", "--wait"
+    )
     assert result.code == 1
     last = result.stderr.splitlines()[-1]
     assert last.startswith("t2m generate: job job_") and "storyboard failed" in last
     assert "status    failed" in result.stdout
 
     result = await cli(
-        "generate", str(script), "--quality", "480p", "--duration", "8", "--title", "CLI", "--wait"
+        "generate",
+        str(script),
+        "--quality",
+        "480p",
+        "--duration",
+        "8",
+        "--title",
+        "CLI",
+        "--voice",
+        "en-us-joe",
+        "--wait",
     )
     assert result.code == 0, result.stderr
     fields = dict(line.split(None, 1) for line in result.stdout.splitlines())

@@ -24,7 +24,7 @@ from playwright.async_api import Page, Response, async_playwright, expect
 from tests.media_factory import jpeg_bytes
 
 REPO = Path(__file__).resolve().parents[2]
-QUEUES = ["parse", "storyboard", "render", "thumbnails", "media", "rl_update"]
+QUEUES = ["parse", "narrate", "storyboard", "render", "thumbnails", "media", "rl_update"]
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 WAIT_MS = 60_000
@@ -205,6 +205,18 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
             await generate.get_by_label("Length, seconds").fill("6")
             # Sidecar captions: the player shows them as a <track>.
             await generate.get_by_label("Subtitles").select_option("sidecar")
+            # The voice picker: the registry's voices, and a sample a narrate
+            # worker speaks once.
+            voice = generate.get_by_label("Voice")
+            await expect(voice.locator("option[value=en-us-joe]")).to_have_count(1)
+            await voice.select_option("en-us-joe")
+            await generate.get_by_role("button", name="Play sample").click()
+            await expect(page.locator("#gen-voice-sample")).to_have_attribute(
+                "data-voice", "en-us-joe", timeout=30_000
+            )
+            assert await page.evaluate(
+                "document.querySelector('#gen-voice-sample').src.startsWith('blob:')"
+            )
             # Record every value the bar shows.
             await page.evaluate(
                 """() => {
@@ -267,7 +279,9 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
             first_cue = await page.evaluate(
                 "document.querySelector('#item-video').textTracks[0].cues[0].text"
             )
-            assert "Welcome to T2M" in first_cue, first_cue
+            # Narrated: the cue text carries word timestamps (<00:00:01.200>).
+            spoken = " ".join(re.sub(r"<[^>]+>", "", first_cue).split())
+            assert "Welcome to T2M" in spoken, first_cue
             await toggle.uncheck()
             assert (
                 await page.evaluate("document.querySelector('#item-video').textTracks[0].mode")
@@ -342,7 +356,7 @@ async def test_progress_falls_back_to_polling_without_events(client, make_user, 
     the job and still shows every step up to 100 %."""
     chromium = chromium_binary()
     user = await make_user(login=False)
-    start_worker(["parse", "storyboard", "render", "thumbnails"])
+    start_worker(["parse", "narrate", "storyboard", "render", "thumbnails"])
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:

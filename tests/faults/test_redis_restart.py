@@ -115,7 +115,12 @@ async def test_jobs_survive_a_redis_restart(
             async def generate(n: int) -> str:
                 async with session.post(
                     f"{api.base_url}/api/v1/videos/generate",
-                    json={"script": _script(n), "quality": "480p", "duration": 6},
+                    json={
+                        "script": _script(n),
+                        "quality": "480p",
+                        "duration": 6,
+                        "narration": "none",
+                    },
                     headers=auth,
                 ) as response:
                     assert response.status == 202, await response.text()

@@ -65,7 +65,7 @@ async def test_killed_render_worker_completes_the_job_once(
 
             async with session.post(
                 f"{api.base_url}/api/v1/videos/generate",
-                json={"script": SCRIPT, "quality": "720p"},
+                json={"script": SCRIPT, "quality": "720p", "narration": "none"},
                 headers=auth,
             ) as response:
                 assert response.status == 202, await response.text()

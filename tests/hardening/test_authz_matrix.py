@@ -70,6 +70,9 @@ class Rule:
     # fresh for each cell: "{fresh_file}", "{fresh_job}", "{fresh_webhook}" in
     # the path; fresh_token: A/B/admin call with a token of their own to spare.
     fresh_token: bool = False
+    # Calls that end every session of their caller (password change, sign out
+    # everywhere): A/B/admin call as a new account of their role.
+    throwaway_account: bool = False
     # A live stream (Server-Sent Events): only the status of a 200 is read.
     stream: bool = False
 
@@ -138,6 +141,12 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
         200, body=lambda w: {"refresh_token": w.fresh_refresh_token()}
     ),
     ("POST", "/api/v1/auth/logout"): signed_in(200, body=lambda w: {}, fresh_token=True),
+    ("POST", "/api/v1/auth/logout-all"): signed_in(200, throwaway_account=True),
+    ("POST", "/api/v1/auth/password"): signed_in(
+        200,
+        body=lambda w: {"current_password": TEST_PASSWORD, "new_password": TEST_PASSWORD + "2"},
+        throwaway_account=True,
+    ),
     # accounts and quotas ({user_id} is A): admins only
     ("GET", "/api/v1/admin/users"): admin_only(200),
     # A is not waiting for approval: the admin reaches the check (409).
@@ -206,6 +215,10 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/videos/{job_id}/captions.srt"): owned(409),
     ("GET", "/api/v1/videos/{job_id}/metadata"): owned(409),
     ("GET", "/api/v1/videos/{job_id}/hls/{path}"): owned(409),
+    # voices: any signed-in user (a sample of an unknown voice is 404 before
+    # any wait for a narrate worker)
+    ("GET", "/api/v1/voices"): signed_in(200),
+    ("GET", "/api/v1/voices/{voice_id}/sample"): signed_in(404),
     # system
     ("GET", "/api/v1/system/health"): public(200),
     ("GET", "/api/v1/system/health/live"): public(200),
@@ -224,7 +237,8 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/system/cache"): token_optional(200),
     ("GET", "/api/v1/system/cache/metrics"): token_optional(200),
     ("GET", "/api/v1/system/cache/report"): token_optional(200),
-    ("GET", "/api/v1/system/deduplication"): token_optional(200),
+    # Own figures for users, global ones for admins; never anonymous.
+    ("GET", "/api/v1/system/deduplication"): signed_in(200),
     ("POST", "/api/v1/system/cache/invalidate"): admin_only(200),
     ("POST", "/api/v1/system/cache/warm"): admin_only(200),
     ("POST", "/api/v1/system/optimize"): admin_only(200),
@@ -495,6 +509,7 @@ async def _resolve(world: World, path: str) -> str:
         "{op_id}": "fop_" + "0" * 24,
         "{path}": "no-such-file.js",
         "{tag}": "no-such-tag",
+        "{voice_id}": "no-such-voice",
     }
     for name, value in values.items():
         path = path.replace(name, value)
@@ -533,6 +548,10 @@ async def call(world: World, method: str, path: str, principal: str) -> tuple[in
     headers = world.headers(principal)
     if rule.fresh_token and principal in (A, B, ADMIN):
         spare = (await world.login(world.users[principal].username))["access_token"]
+        headers = {"Authorization": f"Bearer {spare}"}
+    if rule.throwaway_account and principal in (A, B, ADMIN):
+        account = await _insert_user(world.settings, "ADMIN" if principal == ADMIN else "USER")
+        spare = (await world.login(account.username))["access_token"]
         headers = {"Authorization": f"Bearer {spare}"}
     if path == "/api/v1/auth/refresh":
         world.spare_refresh.append((await world.login(world.users[A].username))["refresh_token"])

@@ -5,7 +5,7 @@ import torch
 from recommender.agent import Agent, AgentConfig
 from recommender.rewards import FeedbackEvent
 
-from .helpers import TOPICS, new_agent, play, topic_content
+from .helpers import ALL_TAGS, TOPICS, new_agent, play, topic_content
 
 torch.set_num_threads(1)
 
@@ -111,3 +111,40 @@ def test_both_losses_learn(overrides):
     play(agent, rounds=120, rng=rng)
     content = topic_content("fitness", np.random.default_rng(7))
     assert rank_of(agent, content, "fitness") == 0
+
+
+def _labelled(rng: np.random.Generator, per_topic: int = 12):
+    return [(topic_content(t, rng), [t]) for t in TOPICS for _ in range(per_topic)]
+
+
+def test_owner_labels_fit_the_linear_term_and_cold_content_gets_its_topic():
+    agent = new_agent()
+    rng = np.random.default_rng(5)
+    agent.learn_labels(_labelled(rng))
+    scorer = agent.scorer()  # exporting refits the linear term on the stored labels
+    assert set(scorer.linear.tags) == set(TOPICS)
+    assert len(agent.labels) == 12 * len(TOPICS)
+    test_rng = np.random.default_rng(77)
+    hits = 0
+    for topic in TOPICS:
+        for _ in range(5):
+            content = topic_content(topic, test_rng, n_words=3)
+            hits += scorer.recommend(content, None, 1, explore=False).tags[0] == topic
+            # the numpy scorer and the torch model agree, linear column included
+            np.testing.assert_allclose(
+                scorer.score(content, ALL_TAGS), agent.scores(content, ALL_TAGS), atol=1e-4
+            )
+    assert hits / (5 * len(TOPICS)) >= 0.9  # labels only: not one feedback event yet
+
+
+def test_without_the_linear_term_the_bilinear_term_learns_the_labels():
+    agent = new_agent(linear=False)
+    agent.learn_labels(_labelled(np.random.default_rng(5)))
+    assert len(agent.scorer().linear) == 0 and not agent.labels
+    assert agent.events_seen > 0  # the labels trained the two towers instead
+
+
+def test_the_label_store_keeps_the_newest_labels():
+    agent = new_agent(label_store=10)
+    agent.learn_labels(_labelled(np.random.default_rng(3), per_topic=5))
+    assert len(agent.labels) == 10

@@ -64,3 +64,34 @@ def test_bad_blobs_are_rejected():
     assert checkpoint.read_format(future) == 99
     with pytest.raises(checkpoint.CheckpointError, match="unsupported"):
         checkpoint.load(future)
+
+
+def test_round_trip_keeps_the_linear_term_and_the_stored_labels():
+    agent = new_agent()
+    rng = np.random.default_rng(4)
+    agent.learn_labels([(topic_content(t, rng), [t]) for t in TOPICS for _ in range(6)])
+    play(agent, rounds=20, rng=rng)
+    loaded = checkpoint.load(checkpoint.save(agent))
+    np.testing.assert_array_equal(loaded.linear.weight, agent.linear.weight)
+    assert loaded.linear.tags == agent.linear.tags
+    assert [sorted(lab) for _, lab in loaded.labels] == [sorted(lab) for _, lab in agent.labels]
+    np.testing.assert_array_equal(probe_scores(loaded), probe_scores(agent))
+    # the stored labels refit to the same term
+    loaded.fit_linear()
+    np.testing.assert_allclose(loaded.linear.weight, agent.linear.weight, atol=1e-6)
+
+
+def test_a_checkpoint_from_before_the_linear_term_loads():
+    agent = new_agent()
+    play(agent, rounds=20, rng=np.random.default_rng(0))
+    state = agent.state()
+    for key in [k for k in state if k.startswith(("linear_", "label_"))]:
+        del state[key]
+    model = dict(state["model"])
+    model["head"] = torch.cat([model["head"][:-2], model["head"][-1:]])  # no linear weight
+    state["model"] = model
+    state["gram"] = state["gram"][:-1, :-1]
+    old = type(agent).from_state(state)
+    assert old.model.head.shape == agent.model.head.shape
+    assert float(old.model.head.detach()[-2]) == agent.config.linear_prior
+    assert np.isfinite(probe_scores(old)).all()

@@ -39,7 +39,9 @@ async def test_sidecar_captions_are_served_and_listed(client, make_user, start_w
     vtt = await client.get(captions["vtt"], headers=user.headers)
     assert vtt.status == 200
     assert vtt.headers["Content-Type"] == "text/vtt; charset=utf-8"
-    assert (await vtt.text()).startswith("WEBVTT") and "First card." in await vtt.text()
+    text = await vtt.text()
+    # Narrated by default: the cue carries the spoken words' timestamps.
+    assert text.startswith("WEBVTT") and "First <00:00:" in text and "card." in text
     file_id = job["result"]["file_id"]
     srt = await client.get(f"/api/v1/files/{file_id}/captions.srt", headers=user.headers)
     assert srt.status == 200 and "Second card, last." in await srt.text()
@@ -64,7 +66,12 @@ async def test_a_narrated_storyboard_renders_with_its_speech(
     start_worker(["parse", "storyboard"])
     response = await client.post(
         "/api/v1/videos/generate",
-        json={"script": "A spoken card.", "quality": "480p", "duration": 4},
+        json={
+            "script": "A spoken card.",
+            "quality": "480p",
+            "duration": 4,
+            "narration": "none",  # the clips are put in by hand below
+        },
         headers=user.headers,
     )
     job_id = (await response.json())["data"]["id"]

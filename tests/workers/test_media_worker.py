@@ -49,3 +49,12 @@ async def test_uploads_get_metadata_and_thumbnails(client, make_user, start_work
     assert await response.read() == broken
     response = await client.get(f"/api/v1/files/{broken_id}/thumbnail", headers=user.headers)
     assert response.status == 404
+
+
+async def test_the_media_worker_loads_the_sentence_model_when_it_starts(start_worker):
+    worker = start_worker(["media"])
+    for _ in range(1200):  # no upload at all: the model loads at boot
+        if "sentence model ready" in worker.log_text():
+            break
+        await asyncio.sleep(0.1)
+    assert "sentence model ready" in worker.log_text(), worker.log_text()[-2000:]

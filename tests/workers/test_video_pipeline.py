@@ -57,14 +57,26 @@ async def test_sample_script_becomes_a_video(client, make_user, start_worker):
     script = (SCRIPTS / "sample_video_script.txt").read_text()
     response = await client.post(
         "/api/v1/videos/generate",
-        json={"script": script, "title": "Product tour", "quality": "480p", "duration": 12},
+        json={
+            "script": script,
+            "title": "Product tour",
+            "quality": "480p",
+            "duration": 12,
+            "narration": "none",
+        },
         headers={**user.headers, "Idempotency-Key": "tour-1"},
     )
     assert response.status == 202, await response.text()
     job_id = (await response.json())["data"]["id"]
     again = await client.post(
         "/api/v1/videos/generate",
-        json={"script": script, "title": "Product tour", "quality": "480p", "duration": 12},
+        json={
+            "script": script,
+            "title": "Product tour",
+            "quality": "480p",
+            "duration": 12,
+            "narration": "none",
+        },
         headers={**user.headers, "Idempotency-Key": "tour-1"},
     )
     assert again.status == 200
@@ -145,7 +157,7 @@ async def test_cancel_stops_a_running_render(client, make_user, start_worker, se
     script = (SCRIPTS / "long_60_scenes.txt").read_text()
     response = await client.post(
         "/api/v1/videos/generate",
-        json={"script": script, "quality": "720p"},
+        json={"script": script, "quality": "720p", "narration": "none"},
         headers=user.headers,
     )
     job_id = (await response.json())["data"]["id"]
@@ -218,7 +230,9 @@ async def test_killed_render_worker_is_redelivered_and_completes_once(
     render = start_worker(["render"])
     script = "\n\n".join(f"Scene {i}: a line of text for the card." for i in range(12))
     response = await client.post(
-        "/api/v1/videos/generate", json={"script": script, "quality": "720p"}, headers=user.headers
+        "/api/v1/videos/generate",
+        json={"script": script, "quality": "720p", "narration": "none"},
+        headers=user.headers,
     )
     job_id = (await response.json())["data"]["id"]
     for _ in range(600):
@@ -255,7 +269,12 @@ async def test_a_plan_past_the_daily_render_quota_fails_before_rendering(
     start_worker(["parse", "storyboard"], QUOTA_RENDER_SECONDS_PER_DAY="5")
     response = await client.post(
         "/api/v1/videos/generate",
-        json={"script": "A first scene. A second scene.", "quality": "480p", "duration": 12},
+        json={
+            "script": "A first scene. A second scene.",
+            "quality": "480p",
+            "duration": 12,
+            "narration": "none",
+        },
         headers=user.headers,
     )
     assert response.status == 202, await response.text()
@@ -265,3 +284,31 @@ async def test_a_plan_past_the_daily_render_quota_fails_before_rendering(
     assert "render quota" in job["error"]
     assert job["storyboard"] is None
     assert job["result"] is None
+
+
+async def test_a_generated_video_gets_its_text_embedded_by_the_media_worker(
+    client, make_user, start_worker, db
+):
+    user = await make_user()
+    start_worker([*VIDEO_QUEUES, "media"])
+    script = "A quiet harbour at dawn, fishing boats leaving for the open sea.\n"
+    response = await client.post(
+        "/api/v1/videos/generate",
+        json={"script": script, "title": "Harbour", "quality": "480p", "duration": 4},
+        headers=user.headers,
+    )
+    assert response.status == 202, await response.text()
+    job = await wait_job(client, user, (await response.json())["data"]["id"], ("completed",))
+    file_id = job["result"]["file_id"]
+    vector = None
+    for _ in range(600):  # the media worker embeds after the video is ready
+        async with db.acquire() as conn:
+            metadata = await conn.fetchval("SELECT metadata FROM files WHERE id = $1", file_id)
+        vector = (metadata or {}).get("text_embedding")
+        if vector is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert vector is not None, "the generated video was not embedded"
+    assert len(vector) == 384
+    assert abs(sum(v * v for v in vector) - 1.0) < 1e-3  # a unit sentence vector
+    assert "harbour" in metadata["script"].lower()  # the script text it describes

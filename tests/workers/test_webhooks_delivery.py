@@ -170,7 +170,7 @@ async def test_job_events_arrive_once_in_order_and_signed(
         user,
         receiver.url("ok-all"),
         ["job.started", "job.progress", "job.completed", "job.failed", "job.cancelled"],
-        secret="standing-secret-0123456789",
+        secret="standing-secret-0123456789abcdefghij",
     )
     outcome_only = await subscribe(
         client, user, receiver.url("ok-outcome"), ["job.completed", "job.failed"]
@@ -196,7 +196,10 @@ async def test_job_events_arrive_once_in_order_and_signed(
     await settled(client, user, outcome_only["id"], 1)
     await settled(client, user, submitted["webhook"]["id"], len(standing))
 
-    for name, secret in (("ok-all", "standing-secret-0123456789"), ("ok-job", job_secret)):
+    for name, secret in (
+        ("ok-all", "standing-secret-0123456789abcdefghij"),
+        ("ok-job", job_secret),
+    ):
         got = receiver.at(name)
         events = [r.payload["event"] for r in got]
         assert events[0] == "job.started" and events[-1] == "job.completed", events

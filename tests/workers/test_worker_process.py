@@ -14,12 +14,15 @@ from t2m.redis_client import redis_key
 from tests.workers.conftest import wait_for
 
 
-async def test_worker_consumes_messages_and_reports_liveness(settings, db, start_worker, client):
+async def test_worker_consumes_messages_and_reports_liveness(
+    settings, db, start_worker, client, make_user
+):
     worker = start_worker(["maintenance"])
     redis_client = redis.Redis.from_url(settings.redis_url)
 
-    # Liveness is visible to the API.
-    body = await (await client.get("/health")).json()
+    # Liveness is visible to the API (the worker list to administrators).
+    admin = await make_user("ADMIN")
+    body = await (await client.get("/health", headers=admin.headers)).json()
     assert body["components"]["workers"]["alive"] == 1
     assert body["components"]["workers"]["workers"][0]["queues"] == ["maintenance"]
 

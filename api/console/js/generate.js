@@ -1,6 +1,6 @@
 // The script editor: generate options, then a live progress bar and log.
 
-import { V1, ApiError, post } from "./api.js";
+import { V1, ApiError, get, post, request } from "./api.js";
 import { $, formatTime, h, randomKey, say, splitTags, toast } from "./dom.js";
 import { TERMINAL, followJob } from "./follow.js";
 import { register } from "./router.js";
@@ -19,6 +19,7 @@ const STAGE_NAMES = {
   queued: "Queued",
   parse: "Reading the script",
   parsing: "Reading the script",
+  narrate: "Recording the narration",
   storyboard: "Planning scenes",
   render: "Rendering",
   rendering: "Rendering",
@@ -95,6 +96,9 @@ function readOptions(form) {
     subtitles: value("subtitles"),
     tags: splitTags(value("tags")),
   };
+  const voice = value("voice");
+  if (voice === "none") options.narration = "none";
+  else if (voice) options.voice = voice;
   if (value("title")) options.title = value("title");
   if (value("duration")) options.duration = Number(value("duration"));
   return options;
@@ -137,8 +141,57 @@ async function cancel() {
   }
 }
 
+let voicesLoaded = false;
+let sampleUrl = null;
+
+async function loadVoices() {
+  if (voicesLoaded) return;
+  try {
+    const { items } = await get(`${V1}/voices`);
+    const select = $("#gen-voice");
+    for (const voice of items) {
+      const label = `${voice.id} (${voice.languages.join(", ")}, ${voice.quality})`;
+      select.append(h("option", { value: voice.id }, label));
+    }
+    voicesLoaded = true;
+  } catch {
+    // The picker keeps "Automatic": a video still gets a voice by language.
+  }
+}
+
+function voiceChanged() {
+  const voice = $("#gen-voice").value;
+  $("#gen-voice-play").disabled = !voice || voice === "none";
+}
+
+async function playSample() {
+  const voice = $("#gen-voice").value;
+  const button = $("#gen-voice-play");
+  const help = $("#gen-voice-help");
+  button.disabled = true;
+  say(help, "Loading the sample…");
+  try {
+    const response = await request("GET", `${V1}/voices/${encodeURIComponent(voice)}/sample`, { raw: true });
+    if (sampleUrl) URL.revokeObjectURL(sampleUrl);
+    sampleUrl = URL.createObjectURL(await response.blob());
+    const audio = $("#gen-voice-sample");
+    audio.src = sampleUrl;
+    audio.dataset.voice = voice;
+    audio.hidden = false;
+    audio.controls = true;
+    say(help, `Sample of ${voice}.`);
+    await audio.play().catch(() => {});
+  } catch (err) {
+    say(help, err instanceof ApiError ? err.describe() : "The sample could not be loaded.");
+  } finally {
+    voiceChanged();
+  }
+}
+
 export function init() {
   $("#generate-form").addEventListener("submit", submit);
+  $("#gen-voice").addEventListener("change", voiceChanged);
+  $("#gen-voice-play").addEventListener("click", playSample);
   $("#gen-sample").addEventListener("click", () => {
     const script = $("#gen-script");
     script.value = SAMPLE_SCRIPT;
@@ -147,5 +200,5 @@ export function init() {
   });
   $("#gen-cancel").addEventListener("click", cancel);
   // Following continues while other views are open; the bar is where it was.
-  register("generate", { title: "Generate" });
+  register("generate", { title: "Generate", enter: loadVoices });
 }

@@ -1,0 +1,117 @@
+"""A video past the one-pass threshold renders in segments through real workers.
+
+Two render workers share the segments; the job log names each segment's
+worker; the joined video has every frame at its time; re-submitting the
+script reuses every stored segment and an edited scene re-renders only its
+own segment; a segment that fails for good fails the job naming its scenes.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import aiohttp
+import av
+
+from tests.workers.test_video_pipeline import wait_job
+
+# 13 cards of 5 s: 65 s, past the 60 s one-pass threshold: segments of 20, 20, 20, 5 s.
+SCENES = [f"[duration: 5s]\nScene {i}: a line of text for the card." for i in range(13)]
+
+
+async def _submit(client, user, script: str) -> str:
+    response = await client.post(
+        "/api/v1/videos/generate", json={"script": script, "quality": "480p"}, headers=user.headers
+    )
+    assert response.status == 202, await response.text()
+    return (await response.json())["data"]["id"]
+
+
+async def _logs(client, user, job_id: str) -> list[str]:
+    body = await (await client.get(f"/api/v1/jobs/{job_id}/logs", headers=user.headers)).json()
+    return [entry["message"] for entry in body["data"]["logs"]]
+
+
+async def test_segments_render_on_both_workers_and_are_reused(client, make_user, start_worker):
+    user = await make_user()
+    start_worker(["parse", "storyboard", "thumbnails"])
+    start_worker(["render"])
+    start_worker(["render"])
+    job_id = await _submit(client, user, "\n\n".join(SCENES))
+    job = await wait_job(client, user, job_id, ("completed", "failed"), timeout_s=400)
+    assert job["status"] == "completed", job["error"]
+    assert job["_progress_seen"] == sorted(job["_progress_seen"])
+    messages = await _logs(client, user, job_id)
+    assert "Rendering in 4 segments" in messages
+    rendered = [m for m in messages if re.match(r"segment \d \(scenes? [\d-]+\) rendered on ", m)]
+    assert len(rendered) == 4, messages
+    hosts = {m.split(" rendered on ")[1].split(" ")[0] for m in rendered}
+    assert len(hosts) == 2, rendered  # both workers took part
+    assert "Joined 4 segments" in messages
+    data = await (
+        await client.get(f"/api/v1/videos/{job_id}/download", headers=user.headers)
+    ).read()
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        times = [float(p.pts * stream.time_base) for p in container.demux(stream) if p.size]
+        assert container.streams.audio
+    assert len(times) == 65 * 30
+    assert sorted(round(t * 30) for t in times) == list(range(65 * 30))
+
+    # The same script again: nothing is rendered again.
+    again = await _submit(client, user, "\n\n".join(SCENES))
+    job = await wait_job(client, user, again, ("completed", "failed"), timeout_s=400)
+    assert job["status"] == "completed", job["error"]
+    messages = await _logs(client, user, again)
+    # (Once every segment is found stored the job moves on: later segment
+    # messages are dropped without a log line.)
+    assert [m for m in messages if m.endswith(" reused")], messages
+    assert not [m for m in messages if " rendered on " in m]
+
+    # One scene edited: only its segment renders.
+    edited = [*SCENES]
+    edited[1] = "[duration: 5s]\nAn edited second scene."
+    third = await _submit(client, user, "\n\n".join(edited))
+    job = await wait_job(client, user, third, ("completed", "failed"), timeout_s=400)
+    assert job["status"] == "completed", job["error"]
+    messages = await _logs(client, user, third)
+    assert len([m for m in messages if " rendered on " in m]) == 1, messages
+
+
+async def test_a_failing_segment_fails_the_job_naming_its_scenes(
+    client, make_user, start_worker, db
+):
+    user = await make_user()
+    start_worker(["parse", "storyboard", "thumbnails", "render", "media"])
+    form = aiohttp.FormData()
+    form.add_field("file", _png(), filename="photo.png", content_type="image/png")
+    photo = await client.post("/upload", data=form, headers=user.headers)
+    assert photo.status in (200, 201), await photo.text()
+    photo_id = (await photo.json())["content_id"]
+    scenes = [*SCENES]
+    scenes[7] = f"[background: asset:{photo_id}]\n[duration: 5s]\nScene with a photo."
+    # The photo's stored bytes are damaged after submission: that segment
+    # cannot render (a permanent failure), the others can.
+    async with db.acquire() as conn:
+        key = await conn.fetchval(
+            "SELECT b.storage_key FROM files f JOIN blobs b ON b.sha256 = f.blob_sha256"
+            " WHERE f.id = $1",
+            photo_id,
+        )
+    from api.keys import STORAGE
+
+    await client.app[STORAGE].put_bytes(key, b"not an image any more")
+    job_id = await _submit(client, user, "\n\n".join(scenes))
+    job = await wait_job(client, user, job_id, ("completed", "failed"), timeout_s=400)
+    assert job["status"] == "failed"
+    assert re.search(r"segment \d \(scenes? [\d-]*8", job["error"]), job["error"]
+    assert "cannot be read" in job["error"]
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), "#557799").save(out, format="PNG")
+    return out.getvalue()
