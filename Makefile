@@ -23,9 +23,10 @@ $(BIN)/python:
 # servers of `t2m dev` and the bare-machine tests); T2M itself goes on top
 # without resolving anything.  `pip check` fails the install when setup.cfg
 # names something the lock lacks: run `make lock`.
-$(INSTALLED): setup.cfg pyproject.toml requirements.lock system-packages.txt | $(BIN)/python
+$(INSTALLED): setup.cfg pyproject.toml requirements.lock system-packages.txt package.json | $(BIN)/python
 	./scripts/install-system-packages.sh system-packages.txt
 	./scripts/install-torch-cpu.sh $(BIN)/pip
+	./scripts/install-console-deps.sh
 	$(BIN)/pip install -q --require-hashes -r requirements.lock
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/pip check || { echo "requirements.lock does not match setup.cfg: run make lock" >&2; exit 1; }

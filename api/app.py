@@ -42,6 +42,7 @@ from api.routes import (
     events,
     feedback,
     files,
+    hls,
     jobs,
     legacy,
     monitoring,
@@ -166,6 +167,7 @@ def create_app(settings: Settings) -> web.Application:
     for table in (
         auth.routes,
         files.routes,
+        hls.routes,
         jobs.routes,
         videos.routes,
         voices.routes,

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from api.authn import Principal
 from api.cache import after_write
+from api.hls_delivery import delete_tree
 from api.keys import DB_POOL, ENQUEUER, SCORER_CACHE, SETTINGS, STORAGE
 from api.quotas import UploadQuota
 from api.uploads import FormLimits, ReceivedFile, discard, receive_form, store_upload
@@ -173,6 +174,9 @@ async def delete_file(request: web.Request, principal: Principal, file_id: str) 
     row = await get_visible_file(request, principal, file_id)
     async with request.config_dict[DB_POOL].acquire() as conn, conn.transaction():
         await file_rows.soft_delete_file(conn, row["id"])
+    # Signed HLS segments are verified by their HMAC alone: removing the tree
+    # is what stops them (playlists already stop with the row).
+    await delete_tree(request.config_dict[STORAGE], row["id"])
     await after_write(request, row["owner_id"])
 
 
@@ -196,6 +200,8 @@ async def cleanup_files(
                 for match in matches:
                     await file_rows.soft_delete_file(conn, match["id"])
     if matches and not dry_run:
+        for match in matches:
+            await delete_tree(request.config_dict[STORAGE], match["id"])
         await after_write(request, principal.user_id)
     return {
         "dry_run": dry_run,

@@ -13,6 +13,7 @@ from aiohttp import web
 from api import webhook_service
 from api.authn import Principal
 from api.cache import after_write
+from api.hls_delivery import delete_tree
 from api.keys import DB_POOL, ENQUEUER, REDIS, SCORER_CACHE, SETTINGS, STORAGE
 from api.quotas import check_job_quota
 from api.script_scenes import check_narration, scenes_to_script
@@ -256,6 +257,8 @@ async def delete_visible_job(request: web.Request, principal: Principal, job_id:
     await webhook_service.send_deliveries(request, deliveries)
     if cancelled:
         await _publish_cancelled(request, {**dict(row), "status": JobStatus.CANCELLED})
+    if row["output_file_id"]:  # its video's signed HLS segments stop with it
+        await delete_tree(storage, row["output_file_id"])
     for prefix in (f"videos/{row['id']}/", f"storyboards/{row['id']}", f"scripts/{row['id']}"):
         async for info in storage.list(prefix):
             if info.key not in keep:

@@ -187,12 +187,14 @@ async def serve_object(
     active = active or is_active_content(content_type)
     if active:
         content_disposition = as_attachment(content_disposition)
+    extra = extra_headers or {}
     headers = {
-        **(extra_headers or {}),
+        **extra,
         "ETag": etag,
         "Last-Modified": format_datetime(last_modified.astimezone(UTC), usegmt=True),
         "Accept-Ranges": "bytes",
-        "Cache-Control": "private, max-age=0, must-revalidate",
+        # Immutable objects (HLS segments) say so; everything else revalidates.
+        "Cache-Control": extra.get("Cache-Control", "private, max-age=0, must-revalidate"),
         "X-Content-Type-Options": "nosniff",
     }
     if active:

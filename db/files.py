@@ -285,6 +285,17 @@ async def referenced_keys(conn: asyncpg.Connection, prefix: str) -> set[str]:
     return {r["storage_key"] for r in rows}
 
 
+async def set_renditions(
+    conn: asyncpg.Connection, file_id: str, renditions: dict[str, Any]
+) -> None:
+    """Record an upload's encoded renditions (merged over what is there)."""
+    await conn.execute(
+        "UPDATE files SET renditions = renditions || $2::jsonb WHERE id = $1",
+        file_id,
+        renditions,
+    )
+
+
 async def live_file_ids(conn: asyncpg.Connection, owner_id: str) -> list[str]:
     rows = await conn.fetch(
         "SELECT id FROM files WHERE owner_id = $1 AND deleted_at IS NULL", owner_id

@@ -26,6 +26,7 @@ RENDER_VIDEO = ActorRef("render_video", "render")
 RENDER_SEGMENT = ActorRef("render_segment", "render")
 ASSEMBLE_VIDEO = ActorRef("assemble_video", "render")
 MAKE_THUMBNAILS = ActorRef("make_video_thumbnails", "thumbnails")
+PACKAGE_HLS = ActorRef("package_hls", "package")
 PROCESS_UPLOAD = ActorRef("process_upload", "media")
 EMBED_TEXT = ActorRef("embed_file_text", "media")
 DELIVER_WEBHOOK = ActorRef("deliver_webhook", "webhooks")
@@ -42,6 +43,7 @@ ALL_ACTORS: tuple[ActorRef, ...] = (
     RENDER_SEGMENT,
     ASSEMBLE_VIDEO,
     MAKE_THUMBNAILS,
+    PACKAGE_HLS,
     PROCESS_UPLOAD,
     EMBED_TEXT,
     DELIVER_WEBHOOK,

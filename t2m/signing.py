@@ -36,12 +36,16 @@ FORMAT_VERSION = 1
 
 
 class LinkKind(StrEnum):
-    """What a link gives access to; the HLS kind joins with streaming."""
+    """What a link gives access to."""
 
     ORIGINAL = "original"
     THUMBNAIL = "thumbnail"
     RENDITION = "rendition"
     CAPTIONS = "captions"  # a generated video's caption file (vtt or srt)
+    # A video's HLS tree: its playlists, segments, captions and seek previews.
+    # One signature covers the whole tree of one file (the path is not signed):
+    # playlists are rewritten with it, so a player carries it to every request.
+    HLS = "hls"
 
 
 # Patterns are matched whole (fullmatch) and are ASCII only: ``\d`` would
@@ -58,6 +62,7 @@ KIND_PARAMETERS: dict[LinkKind, dict[str, re.Pattern[str]]] = {
     LinkKind.THUMBNAIL: {"size": re.compile(r"small|medium|large", _ASCII)},
     LinkKind.RENDITION: {"quality": re.compile(r"auto|original|[0-9]{3,4}p", _ASCII)},
     LinkKind.CAPTIONS: {"format": re.compile(r"vtt|srt", _ASCII)},
+    LinkKind.HLS: {},
 }
 # Present in every link, next to the kind's own parameters.
 ENVELOPE_PARAMETERS = ("user_id", "expires", "kind", "signature")

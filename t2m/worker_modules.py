@@ -17,6 +17,7 @@ QUEUE_MODULES: dict[str, tuple[str, ...]] = {
     "storyboard": ("pipeline.workers.video",),
     "render": ("pipeline.workers.video", "pipeline.workers.segments"),
     "thumbnails": ("pipeline.workers.video",),
+    "package": ("pipeline.workers.package",),
     "media": ("pipeline.workers.media",),
     "rl_update": ("pipeline.workers.recommender",),
     "webhooks": ("pipeline.workers.webhooks",),

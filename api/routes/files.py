@@ -215,6 +215,10 @@ async def secure(request: web.Request) -> web.StreamResponse:
             )
         case signing.LinkKind.CAPTIONS:
             return await send_captions(request, row, grant.params["format"])
+        case signing.LinkKind.HLS:
+            raise signing.SignatureInvalid(
+                "An hls link opens /api/v1/files/secure/{file_id}/hls/master.m3u8"
+            )
 
 
 @routes.get("/files/{file_id}")
@@ -388,6 +392,8 @@ def link_grant(data: dict[str, Any]) -> tuple[signing.LinkKind, dict[str, str]]:
         kind = signing.LinkKind.THUMBNAIL
     elif "quality" in data:
         kind = signing.LinkKind.RENDITION
+    elif data.get("format") == "hls":
+        kind = signing.LinkKind.HLS
     elif "format" in data:
         kind = signing.LinkKind.CAPTIONS
     else:
@@ -401,6 +407,14 @@ def link_grant(data: dict[str, Any]) -> tuple[signing.LinkKind, dict[str, str]]:
             return kind, {"inline": "true" if data["inline"] else "false"}
         case signing.LinkKind.CAPTIONS:
             return kind, {"format": data.get("format", "vtt")}
+        case signing.LinkKind.HLS:
+            return kind, {}
+
+
+def _signed_path(kind: signing.LinkKind, file_id: str) -> str:
+    if kind is signing.LinkKind.HLS:  # the master playlist; it leads to the rest
+        return f"/api/v1/files/secure/{file_id}/hls/master.m3u8"
+    return f"/api/v1/files/secure/{file_id}"
 
 
 @routes.post("/files/{file_id}/signed-url")
@@ -427,7 +441,7 @@ async def signed_url(request: web.Request) -> web.Response:
     )
     return ok(
         {
-            "url": f"{settings.public_base_url}/api/v1/files/secure/{row['id']}?{query}",
+            "url": f"{settings.public_base_url}{_signed_path(kind, row['id'])}?{query}",
             "expires_at": datetime.fromtimestamp(expires, UTC),
             "expires_in": data["expires_in"],
             "kind": kind.value,

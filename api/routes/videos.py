@@ -87,7 +87,7 @@ async def generate(request: web.Request) -> web.Response:
     return ok(view, "Existing job for this Idempotency-Key")
 
 
-async def _finished_video(request: web.Request, principal: Principal) -> asyncpg.Record:
+async def finished_video(request: web.Request, principal: Principal) -> asyncpg.Record:
     job = await job_service.get_visible_job(request, principal, request.match_info["job_id"])
     if job["status"] != JobStatus.COMPLETED:
         raise Conflict("The video is not ready", f"Job {job['id']} is {job['status']}")
@@ -127,7 +127,7 @@ async def status(request: web.Request) -> web.Response:
 @request_schema(DownloadQuerySchema, location="querystring")
 async def download(request: web.Request) -> web.StreamResponse:
     principal = await require_user(request)
-    row = await _finished_video(request, principal)
+    row = await finished_video(request, principal)
     return await send_original(
         request, row, inline=request["data"]["inline"], user_id=principal.user_id
     )
@@ -150,7 +150,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 @request_schema(StreamQuerySchema, location="querystring")
 async def stream(request: web.Request) -> web.StreamResponse:
     principal = await require_user(request)
-    row = await _finished_video(request, principal)
+    row = await finished_video(request, principal)
     return await send_stream(
         request, row, quality=request["data"]["quality"], user_id=principal.user_id
     )
@@ -165,7 +165,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
 )
 async def captions_vtt(request: web.Request) -> web.StreamResponse:
     principal = await require_user(request)
-    return await send_captions(request, await _finished_video(request, principal), "vtt")
+    return await send_captions(request, await finished_video(request, principal), "vtt")
 
 
 @routes.get("/videos/{job_id}/captions.srt")
@@ -177,7 +177,7 @@ async def captions_vtt(request: web.Request) -> web.StreamResponse:
 )
 async def captions_srt(request: web.Request) -> web.StreamResponse:
     principal = await require_user(request)
-    return await send_captions(request, await _finished_video(request, principal), "srt")
+    return await send_captions(request, await finished_video(request, principal), "srt")
 
 
 @routes.get("/videos/{job_id}/thumbnail")
@@ -196,7 +196,7 @@ async def captions_srt(request: web.Request) -> web.StreamResponse:
 @request_schema(ThumbnailQuerySchema, location="querystring")
 async def thumbnail(request: web.Request) -> web.StreamResponse:
     principal = await require_user(request)
-    row = await _finished_video(request, principal)
+    row = await finished_video(request, principal)
     return await send_thumbnail(request, row, request["data"]["size"])
 
 
@@ -210,7 +210,7 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
 async def metadata(request: web.Request) -> web.Response:
     principal = await require_user(request)
     job = await job_service.get_visible_job(request, principal, request.match_info["job_id"])
-    row = await _finished_video(request, principal)
+    row = await finished_video(request, principal)
     return ok(video_metadata(job, row))
 
 

@@ -57,8 +57,12 @@ class SignedUrlRequestSchema(Schema):
     )
     size = fields.Str(validate=validate.OneOf(("small", "medium", "large")))
     format = fields.Str(
-        validate=validate.OneOf(("vtt", "srt")),
-        metadata={"description": "Captions links only: vtt (default) or srt"},
+        validate=validate.OneOf(("vtt", "srt", "hls")),
+        metadata={
+            "description": "Captions links: vtt (default) or srt. hls: a link to the video's"
+            " HLS master playlist (kind hls), whose playlists carry the signature to every"
+            " variant, segment, caption track and seek preview"
+        },
     )
     quality = fields.Str(
         validate=[
@@ -80,7 +84,10 @@ class SignedUrlRequestSchema(Schema):
             raise ValidationError(f"quality is for rendition links, not {kind} links", "quality")
         if "format" in data and ("size" in data or "quality" in data):
             raise ValidationError("format is for captions links only", "format")
-        if "format" in data and kind not in (None, LinkKind.CAPTIONS):
+        if data.get("format") == "hls":
+            if kind not in (None, LinkKind.HLS):
+                raise ValidationError(f"format hls makes an hls link, not a {kind} link", "format")
+        elif "format" in data and kind not in (None, LinkKind.CAPTIONS):
             raise ValidationError(f"format is for captions links, not {kind} links", "format")
 
 

@@ -12,24 +12,29 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dramatiq
 
 from db import files as file_rows
+from db import quotas as quota_rows
 from db import webhooks as webhook_rows
 from pipeline.stages.probe import MediaLimits
+from pipeline.stages.upload_ladder import encode_ladder
 from pipeline.stages.upload_processing import process_local_upload
 from pipeline.workers import runtime  # the broker before any actor
 from pipeline.workers.notify import public_base_url, send_deliveries
 from pipeline.workers.resources import db_pool, invalidate_cache, storage
 from recommender.embeddings import EMBEDDING_KEY, TextEmbedder, content_text
-from t2m.queues import EMBED_TEXT, PROCESS_UPLOAD
+from t2m.enqueue import Enqueuer
+from t2m.queues import EMBED_TEXT, PACKAGE_HLS, PROCESS_UPLOAD
 from t2m.scratch import attempt_dir
 
 log = logging.getLogger(__name__)
 
 _embedder = TextEmbedder()
+_enqueuer: Enqueuer | None = None
 
 
 def warm_embedder() -> None:
@@ -104,6 +109,13 @@ async def process_upload(file_id: str) -> None:
             key = f"thumbnails/{file_id}/{size}{path.suffix}"
             await store.put_file(key, path, content_type="image/jpeg")
             thumbnail_keys[size] = key
+        renditions: dict[str, dict[str, Any]] = {}
+        if (
+            row["file_type"] == "video"
+            and result.status == "completed"
+            and await _room_for_ladder(pool, row)
+        ):
+            renditions = await _ladder(file_id, local, result.metadata, scratch / "ladder")
     async with pool.acquire() as conn, conn.transaction():
         await file_rows.finish_processing(
             conn,
@@ -113,13 +125,61 @@ async def process_upload(file_id: str) -> None:
             thumbnails=thumbnail_keys,
             error=result.error,
         )
+        if renditions:
+            await file_rows.set_renditions(conn, file_id, renditions)
         # file.processed / file.failed, once per file however often this runs.
         deliveries = await webhook_rows.emit_file_event(
             conn, file_id, public_base_url=public_base_url()
         )
     await invalidate_cache(row["owner_id"])  # metadata, thumbnails, final status
     await send_deliveries(deliveries)
+    if row["file_type"] == "video" and result.status == "completed":
+        global _enqueuer
+        if _enqueuer is None:
+            _enqueuer = Enqueuer(runtime.broker)
+        _enqueuer.send_now(PACKAGE_HLS, file_id)
     log.info("processed upload %s: %s", file_id, result.status)
+
+
+async def _room_for_ladder(pool: Any, row: Mapping[str, Any]) -> bool:
+    """The rungs below an upload take at most about its own size: they are made
+    only while the owner's stored-bytes quota has that much room left."""
+    async with pool.acquire() as conn:
+        limits = await quota_rows.limits_for(conn, row["owner_id"], runtime.settings)
+        used, _files = await quota_rows.stored_usage(conn, row["owner_id"])
+    return bool(used + int(row["size"]) <= limits.stored_bytes)
+
+
+async def _ladder(
+    file_id: str, local: Path, metadata: Mapping[str, Any], work: Path
+) -> dict[str, dict[str, Any]]:
+    """Encode and store the renditions below the upload's own height."""
+    width, height = int(metadata.get("width") or 0), int(metadata.get("height") or 0)
+    if not width or not height:
+        return {}
+    settings = runtime.settings
+    made = await asyncio.to_thread(
+        encode_ladder,
+        local,
+        work,
+        width=width,
+        height=height,
+        duration_s=float(metadata.get("duration") or 0),
+        timeout_s=settings.ffmpeg_timeout_s or None,
+        memory_limit_bytes=settings.ffmpeg_memory_limit_mb * 1024 * 1024 or None,
+    )
+    renditions: dict[str, dict[str, Any]] = {}
+    for quality, (path, rung_width, rung_height) in made.items():
+        key = f"videos/{file_id}/{quality}.mp4"
+        put = await storage().put_file(key, path, content_type="video/mp4")
+        renditions[quality] = {
+            "key": key,
+            "size": put.size,
+            "sha256": put.sha256_hex,
+            "width": rung_width,
+            "height": rung_height,
+        }
+    return renditions
 
 
 @dramatiq.actor(

@@ -1,4 +1,4 @@
-"""The video pipeline actors: parse → (narrate) → storyboard → render → thumbnails (+ finalize).
+"""The video pipeline actors: parse → (narrate) → storyboard → render → thumbnails → package.
 
 Each actor is idempotent: it reads the job row, does its stage into
 deterministic storage keys, and enqueues the next stage by name.
@@ -40,6 +40,7 @@ from t2m.queues import (
     EMBED_TEXT,
     MAKE_THUMBNAILS,
     NARRATE_SCRIPT,
+    PACKAGE_HLS,
     PARSE_SCRIPT,
     RENDER_VIDEO,
 )
@@ -350,3 +351,6 @@ async def _thumbnails_and_finalize(run: StageRun, work: Path) -> None:
     # the media worker embeds the script text for the tag recommender (it holds the
     # sentence model; the render and thumbnail workers never load torch)
     await asyncio.to_thread(_next, EMBED_TEXT, file_id)
+    # HLS and seek previews follow on their own queue: the video is already
+    # playable (progressive MP4), so the job does not wait for them.
+    await asyncio.to_thread(_next, PACKAGE_HLS, file_id)

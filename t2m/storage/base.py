@@ -26,6 +26,7 @@ SEGMENTS: tuple[str, ...] = (
     "storyboards",
     "segments",  # rendered video segments, content-addressed (render; read by assemble)
     "videos",
+    "hls",  # packaged HLS trees and seek previews, one prefix per file (package stage)
     "thumbnails",
     "logs",
     "archive",

@@ -176,6 +176,13 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     # A and the admin too; the code says why).
     ("GET", "/api/v1/files/{file_id}/thumbnail"): owned(404),
     ("GET", "/api/v1/files/{file_id}/analytics"): owned(200),
+    # HLS and seek previews: A's file is a picture, so it has neither (404 for
+    # those who may see it).  The signed tree reads no token: a valid hls
+    # signature of A's reaches the path check (404); see test_signed_url_cases.
+    ("GET", "/api/v1/files/{file_id}/hls/{path}"): owned(404),
+    ("GET", "/api/v1/files/{file_id}/storyboard.vtt"): owned(404),
+    ("GET", "/api/v1/files/{file_id}/storyboard.jpg"): owned(404),
+    ("GET", "/api/v1/files/secure/{file_id}/hls/{path}"): public(404),
     ("DELETE", "/api/v1/files/{file_id}"): owned(200),
     ("POST", "/api/v1/files/{file_id}/signed-url"): owned(200, body=lambda w: {}),
     ("GET", "/api/v1/files/{file_id}/recommended-tags"): owned(200),
@@ -207,6 +214,7 @@ EXPECTATIONS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/videos/{job_id}/captions.vtt"): owned(409),
     ("GET", "/api/v1/videos/{job_id}/captions.srt"): owned(409),
     ("GET", "/api/v1/videos/{job_id}/metadata"): owned(409),
+    ("GET", "/api/v1/videos/{job_id}/hls/{path}"): owned(409),
     # voices: any signed-in user (a sample of an unknown voice is 404 before
     # any wait for a narrate worker)
     ("GET", "/api/v1/voices"): signed_in(200),
@@ -343,6 +351,7 @@ class World:
     a_webhook: str = ""
     a_delivery: str = ""
     a_signed_query: str = ""
+    a_hls_query: str = ""
     a_ids: set[str] = field(default_factory=set)
     spare_refresh: list[str] = field(default_factory=list)
 
@@ -460,6 +469,10 @@ async def build_world(client: TestClient, settings: Settings) -> World:
     world.a_ids.add(world.a_delivery)
     signed = await world.as_a("POST", f"/api/v1/files/{world.a_file}/signed-url", json={})
     world.a_signed_query = signed["data"]["url"].split("?", 1)[1]
+    signed = await world.as_a(
+        "POST", f"/api/v1/files/{world.a_file}/signed-url", json={"format": "hls"}
+    )
+    world.a_hls_query = signed["data"]["url"].split("?", 1)[1]
     return world
 
 
@@ -536,6 +549,8 @@ async def call(world: World, method: str, path: str, principal: str) -> tuple[in
         world.spare_refresh.append((await world.login(world.users[A].username))["refresh_token"])
     if path == "/api/v1/files/secure/{file_id}":
         target += "?" + world.a_signed_query
+    if path == "/api/v1/files/secure/{file_id}/hls/{path}":
+        target += "?" + world.a_hls_query
     if path == "/api/docs/static":
         target += "/swagger-ui.css"
     kwargs: dict[str, Any] = {"headers": headers, "allow_redirects": False}

@@ -233,6 +233,17 @@ ORIGINAL_TAMPERING: dict[str, Tamper] = {
 }
 
 
+# What an hls link (no parameters of its own) must resist, beyond the common cases.
+HLS_TAMPERING: dict[str, Tamper] = {
+    "add-size": lambda q: [*q, "size=small"],
+    "add-format": lambda q: [*q, "format=vtt"],
+    "add-path": lambda q: [*q, "path=720p"],
+    "kind-to-original": lambda q: _replace(q, "kind", "original"),
+    "kind-to-captions-vtt": lambda q: [*_replace(q, "kind", "captions"), "format=vtt"],
+    "kind-to-thumbnail-small": lambda q: [*_replace(q, "kind", "thumbnail"), "size=small"],
+}
+
+
 async def _issue(client: Any, user: Any, file_id: str, **body: Any) -> tuple[str, Pairs]:
     response = await client.post(
         f"/api/v1/files/{file_id}/signed-url", headers=user.headers, json=body
@@ -286,6 +297,26 @@ async def test_tampering_corpus(client, make_user, body, corpus, kind):
         assert code != "SIGNATURE_INVALID"
 
 
+@pytest.mark.parametrize("target", ["master.m3u8", "720p/index.m3u8", "720p/seg_00000.m4s"])
+async def test_hls_tampering_corpus(client, make_user, target):
+    """Playlists (checked against the database too) and segments (HMAC alone)
+    refuse the same corpus."""
+    user = await make_user()
+    file_id = (await upload(client, user, png_bytes()))["id"]
+    path, pairs = await _issue(client, user, file_id, format="hls")
+    assert "kind=hls" in pairs and path.endswith("/hls/master.m3u8")
+    path = path.replace("master.m3u8", target)
+    # (kind-to-hls changes nothing on an hls link)
+    common = {name: t for name, t in COMMON_TAMPERING.items() if name != "kind-to-hls"}
+    assert await _all_refused(client, path, pairs, {**common, **HLS_TAMPERING}) == []
+    # Untouched, in any order: past the signature (a picture has no tree: 404).
+    for order in (pairs, pairs[::-1], sorted(pairs)):
+        assert await _status(client, path, order) == (404, "RESOURCE_NOT_FOUND")
+    # Another kind's valid link does not open the tree.
+    _, thumbnail = await _issue(client, user, file_id, size="small")
+    assert await _status(client, path, thumbnail) == (403, "SIGNATURE_INVALID")
+
+
 async def test_the_path_file_id_is_checked_exactly(client, make_user):
     user = await make_user()
     file_id = (await upload(client, user, png_bytes()))["id"]
@@ -323,7 +354,10 @@ async def test_each_kind_serves_only_what_it_names(client, make_user):
         {"kind": "original", "size": "small"},
         {"kind": "thumbnail", "quality": "480p"},
         {"kind": "rendition", "size": "small"},
-        {"kind": "hls"},
+        {"kind": "hls", "size": "small"},
+        {"kind": "hls", "format": "vtt"},
+        {"kind": "captions", "format": "hls"},
+        {"format": "hls", "quality": "480p"},
         {"kind": "ORIGINAL"},
         {"quality": "480p\n"},
         {"quality": "٤٨٠p"},
@@ -350,10 +384,11 @@ def test_the_signed_statement_is_unambiguous():
             (signing.LinkKind.ORIGINAL, {"inline": "true"}),
             (signing.LinkKind.THUMBNAIL, {"size": "small"}),
             (signing.LinkKind.RENDITION, {"quality": "original"}),
+            (signing.LinkKind.HLS, {}),
         ]
     }
     signatures = {parse_qs(q)["signature"][0] for q in issued}
-    assert len(signatures) == 4
+    assert len(signatures) == 5
     with pytest.raises(ValueError, match="cannot sign"):
         signing.signed_query(
             secret, file_id, user, signing.LinkKind.ORIGINAL, {"inline": "false\nsize=small"}, 60

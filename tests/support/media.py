@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from PIL import Image
 
@@ -26,3 +27,52 @@ def jpeg_bytes(width: int = 320, height: int = 200) -> bytes:
 
 
 ELF_BYTES = b"\x7fELF\x02\x01\x01" + b"\x00" * 200
+
+
+def h264_mp4(
+    path: Path, *, height: int, seconds: float = 9.0, gop_s: int = 2, kbps: int | None = None
+) -> Path:
+    """A test-pattern H.264/AAC MP4 with a fixed GOP (like the renders' renditions);
+    ``kbps`` caps the video bitrate (else the encoder's fast default, much higher)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    width = height * 16 // 9 // 2 * 2
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={width}x{height}:rate=25:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            str(25 * gop_s),
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            "-movflags",
+            "+faststart",
+            *(
+                ["-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{2 * kbps}k"]
+                if kbps
+                else []
+            ),
+            str(path),
+        ],
+        check=True,
+    )
+    return path

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import av
+import m3u8
 
 from t2m import queues
 from t2m.scratch import scratch_root
@@ -14,7 +15,8 @@ from t2m.settings import Settings
 from tests.samples import SCRIPTS
 from tests.support import polling
 
-VIDEO_QUEUES = list(queues.VIDEO_QUEUES)
+# The job's stages, and the package worker that follows a finished video.
+VIDEO_QUEUES = [*queues.VIDEO_QUEUES, "package"]
 
 
 async def wait_job(
@@ -136,6 +138,21 @@ async def test_sample_script_becomes_a_video(client, make_user, start_worker):
     assert messages[-1] == "Video ready"
     response = await client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)
     assert response.status == 409
+
+    # After the job: the package worker's HLS tree, re-using the 480p encode.
+    master = None
+    for _ in range(300):
+        response = await client.get(
+            f"/api/v1/videos/{job_id}/hls/master.m3u8", headers=user.headers
+        )
+        if response.status == 200:
+            master = m3u8.loads(await response.text())
+            break
+        await asyncio.sleep(0.2)
+    assert master is not None, "no HLS master playlist"
+    assert [p.uri for p in master.playlists] == ["480p/index.m3u8"]
+    assert master.playlists[0].stream_info.resolution == (854, 480)
+    assert master.playlists[0].stream_info.frame_rate == 30.0
 
 
 async def test_cancel_stops_a_running_render(client, make_user, start_worker, settings):

@@ -1,5 +1,7 @@
-// One item: a streaming player (Range seeking, rendition choice) or image,
-// like/share/view feedback, and the recommended tags.
+// One item: a streaming player (adaptive HLS through hls.js when the video
+// is packaged, else progressive MP4 with Range seeking; rendition choice,
+// captions, seek previews) or image, like/share/view feedback, and the
+// recommended tags.
 
 import { V1, ApiError, get, post, sendFeedback, signedUrl } from "./api.js";
 import { $, formatBytes, formatDate, formatSeconds, h, sameOrigin, say } from "./dom.js";
@@ -12,6 +14,8 @@ const SHARE_SECONDS = 7 * 24 * 3600;
 // seconds only: seeking does not add to it.
 let item = null;
 let player = null;
+let hls = null;
+let previews = null;
 let watchedS = 0;
 let lastTime = 0;
 let viewSent = false;
@@ -71,12 +75,132 @@ async function mountVideo(box) {
       .then((url) => { video.poster = sameOrigin(url); })
       .catch(() => {});
   }
-  const select = $("#item-quality");
-  const choices = ["auto", ...item.renditions.filter((r) => r !== "auto")];
-  select.replaceChildren(...choices.map((q) => h("option", { value: q }, q === "auto" ? "Automatic" : q)));
-  $("#item-quality-field").hidden = choices.length < 2;
-  await setSource(video, "auto");
+  const master = await packagedMaster();
+  if (!(master && (await attachHls(video, master)))) {
+    const select = $("#item-quality");
+    const choices = ["auto", ...item.renditions.filter((r) => r !== "auto")];
+    select.replaceChildren(...choices.map((q) => h("option", { value: q }, q === "auto" ? "Automatic" : q)));
+    $("#item-quality-field").hidden = choices.length < 2;
+    video.dataset.engine = "mp4";
+    await setSource(video, "auto");
+  }
   await mountCaptions(video);
+  if (master) mountPreviews(video, master).catch(() => {});
+}
+
+// The signed master playlist when the video has been packaged (the package
+// worker runs after the render or the upload's processing), else null.
+async function packagedMaster() {
+  try {
+    const url = sameOrigin(await signedUrl(item.id, { format: "hls" }));
+    const probe = await fetch(url);
+    return probe.ok ? url : null;
+  } catch {
+    return null;
+  }
+}
+
+// hls.js ships with the console (installed from the npm registry into
+// js/vendor/); without it, or without Media Source Extensions, the browser's
+// own HLS (Safari) or the MP4 fallback plays.
+async function loadHls() {
+  try {
+    return (await import("./vendor/hls.js")).default;
+  } catch {
+    return null;
+  }
+}
+
+async function attachHls(video, master) {
+  const Hls = await loadHls();
+  if (Hls && Hls.isSupported()) {
+    // No worker (the page's CSP admits no blob: workers); captions stay the
+    // sidecar <track>, which every engine shows the same way.
+    hls = new Hls({ enableWorker: false, enableWebVTT: false });
+    const select = $("#item-quality");
+    hls.on(Hls.Events.MANIFEST_PARSED, (_event, data) => {
+      const options = data.levels.map((level, index) =>
+        h("option", { value: String(index) }, level.height ? `${level.height}p` : `Level ${index + 1}`));
+      select.replaceChildren(h("option", { value: "auto" }, "Automatic"), ...options);
+      select.value = "auto";
+      $("#item-quality-field").hidden = false;
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
+      video.dataset.level = String(data.level);
+    });
+    hls.loadSource(master);
+    hls.attachMedia(video);
+    video.dataset.engine = "hls.js";
+    return true;
+  }
+  if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.src = master;
+    video.dataset.engine = "native-hls";
+    return true;
+  }
+  return false;
+}
+
+// A rendition chosen in the menu applies from the next segment (no flush of
+// what is buffered, so playback does not stall); "auto" hands back to the
+// bandwidth estimate.
+function chooseLevel(value) {
+  if (value === "auto") hls.currentLevel = -1;
+  else hls.nextLevel = Number(value);
+}
+
+// Seek previews: the storyboard's WebVTT thumbnails track (cues of
+// storyboard.jpg#xywh=…) shown over the control bar where the pointer is.
+async function mountPreviews(video, master) {
+  const base = new URL(master, window.location.origin);
+  const track = new URL(base.pathname.replace(/master\.m3u8$/, "storyboard.vtt") + base.search, base);
+  const response = await fetch(track);
+  if (!response.ok || player !== video) return;
+  const cues = parseThumbnails(await response.text(), track);
+  if (!cues.length) return;
+  const sprite = h("img", { id: "item-storyboard", alt: "", hidden: true, src: cues[0].src });
+  const tile = h("div", { id: "item-preview", class: "seek-preview", hidden: true, "aria-hidden": "true" });
+  video.parentElement.append(sprite, tile);
+  previews = { cues, tile };
+  video.addEventListener("mousemove", (event) => showPreview(video, event));
+  video.addEventListener("mouseleave", () => { tile.hidden = true; });
+}
+
+function parseThumbnails(text, base) {
+  const cues = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length - 1; i += 1) {
+    const times = lines[i].split(" --> ");
+    const match = /^(.*)#xywh=(\d+),(\d+),(\d+),(\d+)$/.exec(lines[i + 1]);
+    if (times.length !== 2 || !match) continue;
+    const [x, y, w, hgt] = match.slice(2).map(Number);
+    cues.push({ start: seconds(times[0]), end: seconds(times[1]), src: new URL(match[1], base).href, x, y, w, h: hgt });
+  }
+  return cues;
+}
+
+function seconds(stamp) {
+  const [hours, minutes, rest] = stamp.trim().split(":");
+  return Number(hours) * 3600 + Number(minutes) * 60 + Number(rest);
+}
+
+function showPreview(video, event) {
+  const box = video.getBoundingClientRect();
+  // Only over the bottom strip, where the seek bar of the controls is.
+  if (!previews || !video.duration || event.clientY < box.bottom - 48) {
+    if (previews) previews.tile.hidden = true;
+    return;
+  }
+  const at = ((event.clientX - box.left) / box.width) * video.duration;
+  const cue = previews.cues.find((c) => at >= c.start && at < c.end) || previews.cues[previews.cues.length - 1];
+  const tile = previews.tile;
+  tile.style.width = `${cue.w}px`;
+  tile.style.height = `${cue.h}px`;
+  tile.style.backgroundImage = `url("${cue.src}")`;
+  tile.style.backgroundPosition = `-${cue.x}px -${cue.y}px`;
+  tile.style.left = `${Math.max(0, Math.min(box.width - cue.w, event.clientX - box.left - cue.w / 2))}px`;
+  tile.dataset.time = String(Math.round(at));
+  tile.hidden = false;
 }
 
 // Sidecar captions as a <track>: generated videos have them when narrated
@@ -221,6 +345,11 @@ async function enter({ args }) {
 function leave() {
   generation += 1;
   reportView();
+  if (hls) {
+    hls.destroy();
+    hls = null;
+  }
+  previews = null;
   if (player) {
     player.pause();
     player.removeAttribute("src");
@@ -237,7 +366,8 @@ export function init() {
     if (player) showCaptions(player, event.target.checked);
   });
   $("#item-quality").addEventListener("change", (event) => {
-    if (player && item) setSource(player, event.target.value).catch(() => {});
+    if (hls) chooseLevel(event.target.value);
+    else if (player && item) setSource(player, event.target.value).catch(() => {});
   });
   // Closing the tab counts as leaving: keepalive lets the request outlive the page.
   window.addEventListener("pagehide", () => reportView({ keepalive: true }));

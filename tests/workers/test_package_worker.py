@@ -1,0 +1,73 @@
+"""An uploaded video goes through real media and package workers: renditions
+below its own height, then an HLS tree and seek previews served by the API."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import m3u8
+
+from tests.api.files_helpers import upload
+from tests.support.media import h264_mp4
+
+
+async def _wait_for(client, user, path: str, timeout_s: float = 120) -> str:
+    for _ in range(int(timeout_s * 5)):
+        response = await client.get(path, headers=user.headers)
+        if response.status == 200:
+            return await response.text()
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{path} never appeared")
+
+
+async def test_an_uploaded_video_is_packaged(client, make_user, start_worker, tmp_path: Path):
+    user = await make_user()
+    start_worker(["media", "package"])
+    video = h264_mp4(tmp_path / "clip.mp4", height=720, seconds=5)
+    file_id = (await upload(client, user, video.read_bytes(), "clip.mp4"))["id"]
+    base = f"/api/v1/files/{file_id}/hls"
+    master = m3u8.loads(await _wait_for(client, user, f"{base}/master.m3u8"))
+    # The upload itself (H.264: copied) and the two rungs below it, lowest first.
+    assert [p.uri for p in master.playlists] == [
+        "360p/index.m3u8",
+        "480p/index.m3u8",
+        "original/index.m3u8",
+    ]
+    assert [p.stream_info.resolution for p in master.playlists] == [
+        (640, 360),
+        (854, 480),
+        (1280, 720),
+    ]
+    for playlist in master.playlists:
+        variant = m3u8.loads(await _wait_for(client, user, f"{base}/{playlist.uri}"))
+        assert sum(s.duration for s in variant.segments) == 5.0
+    detail = await (await client.get(f"/api/v1/files/{file_id}", headers=user.headers)).json()
+    assert set(detail["data"]["renditions"]) >= {"360p", "480p"}
+    # quality still selects a rendition of the progressive stream.
+    response = await client.get(
+        f"/api/v1/files/{file_id}/stream?quality=480p", headers=user.headers
+    )
+    assert response.status == 200 and response.headers["X-T2M-Quality"] == "480p"
+    track = await _wait_for(client, user, f"/api/v1/files/{file_id}/storyboard.vtt")
+    assert "storyboard.jpg#xywh=" in track
+
+
+async def test_no_rungs_without_room_in_the_quota(
+    client, make_user, start_worker, db, tmp_path: Path
+):
+    user = await make_user()
+    video = h264_mp4(tmp_path / "clip.mp4", height=480, seconds=3)
+    async with db.acquire() as conn:
+        # Room for the upload itself, not for a second copy's worth of rungs.
+        await conn.execute(
+            "UPDATE users SET quota_stored_bytes = $2 WHERE id = $1",
+            user.id,
+            video.stat().st_size + 1000,
+        )
+    start_worker(["media", "package"])
+    file_id = (await upload(client, user, video.read_bytes(), "clip.mp4"))["id"]
+    master = m3u8.loads(await _wait_for(client, user, f"/api/v1/files/{file_id}/hls/master.m3u8"))
+    assert [p.uri for p in master.playlists] == ["original/index.m3u8"]
+    detail = await (await client.get(f"/api/v1/files/{file_id}", headers=user.headers)).json()
+    assert detail["data"]["renditions"] == []
