@@ -11,7 +11,13 @@ missing=()
 while read -r pkg; do
     pkg="${pkg%%#*}"; pkg="${pkg// /}"
     [ -n "$pkg" ] || continue
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    # "a|b": any one of the alternatives will do (npm ships inside some
+    # nodejs builds); the first is the one installed when none is.
+    found=""
+    for alt in ${pkg//|/ }; do
+        dpkg-query -W -f='${Status}' "$alt" 2>/dev/null | grep -q "install ok installed" && found=1
+    done
+    [ -n "$found" ] || missing+=("${pkg%%|*}")
 done < "$list"
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -163,15 +163,8 @@ def render_video(
         if cancelled():
             raise RenderCancelled()
         progress(1.0)
-        return RenderResult(
-            renditions=result,
-            sizes={r.quality: (r.width, r.height) for r in storyboard.renditions},
-            subtitle_files=_write_subtitles(storyboard, out_dir, finals),
-            duration_s=storyboard.duration_s,
-            poster_time_s=storyboard.poster_time_s,
-            elapsed_s=time.monotonic() - started,
-            strategy=strategy,
-            warnings=storyboard.warnings,
+        return finished_render(
+            storyboard, out_dir, result, finals, started=started, strategy=strategy
         )
     except BaseException:
         for path in finals:
@@ -179,6 +172,29 @@ def render_video(
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def finished_render(
+    storyboard: Storyboard,
+    out_dir: Path,
+    renditions: dict[str, Path],
+    finals: list[Path],
+    *,
+    started: float,
+    strategy: str,
+) -> RenderResult:
+    """The result of a render whose renditions are in ``out_dir``: their
+    sizes, the caption files written beside them, and what it took."""
+    return RenderResult(
+        renditions=renditions,
+        sizes={r.quality: (r.width, r.height) for r in storyboard.renditions},
+        subtitle_files=_write_subtitles(storyboard, out_dir, finals),
+        duration_s=storyboard.duration_s,
+        poster_time_s=storyboard.poster_time_s,
+        elapsed_s=time.monotonic() - started,
+        strategy=strategy,
+        warnings=storyboard.warnings,
+    )
 
 
 def _mix_sound(

@@ -25,7 +25,7 @@ from pipeline.stages.render import (
     _mix_sound,
     _safe_suffix,
     _verify,
-    _write_subtitles,
+    finished_render,
 )
 from pipeline.stages.render_errors import RenderCancelled
 from pipeline.stages.render_graph import EncodeSettings, GraphInputs, sound_job
@@ -79,15 +79,8 @@ def assemble_video(
             renditions[rendition.quality] = final
         if cancelled():
             raise RenderCancelled()
-        return RenderResult(
-            renditions=renditions,
-            sizes={r.quality: (r.width, r.height) for r in sb.renditions},
-            subtitle_files=_write_subtitles(sb, out_dir, finals),
-            duration_s=sb.duration_s,
-            poster_time_s=sb.poster_time_s,
-            elapsed_s=time.monotonic() - started,
-            strategy="segments",
-            warnings=sb.warnings,
+        return finished_render(
+            sb, out_dir, renditions, finals, started=started, strategy="segments"
         )
     except BaseException:
         for path in finals:

@@ -239,7 +239,7 @@ async def test_segments_render_on_two_hosts(tmp_path: Path, settings: Settings) 
             procs.append(
                 spawn(
                     "api",
-                    [*cli, "worker", "--queues", "parse", "storyboard", "thumbnails"],
+                    [*cli, "worker", "--queues", "parse", "narrate", "storyboard", "thumbnails"],
                     env("api"),
                     tmp_path / "stages.log",
                 )

@@ -35,7 +35,7 @@ async def _logs(client, user, job_id: str) -> list[str]:
 
 async def test_segments_render_on_both_workers_and_are_reused(client, make_user, start_worker):
     user = await make_user()
-    start_worker(["parse", "storyboard", "thumbnails"])
+    start_worker(["parse", "narrate", "storyboard", "thumbnails"])
     start_worker(["render"])
     start_worker(["render"])
     job_id = await _submit(client, user, "\n\n".join(SCENES))
@@ -83,7 +83,7 @@ async def test_a_failing_segment_fails_the_job_naming_its_scenes(
     client, make_user, start_worker, db
 ):
     user = await make_user()
-    start_worker(["parse", "storyboard", "thumbnails", "render", "media"])
+    start_worker(["parse", "narrate", "storyboard", "thumbnails", "render", "media"])
     form = aiohttp.FormData()
     form.add_field("file", _png(), filename="photo.png", content_type="image/png")
     photo = await client.post("/upload", data=form, headers=user.headers)
