@@ -45,6 +45,10 @@ class Principal:
     source: Literal["local", "oidc", "guest"]
     token_jti: str | None = None
     token_expires_at: int | None = None
+    # The account's token generation when the principal was resolved: tokens
+    # minted on its behalf (job-events tokens) carry it, so that signing out
+    # everywhere or a password change ends them too.
+    token_generation: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -70,6 +74,7 @@ class Principal:
             source=source,
             token_jti=(claims or {}).get("jti"),
             token_expires_at=(claims or {}).get("exp"),
+            token_generation=row["token_generation"],
         )
 
 

@@ -52,7 +52,11 @@ def job_events(request: web.Request) -> JobEvents:
     return JobEvents(request.config_dict[REDIS], request.config_dict[SETTINGS])
 
 
-def issue_events_token(settings: Settings, *, user_id: str, role: str, job_id: str) -> str:
+def issue_events_token(
+    settings: Settings, *, user_id: str, role: str, job_id: str, generation: int
+) -> str:
+    """A token for one job's stream, at the user's token generation (like
+    access tokens): ``logout-all`` and a password change end it at once."""
     return issue_token(
         secret=settings.jwt_secret,
         issuer=settings.jwt_issuer,
@@ -60,7 +64,7 @@ def issue_events_token(settings: Settings, *, user_id: str, role: str, job_id: s
         role=role,
         kind="events",
         ttl_s=EVENTS_TOKEN_TTL_S,
-        extra_claims={"job": job_id},
+        extra_claims={"job": job_id, "gen": generation},
     ).token
 
 
@@ -86,6 +90,9 @@ async def authorised_job(request: web.Request, job_id: str, token: str | None) -
         user = await user_rows.user_by_id(conn, claims["sub"])
         if user is None or not user["is_active"]:
             raise AuthInvalid("Token subject no longer exists")
+        # Tokens without a generation predate generations: generation 0.
+        if claims.get("gen", 0) != user["token_generation"]:
+            raise AuthInvalid("Token has been revoked")
         row = await job_rows.visible_job(
             conn, job_id, viewer_id=user["id"], is_admin=user["role"] == "ADMIN"
         )

@@ -82,6 +82,7 @@ async def job_events_token(request: web.Request) -> web.Response:
         user_id=principal.user_id,
         role=principal.role,
         job_id=row["id"],
+        generation=principal.token_generation,
     )
     return ok(
         {

@@ -272,3 +272,26 @@ async def test_many_followers_share_one_redis_read(client, make_user, events):
         event = await next_event(response)
         assert (event.type, event.data["message"]) == ("log", f"hello {job_id}")
         response.close()
+
+
+@pytest.mark.parametrize("how", ["logout-all", "password-change"])
+async def test_signing_out_everywhere_ends_events_tokens(client, make_user, how):
+    """An events token is at the account's token generation, like access tokens."""
+    owner = await make_user()
+    job_id = await new_job(client, owner)
+    url = f"/api/v1/jobs/{job_id}/events"
+    minted = await client.post(f"{url}/token", headers=owner.headers)
+    assert minted.status == 200
+    stream_url = (await minted.json())["data"]["url"]
+    if how == "logout-all":
+        response = await client.post("/api/v1/auth/logout-all", headers=owner.headers)
+    else:
+        response = await client.post(
+            "/api/v1/auth/password",
+            json={"current_password": owner.password, "new_password": "brand-new-pass"},
+            headers=owner.headers,
+        )
+    assert response.status == 200, await response.text()
+    response = await client.get(stream_url)
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "AUTH_INVALID"
