@@ -6,6 +6,8 @@ from typing import Any
 
 import asyncpg
 
+from t2m.hls_links import file_hls_links
+
 V1 = "/api/v1/files"
 
 
@@ -48,6 +50,8 @@ def file_detail(row: asyncpg.Record) -> dict[str, Any]:
         "renditions": sorted(row["renditions"]),
         "thumbnails": sorted(row["thumbnails"]),
         **file_links(row["id"]),
+        # Listed once the package worker has written the tree (videos only).
+        **file_hls_links(row["id"], row["metadata"]),
     }
 
 

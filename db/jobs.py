@@ -273,3 +273,13 @@ async def storyboard_stats(conn: asyncpg.Connection) -> dict[str, Any]:
         if row["mean_duration"] is not None
         else None,
     }
+
+
+async def merge_result(conn: asyncpg.Connection, job_id: str, extra: dict[str, Any]) -> None:
+    """Add keys to a job's result (work that follows completion, e.g. HLS)."""
+    await conn.execute(
+        "UPDATE jobs SET result = coalesce(result, '{}'::jsonb) || $2::jsonb,"
+        " updated_at = now() WHERE id = $1",
+        job_id,
+        extra,
+    )

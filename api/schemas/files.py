@@ -145,6 +145,20 @@ class FileDetailSchema(FileSummarySchema):
     stream_url = fields.Str()
     thumbnail_url = fields.Str()
     metadata_url = fields.Str()
+    hls_url = fields.Str(
+        allow_none=True,
+        metadata={
+            "description": "The HLS master playlist (videos, once packaged; null until then)"
+        },
+    )
+    storyboard_vtt_url = fields.Str(
+        allow_none=True,
+        metadata={"description": "Seek previews: the WebVTT thumbnails track (null: none yet)"},
+    )
+    storyboard_jpg_url = fields.Str(
+        allow_none=True,
+        metadata={"description": "Seek previews: the sprite sheet (null: none yet)"},
+    )
 
 
 class FileListSchema(Schema):

@@ -146,7 +146,15 @@ class JobSchema(Schema):
     render_seconds = fields.Float(allow_none=True)
     parameters = fields.Dict()
     storyboard = fields.Dict(allow_none=True)
-    result = fields.Dict(allow_none=True)
+    result = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "A completed video: file_id, file_size, duration, renditions,"
+            " download_url, stream_url, thumbnail_url, captions (when it has them); once the"
+            " package worker is done also hls_url (the HLS master playlist) and"
+            " storyboard_vtt_url / storyboard_jpg_url (seek previews)"
+        },
+    )
     error = fields.Str(allow_none=True)
     links = fields.Dict()
     webhook = fields.Dict(

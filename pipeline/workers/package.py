@@ -21,7 +21,9 @@ from db import files as file_rows
 from pipeline.stages.hls_package import can_stream_copy, content_type, package_hls
 from pipeline.stages.seek_previews import make_storyboard
 from pipeline.workers import runtime  # the broker before any actor
-from pipeline.workers.resources import db_pool, storage
+from pipeline.workers.package_record import record_package
+from pipeline.workers.resources import db_pool, invalidate_cache, storage
+from t2m.hls_links import hls_facts
 from t2m.queues import PACKAGE_HLS
 from t2m.scratch import attempt_dir
 
@@ -46,10 +48,14 @@ async def package_hls_stage(file_id: str) -> None:
         log.info("file %s is gone or not a video; nothing to package", file_id)
         return
     with attempt_dir(runtime.settings, "package", file_id) as work:
-        await package_file(row, work)
+        facts = await package_file(row, work)
+    if not facts:
+        return
     async with pool.acquire() as conn:
-        still_there = await file_rows.file_by_id(conn, file_id) is not None
-    if not still_there:
+        owner = await record_package(conn, row, facts)
+    # The file detail and the job result now list the tree's URLs.
+    await invalidate_cache(owner)
+    if owner is None:
         # Deleted while being packaged: the delete removed the tree before this
         # one was written, and signed segments are served by HMAC alone.
         store = storage()
@@ -58,7 +64,8 @@ async def package_hls_stage(file_id: str) -> None:
 
 
 async def package_file(row: Any, work: Path) -> dict[str, Any]:
-    """Package ``row``'s renditions (and an H.264 original) into storage."""
+    """Package ``row``'s renditions (and an H.264 original) into storage; the
+    package's facts (see ``t2m.hls_links``), empty when there was nothing to package."""
     store = storage()
     file_id = row["id"]
     started = time.monotonic()
@@ -109,4 +116,8 @@ async def package_file(row: Any, work: Path) -> dict[str, Any]:
         await store.put_file(prefix + name, path, content_type=content_type(name))
     elapsed = time.monotonic() - started
     log.info("packaged %s: %s in %.1f s", file_id, ", ".join(sources), elapsed)
-    return {"variants": [v.quality for v in result.variants], "seconds": elapsed}
+    return hls_facts(
+        [v.quality for v in result.variants],
+        subtitles=result.has_subtitles,
+        storyboard=(out / "storyboard.vtt").is_file(),
+    )

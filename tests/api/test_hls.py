@@ -14,10 +14,16 @@ import pytest
 
 from api.app import create_app
 from api.keys import STORAGE
+from pipeline.workers.package_record import record_package
 from t2m import signing
+from t2m.cache_generation import bump_generations
+from t2m.hls_links import hls_facts
+from t2m.redis_client import create_redis
 from tests.api.files_helpers import upload
 from tests.api.hls_helpers import VTT, package_tree, stored_video, tree_files
 from tests.support.media import png_bytes
+
+URL_KEYS = ("hls_url", "storyboard_vtt_url", "storyboard_jpg_url")
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +208,47 @@ async def test_deleting_the_job_removes_its_videos_tree(client, db, make_user, t
     assert response.status == 200, await response.text()
     assert (await client.get(path, params=query)).status == 403
     assert (await client.get(segment, params=query)).status == 404
+
+
+async def test_file_detail_and_job_result_list_the_tree_once_packaged(
+    client, db, make_user, tree, settings
+):
+    alice = await make_user()
+    job_id, file_id = await stored_video(client, db, alice, tree)
+    detail_url, job_url = f"/api/v1/files/{file_id}", f"/api/v1/jobs/{job_id}"
+    # Before the package worker records its tree, nothing is listed (and
+    # this read is cached: recording must retire it).
+    detail = (await (await client.get(detail_url, headers=alice.headers)).json())["data"]
+    assert (detail["hls_url"], detail["storyboard_vtt_url"], detail["storyboard_jpg_url"]) == (
+        None,
+        None,
+        None,
+    )
+    job = (await (await client.get(job_url, headers=alice.headers)).json())["data"]
+    assert "hls_url" not in job["result"]
+
+    # What the worker does once the tree is stored.
+    async with db.acquire() as conn:
+        row = await conn.fetchrow("SELECT id, job_id FROM files WHERE id = $1", file_id)
+        facts = hls_facts(["360p", "720p"], subtitles=True, storyboard=True)
+        assert await record_package(conn, row, facts) == alice.id
+    redis = create_redis(settings)
+    try:
+        await bump_generations(redis, settings, [alice.id])
+    finally:
+        await redis.aclose()
+
+    detail = (await (await client.get(detail_url, headers=alice.headers)).json())["data"]
+    assert detail["hls_url"] == f"/api/v1/files/{file_id}/hls/master.m3u8"
+    assert detail["storyboard_vtt_url"] == f"/api/v1/files/{file_id}/storyboard.vtt"
+    assert detail["storyboard_jpg_url"] == f"/api/v1/files/{file_id}/storyboard.jpg"
+    result = (await (await client.get(job_url, headers=alice.headers)).json())["data"]["result"]
+    assert result["hls_url"] == f"/api/v1/videos/{job_id}/hls/master.m3u8"
+    assert result["storyboard_vtt_url"] == f"/api/v1/videos/{job_id}/hls/storyboard.vtt"
+    assert result["storyboard_jpg_url"] == f"/api/v1/videos/{job_id}/hls/storyboard.jpg"
+    # Every URL listed opens what it names, with the owner's token.
+    for url in (*(detail[k] for k in URL_KEYS), *(result[k] for k in URL_KEYS)):
+        response = await client.get(url, headers=alice.headers)
+        assert response.status == 200, (url, response.status)
+    playlist = await (await client.get(result["hls_url"], headers=alice.headers)).text()
+    assert [p.uri for p in m3u8.loads(playlist).playlists] == ["360p/index.m3u8", "720p/index.m3u8"]
