@@ -21,6 +21,18 @@ async def _wait_for(client, user, path: str, timeout_s: float = 120) -> str:
     raise AssertionError(f"{path} never appeared")
 
 
+async def _packaged_detail(client, user, file_id: str, timeout_s: float = 60) -> dict:
+    """The file detail once the package worker has recorded its tree (just
+    after storing the master playlist)."""
+    for _ in range(int(timeout_s * 5)):
+        response = await client.get(f"/api/v1/files/{file_id}", headers=user.headers)
+        detail: dict = (await response.json())["data"]
+        if detail["hls_url"] is not None:
+            return detail
+        await asyncio.sleep(0.2)
+    raise AssertionError("the file detail never listed its HLS tree")
+
+
 async def test_an_uploaded_video_is_packaged(client, make_user, start_worker, tmp_path: Path):
     user = await make_user()
     start_worker(["media", "package"])
@@ -51,6 +63,14 @@ async def test_an_uploaded_video_is_packaged(client, make_user, start_worker, tm
     assert response.status == 200 and response.headers["X-T2M-Quality"] == "480p"
     track = await _wait_for(client, user, f"/api/v1/files/{file_id}/storyboard.vtt")
     assert "storyboard.jpg#xywh=" in track
+    # The detail (read and cached above) lists the tree once it is recorded.
+    detail = await _packaged_detail(client, user, file_id)
+    assert detail["hls_url"] == f"{base}/master.m3u8"
+    assert detail["storyboard_vtt_url"] == f"/api/v1/files/{file_id}/storyboard.vtt"
+    assert detail["storyboard_jpg_url"] == f"/api/v1/files/{file_id}/storyboard.jpg"
+    facts = detail["metadata"]["hls"]
+    assert sorted(facts["variants"]) == ["360p", "480p", "original"]
+    assert (facts["subtitles"], facts["storyboard"]) == (False, True)
 
 
 async def test_no_rungs_without_room_in_the_quota(
