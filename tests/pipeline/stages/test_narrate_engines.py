@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.stages.narrate import SynthesisError
 from pipeline.stages.narrate.engines import synthesize
-from pipeline.stages.narrate.voices import detect_language, voice_for
+from pipeline.stages.narrate.voices import detect_language, get_voice, voice_for
 from pipeline.stages.narrate.wav import read_wav
 
 
@@ -56,3 +56,34 @@ def test_rate_out_of_bounds_is_refused() -> None:
 def test_unknown_voice_lists_the_known_ones() -> None:
     with pytest.raises(KeyError, match="en-us-joe"):
         synthesize("Hello.", "nobody", 1.0)
+
+
+def test_each_job_reuses_the_live_piper_child_and_leaves_none_behind() -> None:
+    # The narrate actor calls reopen() as every job starts; a child still
+    # running from the previous job must be reused, not orphaned (each one
+    # holds the neural voice, ~140 MiB, until the worker exits).
+    from pipeline.stages.narrate.piper_engine import PiperEngine
+
+    engine = PiperEngine(get_voice("en-us-joe").engine_voice)
+    first = None
+    try:
+        engine.synthesize("First job.", "", 1.0)
+        first = engine._proc
+        assert first is not None
+        engine.reopen()
+        engine.synthesize("Second job.", "", 1.0)
+        assert engine._proc is first
+        assert first.poll() is None
+
+        # After a cancel the killed child is replaced by one fresh child.
+        engine.close()
+        assert first.poll() is not None
+        engine.reopen()
+        engine.synthesize("Third job.", "", 1.0)
+        assert engine._proc is not None and engine._proc is not first
+        assert engine._proc.poll() is None
+    finally:
+        engine.close()
+        if first is not None and first.poll() is None:  # the orphan, when it fails
+            first.kill()
+            first.wait()
