@@ -98,6 +98,32 @@ def pieces_of(text: str) -> list[str]:
     return out
 
 
+# What the decoder's memory follows is the phonemes, not the characters:
+# symbols and emoji are read out ("≥" is "greater than or equal to"), so a
+# short piece of them can be three times as long as spoken text and take
+# hundreds of MB.  48 characters of prose are about 55 phonemes.
+MAX_PIECE_PHONEMES = 64
+
+
+def _phonemes(voice: PiperVoice, text: str) -> int:
+    return sum(len(sentence) for sentence in voice.phonemize(text))
+
+
+def fit_pieces(voice: PiperVoice, pieces: list[str]) -> list[str]:
+    """``pieces`` with any over the phoneme budget halved between words."""
+    out: list[str] = []
+    todo = list(reversed(pieces))
+    while todo:
+        piece = todo.pop()
+        words = piece.split()
+        if len(words) > 1 and _phonemes(voice, piece) > MAX_PIECE_PHONEMES:
+            half = len(words) // 2
+            todo += [" ".join(words[half:]), " ".join(words[:half])]
+        else:
+            out.append(piece)
+    return out
+
+
 def speak(voice: PiperVoice, text: str, rate: float) -> tuple[bytes, int, list[list[float]]]:
     config = SynthesisConfig(length_scale=voice.config.length_scale / rate)
     rate_hz = voice.config.sample_rate
@@ -106,7 +132,7 @@ def speak(voice: PiperVoice, text: str, rate: float) -> tuple[bytes, int, list[l
     offset = 0  # samples before this chunk
     chunks = (
         chunk
-        for piece in pieces_of(text)
+        for piece in fit_pieces(voice, pieces_of(text))
         for chunk in voice.synthesize(piece, syn_config=config, include_alignments=True)
     )
     for chunk in chunks:

@@ -150,6 +150,12 @@ class PiperEngine:
                 proc.wait(timeout=5)
 
     def reopen(self) -> None:
-        """Allow a new child after ``close`` (the next job)."""
+        """Allow a new child after ``close`` (the next job).
+
+        A child still alive (the last job ended normally) is kept for the
+        next sentence: dropping the reference would orphan it, a whole
+        neural voice held until the worker exits, one more per job.  A
+        killed one is replaced by ``synthesize``, which checks ``poll()``.
+        No lock: a concurrent job may hold it for a whole sentence, and this
+        runs on the worker's event loop."""
         self._killed = False
-        self._proc = None

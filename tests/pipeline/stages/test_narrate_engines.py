@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.stages.narrate import SynthesisError
 from pipeline.stages.narrate.engines import synthesize
-from pipeline.stages.narrate.voices import detect_language, voice_for
+from pipeline.stages.narrate.voices import detect_language, get_voice, voice_for
 from pipeline.stages.narrate.wav import read_wav
 
 
@@ -56,3 +56,67 @@ def test_rate_out_of_bounds_is_refused() -> None:
 def test_unknown_voice_lists_the_known_ones() -> None:
     with pytest.raises(KeyError, match="en-us-joe"):
         synthesize("Hello.", "nobody", 1.0)
+
+
+def test_each_job_reuses_the_live_piper_child_and_leaves_none_behind() -> None:
+    # The narrate actor calls reopen() as every job starts; a child still
+    # running from the previous job must be reused, not orphaned (each one
+    # holds the neural voice, ~140 MiB, until the worker exits).
+    from pipeline.stages.narrate.piper_engine import PiperEngine
+
+    engine = PiperEngine(get_voice("en-us-joe").engine_voice)
+    first = None
+    try:
+        engine.synthesize("First job.", "", 1.0)
+        first = engine._proc
+        assert first is not None
+        engine.reopen()
+        engine.synthesize("Second job.", "", 1.0)
+        assert engine._proc is first
+        assert first.poll() is None
+
+        # After a cancel the killed child is replaced by one fresh child.
+        engine.close()
+        assert first.poll() is not None
+        engine.reopen()
+        engine.synthesize("Third job.", "", 1.0)
+        assert engine._proc is not None and engine._proc is not first
+        assert engine._proc.poll() is None
+    finally:
+        engine.close()
+        if first is not None and first.poll() is None:  # the orphan, when it fails
+            first.kill()
+            first.wait()
+
+
+def test_symbol_heavy_text_is_spoken_in_pieces_within_the_phoneme_budget() -> None:
+    # Symbols and emoji are read out at length: 37 characters of them are
+    # ~170 phonemes, and the decoder's memory grows with the phonemes (one
+    # such piece took the child from 270 to ~400 MiB).  piper is GPL and
+    # lives only in the child's process, hence the subprocess.
+    import json
+    import subprocess
+    import sys
+
+    from pipeline.stages.narrate.piper_engine import _voice_files
+
+    text = "Emoji check 🎬🚀✅ and symbols ≥ ≤ ∞ → ★"
+    model, config = _voice_files(get_voice("en-us-joe").engine_voice)
+    code = (
+        "import json, sys; from pathlib import Path\n"
+        "from pipeline.stages.narrate import piper_child as pc\n"
+        "v = pc.load_voice(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "pieces = pc.fit_pieces(v, pc.pieces_of(sys.argv[3]))\n"
+        "print(json.dumps([pc.MAX_PIECE_PHONEMES, [[p, pc._phonemes(v, p)] for p in pieces]]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(model), str(config), text],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    budget, pieces = json.loads(done.stdout.splitlines()[-1])
+    assert " ".join(p for p, _ in pieces).split() == text.split()
+    assert len(pieces) > 1
+    assert all(n <= budget or len(p.split()) == 1 for p, n in pieces)
