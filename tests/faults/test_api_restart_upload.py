@@ -90,6 +90,7 @@ async def test_api_killed_mid_upload_leaves_no_half_record(
         left = stored_files(storage)
         assert len(left) == 1 and left[0].startswith("tmp/"), left  # the dead upload's bytes
 
+        api.stop()  # already dead: reaps it and closes its log
         api = ApiProcess(env, tmp_path / "api-2.log", port=api.port)
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
