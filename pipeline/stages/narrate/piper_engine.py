@@ -110,6 +110,8 @@ class PiperEngine:
             if self._killed:
                 raise SynthesisCancelled("synthesis stopped")
             if self._proc is None or self._proc.poll() is not None:
+                if self._proc is not None:
+                    _close_pipes(self._proc)  # the killed child's
                 self._proc = self._start()
             proc = self._proc
             with tempfile.TemporaryDirectory(prefix="t2m-piper-") as tmp:
@@ -148,6 +150,13 @@ class PiperEngine:
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+        # A sentence being read on another thread still owns the pipes (the
+        # next synthesize closes them); otherwise they go with the child.
+        if proc is not None and proc.poll() is not None and self._lock.acquire(blocking=False):
+            try:
+                _close_pipes(proc)
+            finally:
+                self._lock.release()
 
     def reopen(self) -> None:
         """Allow a new child after ``close`` (the next job).
@@ -159,3 +168,11 @@ class PiperEngine:
         No lock: a concurrent job may hold it for a whole sentence, and this
         runs on the worker's event loop."""
         self._killed = False
+
+
+def _close_pipes(proc: subprocess.Popen[str]) -> None:
+    """Close a finished child's pipes: the process is gone, its files are not."""
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
