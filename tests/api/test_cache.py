@@ -23,9 +23,9 @@ from t2m.redis_client import create_redis
 from t2m.settings import Settings
 from t2m.storage import build_storage
 from tests.api.files_helpers import upload
+from tests.pipeline.workers.conftest import start_worker  # noqa: F401 (a fixture)
 from tests.support.media import jpeg_bytes, png_bytes
 from tests.support.polling import until
-from tests.workers.conftest import start_worker  # noqa: F401 (a fixture)
 
 
 async def _get(client: Any, path: str, user: Any = None) -> tuple[int, str, Any]:

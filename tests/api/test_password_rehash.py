@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from db.users import insert_user
 from t2m.passwords import needs_rehash, verify_password
-from tests.test_passwords import old_cost_hash
+from tests.t2m.test_passwords import old_cost_hash
 
 
 async def _stored_hash(db, user_id: str) -> str:

@@ -1,7 +1,7 @@
 """/api/v1/webhooks: subscriptions, validation, SSRF refusals, ownership, events recorded.
 
 No worker runs here: deliveries stay pending; their sending is tested in
-tests/workers/test_webhooks_delivery.py.
+tests/pipeline/workers/test_webhooks_delivery.py.
 """
 
 from __future__ import annotations

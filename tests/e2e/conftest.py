@@ -1,7 +1,7 @@
-"""End-to-end fixtures: real worker processes (shared with tests/workers)."""
+"""End-to-end fixtures: real worker processes (shared with tests/pipeline/workers)."""
 
 from __future__ import annotations
 
-from tests.workers.conftest import start_worker
+from tests.pipeline.workers.conftest import start_worker
 
 __all__ = ["start_worker"]

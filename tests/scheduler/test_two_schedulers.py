@@ -22,9 +22,9 @@ from scheduler.jobs import ScheduledJob, parse_job_overrides
 from scheduler.main import claim_slot, slot_of
 from t2m.redis_client import redis_key
 from t2m.settings import Settings
+from tests.pipeline.workers.conftest import start_worker  # noqa: F401
 from tests.processes import REPO, ServiceProcess, service_env, wait_for
 from tests.support.polling import until
-from tests.workers.conftest import start_worker  # noqa: F401
 
 JOB = "expire_revoked_tokens"
 # A slot is skipped only if its copy wakes more than one interval late, and

@@ -7,7 +7,7 @@ import signal
 
 import psutil
 
-from tests.workers.test_video_pipeline import wait_job
+from tests.pipeline.workers.test_video_pipeline import wait_job
 
 QUEUES = ["parse", "narrate", "storyboard", "render", "thumbnails"]
 SCRIPT = "# Hello\nThis video speaks. It has two sentences.\n\n[silent]\nA quiet card.\n\nThe end."

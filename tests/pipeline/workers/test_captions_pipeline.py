@@ -11,7 +11,7 @@ import io
 import av
 import numpy as np
 
-from tests.workers.test_video_pipeline import VIDEO_QUEUES, wait_job
+from tests.pipeline.workers.test_video_pipeline import VIDEO_QUEUES, wait_job
 
 
 async def test_sidecar_captions_are_served_and_listed(client, make_user, start_worker):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.pipeline.workers.conftest import REPO
+from tests.pipeline.workers.test_video_pipeline import VIDEO_QUEUES
 from tests.samples import SCRIPTS
-from tests.workers.conftest import REPO
-from tests.workers.test_video_pipeline import VIDEO_QUEUES
 
 
 @dataclass

@@ -14,7 +14,7 @@ import re
 import aiohttp
 import av
 
-from tests.workers.test_video_pipeline import wait_job
+from tests.pipeline.workers.test_video_pipeline import wait_job
 
 # 13 cards of 5 s: 65 s, past the 60 s one-pass threshold: segments of 20, 20, 20, 5 s.
 SCENES = [f"[duration: 5s]\nScene {i}: a line of text for the card." for i in range(13)]

@@ -16,10 +16,10 @@ from aiohttp import web
 from db import webhooks as webhook_rows
 from pipeline.maintenance.tasks import requeue_webhook_deliveries
 from tests.api.files_helpers import upload
+from tests.pipeline.workers.spec_webhook_snippet import verify_webhook
+from tests.pipeline.workers.test_video_pipeline import VIDEO_QUEUES, wait_job
 from tests.support.media import jpeg_bytes, png_bytes
 from tests.support.polling import until
-from tests.workers.spec_webhook_snippet import verify_webhook
-from tests.workers.test_video_pipeline import VIDEO_QUEUES, wait_job
 
 PUBLIC_BASE = "https://t2m.example.test"
 # Fast retries: 1 s base, so the second gap is 1-2 s.

@@ -11,7 +11,7 @@ from t2m.broker import build_broker
 from t2m.enqueue import Enqueuer
 from t2m.queues import PING, RUN_MAINTENANCE
 from t2m.redis_client import redis_key
-from tests.workers.conftest import wait_for
+from tests.pipeline.workers.conftest import wait_for
 
 
 async def test_worker_consumes_messages_and_reports_liveness(

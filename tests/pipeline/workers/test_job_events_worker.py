@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from tests.pipeline.workers.test_video_pipeline import VIDEO_QUEUES
 from tests.samples import SCRIPTS
 from tests.support.sse import Event, next_event, read_until_end
-from tests.workers.test_video_pipeline import VIDEO_QUEUES
 
 
 async def test_a_followed_render_streams_stages_progress_and_end(client, make_user, start_worker):

@@ -26,7 +26,7 @@ from t2m.storage import (
 from t2m.storage import local as local_module
 from t2m.storage.base import TEMP_PREFIX
 from t2m.storage.s3 import MIN_PART_SIZE, S3Storage
-from tests.storage.conftest import S3_TEST_CREDENTIALS, make_s3
+from tests.t2m.storage.conftest import S3_TEST_CREDENTIALS, make_s3
 
 MiB = 1024 * 1024
 

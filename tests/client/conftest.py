@@ -1,3 +1,0 @@
-"""The CLI tests run real worker processes too."""
-
-from tests.workers.conftest import start_worker  # noqa: F401 (a fixture)
