@@ -30,7 +30,7 @@ from api.middlewares import name_the_server, request_context_middleware
 from api.monitoring import operations_routes as operations
 from api.monitoring import routes as monitoring
 from api.monitoring import system_routes as system
-from api.monitoring.health import HEALTH_PROBE, HealthProbe
+from api.monitoring.health import health_probe_ctx
 from api.monitoring.state import monitoring_ctx, request_metrics_middleware
 from api.openapi import setup_openapi
 from api.rate_limit import add_rate_headers, rate_limit_middleware
@@ -129,7 +129,6 @@ def create_app(settings: Settings) -> web.Application:
     # provider must fail here, at start, not at the first sign-in.
     settings.check_oidc()
     app[SETTINGS] = settings
-    app[HEALTH_PROBE] = HealthProbe(app)
     app.on_response_prepare.append(name_the_server)
     app.on_response_prepare.append(add_rate_headers)
     app.on_response_prepare.append(hand_out_guest_token)
@@ -143,6 +142,7 @@ def create_app(settings: Settings) -> web.Application:
             cache_ctx,
             job_event_hub_ctx,
             _storage,
+            health_probe_ctx,
             _broker,
             _http_client,
             _auth,

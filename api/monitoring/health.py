@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from api.auth.authn import optional_user
 from api.keys import DB_POOL, REDIS, SETTINGS, STORAGE
 from t2m.errors import T2MError
+from t2m.settings import Settings
+from t2m.storage import Storage
 from t2m.worker_heartbeats import read_heartbeats
 from t2m.worker_modules import served_queues
 
@@ -44,21 +47,22 @@ async def _timed(check: Callable[[], Awaitable[dict[str, Any] | None]]) -> dict[
     return result
 
 
-async def system_health(app: web.Application) -> dict[str, Any]:
+async def system_health(
+    settings: Settings, pool: asyncpg.Pool, client: aioredis.Redis, store: Storage
+) -> dict[str, Any]:
     async def database() -> None:
-        async with app[DB_POOL].acquire(timeout=CHECK_TIMEOUT_S) as conn:
+        async with pool.acquire(timeout=CHECK_TIMEOUT_S) as conn:
             await conn.fetchval("SELECT 1")
 
     async def redis() -> None:
-        await app[REDIS].ping()
+        await client.ping()
 
     async def storage() -> dict[str, Any]:
-        store = app[STORAGE]
         await store.health()
         return {"backend": store.describe().get("backend")}
 
     async def workers() -> dict[str, Any]:
-        beats = await read_heartbeats(app[REDIS], app[SETTINGS])
+        beats = await read_heartbeats(client, settings)
         served = {queue for beat in beats for queue in beat.get("queues", [])}
         missing = [queue for queue in served_queues() if queue not in served]
         return {
@@ -139,8 +143,13 @@ class HealthProbe:
     """The latest health report, at most ``REPORT_MAX_AGE_S`` old; concurrent
     callers share one check instead of each running their own."""
 
-    def __init__(self, app: web.Application) -> None:
-        self._app = app
+    def __init__(
+        self, settings: Settings, pool: asyncpg.Pool, redis: aioredis.Redis, storage: Storage
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._redis = redis
+        self._storage = storage
         self._report: dict[str, Any] | None = None
         self._checked_at = 0.0
         self._running: asyncio.Future[dict[str, Any]] | None = None
@@ -155,7 +164,7 @@ class HealthProbe:
 
     async def _check(self) -> dict[str, Any]:
         try:
-            report = await system_health(self._app)
+            report = await system_health(self._settings, self._pool, self._redis, self._storage)
             self._report, self._checked_at = report, time.monotonic()
             return report
         finally:
@@ -163,3 +172,8 @@ class HealthProbe:
 
 
 HEALTH_PROBE = web.AppKey("health_probe", HealthProbe)
+
+
+async def health_probe_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[HEALTH_PROBE] = HealthProbe(app[SETTINGS], app[DB_POOL], app[REDIS], app[STORAGE])
+    yield
