@@ -40,6 +40,7 @@ from api.reports import routes as reports
 from api.videos import routes as videos
 from api.voices import routes as voices
 from api.webhooks import routes as webhooks
+from api.webhooks.service import webhook_service_ctx
 from db.pool import create_pool, keep_session
 from t2m.broker import build_broker
 from t2m.enqueue import Enqueuer
@@ -144,6 +145,7 @@ def create_app(settings: Settings) -> web.Application:
             _storage,
             health_probe_ctx,
             _broker,
+            webhook_service_ctx,
             _http_client,
             _auth,
             _recommender,

@@ -18,6 +18,7 @@ from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS, STORAGE
 from api.quotas import check_job_quota
 from api.recommendations.scorer import SCORER_CACHE
 from api.webhooks import service as webhook_service
+from api.webhooks.service import WEBHOOK_SERVICE
 from db import files as file_rows
 from db import jobs as job_rows
 from db import recommender as rec_rows
@@ -126,7 +127,9 @@ async def submit_video_job(
         )
         request.config_dict[SCORER_CACHE].forget_user(principal.user_id)
     if params.get("webhook_url"):
-        await webhook_service.check_target_url(request, params["webhook_url"], field="webhook_url")
+        await request.config_dict[WEBHOOK_SERVICE].check_target_url(
+            params["webhook_url"], field="webhook_url"
+        )
     job_id = new_id("job")
     script_key = f"scripts/{job_id}.txt"
     await app[STORAGE].put_bytes(script_key, script.encode("utf-8"), content_type="text/plain")
@@ -220,7 +223,7 @@ async def cancel_visible_job(
             )
         fresh = await job_rows.job_by_id(conn, row["id"])
     await after_write(request, row["owner_id"])
-    await webhook_service.send_deliveries(request, deliveries)
+    await request.config_dict[WEBHOOK_SERVICE].send_deliveries(deliveries)
     assert fresh is not None
     await _publish_cancelled(request, fresh)
     return fresh
@@ -255,7 +258,7 @@ async def delete_visible_job(request: web.Request, principal: Principal, job_id:
         # unreferenced blobs are purged by maintenance after a grace period.
         keep = await file_rows.referenced_keys(conn, f"videos/{row['id']}/")
     await after_write(request, row["owner_id"])
-    await webhook_service.send_deliveries(request, deliveries)
+    await request.config_dict[WEBHOOK_SERVICE].send_deliveries(deliveries)
     if cancelled:
         await _publish_cancelled(request, {**dict(row), "status": JobStatus.CANCELLED})
     if row["output_file_id"]:  # its video's signed HLS segments stop with it

@@ -20,6 +20,7 @@ from api.webhooks.schemas import (
     WebhookSchema,
     WebhookUpdateSchema,
 )
+from api.webhooks.service import WEBHOOK_SERVICE, WebhookService
 from db import webhooks as webhook_rows
 from t2m.errors import NotFound
 from t2m.ids import is_id
@@ -27,6 +28,12 @@ from t2m.pagination import pagination
 from t2m.webhook_events import PING
 
 routes = web.RouteTableDef()
+
+
+def _webhooks(request: web.Request) -> WebhookService:
+    return request.config_dict[WEBHOOK_SERVICE]
+
+
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
@@ -45,7 +52,7 @@ BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 async def create_webhook(request: web.Request) -> web.Response:
     principal = await require_user(request)
     data = request["data"]
-    await service.check_target_url(request, data["url"])
+    await _webhooks(request).check_target_url(data["url"])
     secret = data.get("secret") or service.new_secret()
     async with request.config_dict[DB_POOL].acquire() as conn:
         row = await webhook_rows.insert_webhook(
@@ -106,7 +113,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
 )
 async def get_webhook(request: web.Request) -> web.Response:
     principal = await require_user(request)
-    row = await service.owned_webhook(request, principal, request.match_info["webhook_id"])
+    row = await _webhooks(request).owned_webhook(principal, request.match_info["webhook_id"])
     return ok(service.webhook_view(row))
 
 
@@ -125,10 +132,10 @@ async def get_webhook(request: web.Request) -> web.Response:
 @request_schema(WebhookUpdateSchema)
 async def update_webhook(request: web.Request) -> web.Response:
     principal = await require_user(request)
-    row = await service.owned_webhook(request, principal, request.match_info["webhook_id"])
+    row = await _webhooks(request).owned_webhook(principal, request.match_info["webhook_id"])
     changes = dict(request["data"])
     if "url" in changes:
-        await service.check_target_url(request, changes["url"])
+        await _webhooks(request).check_target_url(changes["url"])
     if "events" in changes:
         changes["events"] = list(dict.fromkeys(changes["events"]))
     async with request.config_dict[DB_POOL].acquire() as conn:
@@ -147,7 +154,7 @@ async def update_webhook(request: web.Request) -> web.Response:
 )
 async def delete_webhook(request: web.Request) -> web.Response:
     principal = await require_user(request)
-    row = await service.owned_webhook(request, principal, request.match_info["webhook_id"])
+    row = await _webhooks(request).owned_webhook(principal, request.match_info["webhook_id"])
     async with request.config_dict[DB_POOL].acquire() as conn:
         await webhook_rows.delete_webhook(conn, row["id"], principal.user_id)
     return ok({"id": row["id"], "deleted": True}, "Webhook deleted")
@@ -166,7 +173,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
 )
 async def test_webhook(request: web.Request) -> web.Response:
     principal = await require_user(request)
-    row = await service.owned_webhook(request, principal, request.match_info["webhook_id"])
+    row = await _webhooks(request).owned_webhook(principal, request.match_info["webhook_id"])
     async with request.config_dict[DB_POOL].acquire() as conn:
         async with conn.transaction():
             (delivery_id,) = await webhook_rows.emit_event(
@@ -181,7 +188,7 @@ async def test_webhook(request: web.Request) -> web.Response:
                 webhook_ids=[row["id"]],
             )
         delivery = await webhook_rows.delivery_of_webhook(conn, delivery_id, row["id"])
-    await service.send_deliveries(request, [delivery_id])
+    await _webhooks(request).send_deliveries([delivery_id])
     assert delivery is not None
     return ok(service.delivery_view(delivery), "Ping queued", status=202)
 
@@ -201,7 +208,7 @@ async def test_webhook(request: web.Request) -> web.Response:
 @request_schema(DeliveryListQuerySchema, location="querystring")
 async def list_deliveries(request: web.Request) -> web.Response:
     principal = await require_user(request)
-    row = await service.owned_webhook(request, principal, request.match_info["webhook_id"])
+    row = await _webhooks(request).owned_webhook(principal, request.match_info["webhook_id"])
     query = request["data"]
     async with request.config_dict[DB_POOL].acquire() as conn:
         rows, total = await webhook_rows.list_deliveries(
@@ -232,7 +239,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 )
 async def redeliver(request: web.Request) -> web.Response:
     principal = await require_user(request)
-    row = await service.owned_webhook(request, principal, request.match_info["webhook_id"])
+    row = await _webhooks(request).owned_webhook(principal, request.match_info["webhook_id"])
     delivery_id = request.match_info["delivery_id"]
     if not is_id(delivery_id, "dlv"):
         raise service.delivery_not_found(delivery_id)
@@ -242,6 +249,6 @@ async def redeliver(request: web.Request) -> web.Response:
         if sending is None:
             raise service.delivery_not_found(delivery_id)
         delivery = await webhook_rows.delivery_of_webhook(conn, sending, row["id"])
-    await service.send_deliveries(request, [sending])
+    await _webhooks(request).send_deliveries([sending])
     assert delivery is not None
     return ok(service.delivery_view(delivery), "Redelivery queued", status=202)

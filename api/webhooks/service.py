@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -18,41 +18,17 @@ from api.auth.authn import Principal
 from api.keys import DB_POOL, ENQUEUER, SETTINGS
 from db import webhooks as webhook_rows
 from pipeline.stages.webhooks import TargetRefused, allowed_networks, check_target
+from t2m.enqueue import Enqueuer
 from t2m.errors import NotFound, ServiceUnavailable, ValidationFailed
 from t2m.ids import is_id
 from t2m.queues import DELIVER_WEBHOOK
+from t2m.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
-
-
-async def check_target_url(request: web.Request, url: str, *, field: str = "url") -> None:
-    """Refuse a target the workers would refuse (checked again at every attempt)."""
-    settings = request.config_dict[SETTINGS]
-    try:
-        await check_target(url, allowed=allowed_networks(settings.webhook_allowed_cidrs))
-    except TargetRefused as exc:
-        raise ValidationFailed(
-            "Request validation failed", {field: [f"Webhook target refused: {exc}"]}
-        ) from exc
-
-
-async def owned_webhook(
-    request: web.Request, principal: Principal, webhook_id: str
-) -> asyncpg.Record:
-    row = None
-    if is_id(webhook_id, "whk"):
-        async with request.config_dict[DB_POOL].acquire() as conn:
-            row = await webhook_rows.owned_webhook(conn, webhook_id, principal.user_id)
-    if row is None:
-        raise NotFound(
-            "Webhook not found",
-            f"Webhook with ID '{webhook_id}' does not exist or you don't have access",
-        )
-    return row
 
 
 def delivery_not_found(delivery_id: str) -> NotFound:
@@ -62,13 +38,51 @@ def delivery_not_found(delivery_id: str) -> NotFound:
     )
 
 
-async def send_deliveries(request: web.Request, delivery_ids: Sequence[str]) -> None:
-    """Enqueue committed deliveries; when the queue is down the sweep sends them."""
-    for delivery_id in delivery_ids:
+class WebhookService:
+    """Subscriptions as the API handles them: checks its targets, finds the
+    caller's webhooks, and hands committed deliveries to the workers."""
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, enqueuer: Enqueuer) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._enqueuer = enqueuer
+
+    async def check_target_url(self, url: str, *, field: str = "url") -> None:
+        """Refuse a target the workers would refuse (checked again at every attempt)."""
         try:
-            await request.config_dict[ENQUEUER].send(DELIVER_WEBHOOK, delivery_id)
-        except ServiceUnavailable:
-            log.warning("could not enqueue webhook delivery %s; left to the sweep", delivery_id)
+            await check_target(url, allowed=allowed_networks(self._settings.webhook_allowed_cidrs))
+        except TargetRefused as exc:
+            raise ValidationFailed(
+                "Request validation failed", {field: [f"Webhook target refused: {exc}"]}
+            ) from exc
+
+    async def owned_webhook(self, principal: Principal, webhook_id: str) -> asyncpg.Record:
+        row = None
+        if is_id(webhook_id, "whk"):
+            async with self._pool.acquire() as conn:
+                row = await webhook_rows.owned_webhook(conn, webhook_id, principal.user_id)
+        if row is None:
+            raise NotFound(
+                "Webhook not found",
+                f"Webhook with ID '{webhook_id}' does not exist or you don't have access",
+            )
+        return row
+
+    async def send_deliveries(self, delivery_ids: Sequence[str]) -> None:
+        """Enqueue committed deliveries; when the queue is down the sweep sends them."""
+        for delivery_id in delivery_ids:
+            try:
+                await self._enqueuer.send(DELIVER_WEBHOOK, delivery_id)
+            except ServiceUnavailable:
+                log.warning("could not enqueue webhook delivery %s; left to the sweep", delivery_id)
+
+
+WEBHOOK_SERVICE = web.AppKey("webhook_service", WebhookService)
+
+
+async def webhook_service_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[WEBHOOK_SERVICE] = WebhookService(app[SETTINGS], app[DB_POOL], app[ENQUEUER])
+    yield
 
 
 def webhook_view(row: asyncpg.Record, *, secret: str | None = None) -> dict[str, Any]:
