@@ -63,6 +63,9 @@ def error_doc(description: str) -> dict[str, object]:
     return {"schema": ErrorEnvelopeSchema, "description": description}
 
 
+# The security requirement of every operation that takes a bearer token.
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
 INVALID = error_doc("Validation failed (VALIDATION_ERROR with per-field details)")
 UNAUTHORIZED = error_doc("Missing, invalid, expired or revoked token")
 FORBIDDEN = error_doc("Not allowed for this user (PERMISSION_DENIED)")

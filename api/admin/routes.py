@@ -17,7 +17,15 @@ from api.admin.schemas import (
 )
 from api.auth.authn import require_admin
 from api.auth.service import profile
-from api.common_schemas import FORBIDDEN, INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
+from api.common_schemas import (
+    BEARER,
+    FORBIDDEN,
+    INVALID,
+    NOT_FOUND,
+    UNAUTHORIZED,
+    envelope,
+    error_doc,
+)
 from api.keys import DB_POOL, SETTINGS
 from api.quotas import quota_view
 from api.responses import ok
@@ -29,7 +37,6 @@ from t2m.pagination import pagination
 from t2m.settings import Settings
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 ADMIN_ERRORS: dict[int, Any] = {401: UNAUTHORIZED, 403: FORBIDDEN}
 
 

@@ -27,6 +27,7 @@ from api.auth.schemas import (
 from api.auth.service import AUTH_SERVICE, permissions_of, profile
 from api.common_schemas import (
     ACCOUNT_PENDING,
+    BEARER,
     INVALID,
     RATE_LIMITED,
     UNAUTHORIZED,
@@ -38,7 +39,6 @@ from api.quotas import quota_of
 from api.responses import ok, plain
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def _context(request: web.Request) -> dict[str, Any]:

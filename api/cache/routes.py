@@ -30,7 +30,7 @@ from api.cache.schemas import (
     WarmQuerySchema,
     WarmResultSchema,
 )
-from api.common_schemas import FORBIDDEN, INVALID, UNAUTHORIZED, envelope, error_doc
+from api.common_schemas import BEARER, FORBIDDEN, INVALID, UNAUTHORIZED, envelope, error_doc
 from api.keys import DB_POOL
 from api.monitoring.operations_routes import maintenance_context
 from api.responses import ok
@@ -43,7 +43,6 @@ from t2m.errors import ServiceUnavailable, ValidationFailed
 routes = web.RouteTableDef()
 
 OPTIONAL_BEARER: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}]
-ADMIN_BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 ADMIN_ERRORS: dict[int, dict[str, Any]] = {401: UNAUTHORIZED, 403: FORBIDDEN}
 UNAVAILABLE: dict[str, Any] = error_doc("Redis is unreachable (SERVICE_UNAVAILABLE)")
 ADMIN_INPUT_ERRORS: dict[int, dict[str, Any]] = {400: INVALID, 503: UNAVAILABLE, **ADMIN_ERRORS}
@@ -242,7 +241,7 @@ def _recommendations(metrics: dict[str, Any], entries: dict[str, Any]) -> list[s
         " (identical bytes uploaded twice by them), so they do not change when someone"
         " else stores the same bytes."
     ),
-    security=ADMIN_BEARER,
+    security=BEARER,
     responses={
         200: {
             "schema": envelope(DeduplicationSchema, "Deduplication"),
@@ -291,7 +290,7 @@ async def _form_or_query(request: web.Request, schema: Schema) -> dict[str, Any]
     tags=["system"],
     summary="Invalidate cached reads: one user's (user_id), keys matching a pattern, or"
     " everything when neither is given (admin)",
-    security=ADMIN_BEARER,
+    security=BEARER,
     responses={
         200: {
             "schema": envelope(InvalidateResultSchema, "CacheInvalidation"),
@@ -322,7 +321,7 @@ async def invalidate(request: web.Request) -> web.Response:
 @docs(
     tags=["system"],
     summary="Recompute the report aggregates and first listing pages read most (admin)",
-    security=ADMIN_BEARER,
+    security=BEARER,
     responses={
         200: {"schema": envelope(WarmResultSchema, "CacheWarm"), "description": "What was warmed"},
     }
@@ -341,7 +340,7 @@ async def warm(request: web.Request) -> web.Response:
     tags=["system"],
     summary="Refresh planner statistics of the hot tables (ANALYZE) and prune unreachable"
     " cache entries; answers what was done (admin)",
-    security=ADMIN_BEARER,
+    security=BEARER,
     responses={
         200: {
             "schema": envelope(OptimizeResultSchema, "Optimize"),

@@ -7,7 +7,7 @@ from aiohttp import web
 from aiohttp_apigami import docs
 
 from api.auth.authn import require_user
-from api.common_schemas import NOT_FOUND, UNAUTHORIZED, error_doc
+from api.common_schemas import BEARER, NOT_FOUND, UNAUTHORIZED, error_doc
 from api.files import service as file_service
 from api.files.hls import check_path, is_rewritten, send_hls_file
 from api.keys import DB_POOL, SETTINGS
@@ -18,7 +18,6 @@ from t2m import signing
 from t2m.errors import NotFound
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 # A path inside the tree: master.m3u8, {quality}/index.m3u8, {quality}/init.mp4,
 # {quality}/seg_NNNNN.m4s, subs/index.m3u8, subs/subtitles.vtt, storyboard.vtt/.jpg.
 TREE = r"{path:[A-Za-z0-9_./-]+}"

@@ -10,7 +10,7 @@ from aiohttp_apigami import docs, request_schema
 
 from api.auth.authn import require_user
 from api.cache.glue import CACHE, cached_json
-from api.common_schemas import INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
+from api.common_schemas import BEARER, INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
 from api.files import service as file_service
 from api.files.captions import send_captions
 from api.files.delivery import send_original, send_stream, send_thumbnail
@@ -39,7 +39,6 @@ from t2m import signing
 from t2m.file_views import file_detail, file_metadata
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 TOO_LARGE = error_doc(
     "Upload larger than MAX_UPLOAD_BYTES, or more text fields than UPLOAD_MAX_FIELDS"
     " / UPLOAD_MAX_FIELDS_BYTES (PAYLOAD_TOO_LARGE), or over your stored-bytes"

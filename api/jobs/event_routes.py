@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
 from api.auth.authn import require_user
-from api.common_schemas import INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
+from api.common_schemas import BEARER, INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
 from api.jobs import service as job_service
 from api.jobs.event_schemas import EventsQuerySchema, EventsTokenSchema
 from api.jobs.event_stream import (
@@ -21,7 +21,6 @@ from api.responses import ok
 
 # Mounted under /api/v1.
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 STREAM_DESCRIPTION = (
     "A text/event-stream. Each event has `id` (a per-job sequence number), `event` and JSON"

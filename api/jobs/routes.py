@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
 from api.auth.authn import require_user
-from api.common_schemas import INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
+from api.common_schemas import BEARER, INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
 from api.jobs import service as job_service
 from api.jobs.schemas import (
     JobListQuerySchema,
@@ -22,7 +22,6 @@ from db import jobs as job_rows
 from t2m.pagination import pagination
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 @routes.get("/jobs")

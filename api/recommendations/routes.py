@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
 from api.auth.authn import require_admin, require_user
-from api.common_schemas import FORBIDDEN, INVALID, NOT_FOUND, UNAUTHORIZED, envelope
+from api.common_schemas import BEARER, FORBIDDEN, INVALID, NOT_FOUND, UNAUTHORIZED, envelope
 from api.files import service as file_service
 from api.keys import DB_POOL
 from api.recommendations.feedback import record_feedback
@@ -28,7 +28,6 @@ from recommender.features import normalize_tag
 from t2m.errors import NotFound, ValidationFailed
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 @routes.post("/feedback")

@@ -11,12 +11,11 @@ from marshmallow import Schema, fields, validate
 
 from api.auth.authn import require_user
 from api.cache.glue import CACHE, cached_json
-from api.common_schemas import INVALID, UNAUTHORIZED
+from api.common_schemas import BEARER, INVALID, UNAUTHORIZED
 from api.keys import DB_POOL
 from pipeline.maintenance import cached_reads
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 class WindowQuerySchema(Schema):

@@ -9,7 +9,15 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
 from api.auth.authn import Principal, require_user
-from api.common_schemas import INVALID, JOB_QUOTA, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
+from api.common_schemas import (
+    BEARER,
+    INVALID,
+    JOB_QUOTA,
+    NOT_FOUND,
+    UNAUTHORIZED,
+    envelope,
+    error_doc,
+)
 from api.files.captions import send_captions
 from api.files.delivery import send_original, send_stream, send_thumbnail
 from api.files.schemas import DownloadQuerySchema, StreamQuerySchema, ThumbnailQuerySchema
@@ -24,7 +32,6 @@ from t2m.errors import Conflict
 from t2m.job_status import JobStatus
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 NOT_READY = error_doc("The video is not ready (CONFLICT; see the job status)")
 BYTES = {"description": "The video (206 with Content-Range for a Range request)"}
 CAPTIONS_VTT = {"description": "text/vtt; charset=utf-8 (CORS: any origin)"}

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp_apigami import docs
 
 from api.auth.authn import require_user
-from api.common_schemas import NOT_FOUND, UNAUTHORIZED, envelope, error_doc
+from api.common_schemas import BEARER, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
 from api.keys import ENQUEUER, STORAGE
 from api.responses import ok
 from api.voices.schemas import VoiceListSchema
@@ -24,7 +24,6 @@ from t2m.errors import NotFound, ServiceUnavailable
 from t2m.queues import VOICE_SAMPLE
 
 routes = web.RouteTableDef()
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 SAMPLE_WAIT_S = 15.0
 SAMPLE_POLL_S = 0.25
 

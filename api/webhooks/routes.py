@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
 from api.auth.authn import require_user
-from api.common_schemas import INVALID, NOT_FOUND, UNAUTHORIZED, envelope
+from api.common_schemas import BEARER, INVALID, NOT_FOUND, UNAUTHORIZED, envelope
 from api.common_schemas import PageQuerySchema as WebhookListQuerySchema
 from api.keys import DB_POOL
 from api.responses import ok
@@ -32,9 +32,6 @@ routes = web.RouteTableDef()
 
 def _webhooks(request: web.Request) -> WebhookService:
     return request.config_dict[WEBHOOK_SERVICE]
-
-
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 @routes.post("/webhooks")
