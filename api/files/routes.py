@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema
 
-from api.auth.authn import require_user
+from api.auth.authn import Principal, require_user
 from api.cache.glue import CACHE, cached_json
 from api.common_schemas import BEARER, INVALID, NOT_FOUND, UNAUTHORIZED, envelope, error_doc
 from api.files import service as file_service
@@ -39,6 +40,15 @@ from t2m import signing
 from t2m.file_views import file_detail, file_metadata
 
 routes = web.RouteTableDef()
+
+
+async def _caller_and_file(request: web.Request) -> tuple[Principal, asyncpg.Record]:
+    """The signed-in caller and the file of the path, if the caller may see it."""
+    principal = await require_user(request)
+    file_id = request.match_info["file_id"]
+    return principal, await file_service.get_visible_file(request, principal, file_id)
+
+
 TOO_LARGE = error_doc(
     "Upload larger than MAX_UPLOAD_BYTES, or more text fields than UPLOAD_MAX_FIELDS"
     " / UPLOAD_MAX_FIELDS_BYTES (PAYLOAD_TOO_LARGE), or over your stored-bytes"
@@ -254,8 +264,7 @@ async def get_file(request: web.Request) -> web.Response:
     },
 )
 async def get_metadata(request: web.Request) -> web.Response:
-    principal = await require_user(request)
-    row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
+    _, row = await _caller_and_file(request)
     return ok(file_metadata(row))
 
 
@@ -275,8 +284,7 @@ async def get_metadata(request: web.Request) -> web.Response:
 )
 @request_schema(DownloadQuerySchema, location="querystring")
 async def download(request: web.Request) -> web.StreamResponse:
-    principal = await require_user(request)
-    row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
+    principal, row = await _caller_and_file(request)
     return await send_original(
         request, row, inline=request["data"]["inline"], user_id=principal.user_id
     )
@@ -299,8 +307,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 )
 @request_schema(StreamQuerySchema, location="querystring")
 async def stream(request: web.Request) -> web.StreamResponse:
-    principal = await require_user(request)
-    row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
+    principal, row = await _caller_and_file(request)
     return await send_stream(
         request, row, quality=request["data"]["quality"], user_id=principal.user_id
     )
@@ -315,8 +322,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
 )
 @request_schema(ThumbnailQuerySchema, location="querystring")
 async def thumbnail(request: web.Request) -> web.StreamResponse:
-    principal = await require_user(request)
-    row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
+    _, row = await _caller_and_file(request)
     return await send_thumbnail(request, row, request["data"]["size"])
 
 
@@ -328,8 +334,7 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
     responses={200: CAPTIONS_VTT, 401: UNAUTHORIZED, 404: NOT_FOUND},
 )
 async def captions_vtt(request: web.Request) -> web.StreamResponse:
-    principal = await require_user(request)
-    row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
+    _, row = await _caller_and_file(request)
     return await send_captions(request, row, "vtt")
 
 
@@ -341,8 +346,7 @@ async def captions_vtt(request: web.Request) -> web.StreamResponse:
     responses={200: CAPTIONS_SRT, 401: UNAUTHORIZED, 404: NOT_FOUND},
 )
 async def captions_srt(request: web.Request) -> web.StreamResponse:
-    principal = await require_user(request)
-    row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
+    _, row = await _caller_and_file(request)
     return await send_captions(request, row, "srt")
 
 
@@ -354,8 +358,7 @@ async def captions_srt(request: web.Request) -> web.StreamResponse:
     responses={200: {"description": "Analytics"}, 401: UNAUTHORIZED, 404: NOT_FOUND},
 )
 async def analytics(request: web.Request) -> web.Response:
-    principal = await require_user(request)
-    row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
+    _, row = await _caller_and_file(request)
     async with request.config_dict[DB_POOL].acquire() as conn:
         sessions = await file_rows.file_analytics(conn, row["id"])
     return ok(
@@ -431,8 +434,7 @@ def _signed_path(kind: signing.LinkKind, file_id: str) -> str:
 )
 @request_schema(SignedUrlRequestSchema)
 async def signed_url(request: web.Request) -> web.Response:
-    principal = await require_user(request)
-    row = await file_service.get_visible_file(request, principal, request.match_info["file_id"])
+    principal, row = await _caller_and_file(request)
     data = request["data"]
     settings = request.config_dict[SETTINGS]
     kind, params = link_grant(data)

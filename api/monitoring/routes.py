@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import redis.exceptions
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp_apigami import docs, request_schema
+from marshmallow import Schema
 
 from api.auth.authn import bearer_token, optional_user, require_admin
 from api.common_schemas import FORBIDDEN, INVALID, UNAUTHORIZED, envelope
@@ -63,6 +66,31 @@ RECENT_WINDOW_S = 3600.0
 AUTH_ERRORS: dict[int, dict[str, Any]] = {400: INVALID, 401: UNAUTHORIZED, 403: FORBIDDEN}
 
 
+def _detail_docs(
+    schema: type[Schema],
+    name: str,
+    what: str,
+    *,
+    summary: str,
+    description: str,
+    query: type[Schema] = DetailQuerySchema,
+) -> Callable[[Handler], Handler]:
+    """The documentation and validated query of a ``/system`` figures
+    endpoint: its answer in the envelope, and the errors of a token check."""
+
+    def decorate(handler: Handler) -> Handler:
+        handler = request_schema(query, location="querystring")(handler)
+        decorated: Handler = docs(
+            tags=["system"],
+            summary=summary,
+            description=description,
+            responses={200: {"schema": envelope(schema, name), "description": what}} | AUTH_ERRORS,
+        )(handler)
+        return decorated
+
+    return decorate
+
+
 async def _full_detail(request: web.Request) -> bool:
     """Whether this caller gets the admin detail."""
     asked = request["data"].get("detail")
@@ -96,17 +124,15 @@ def _broker_kind(settings: Settings) -> str:
 
 
 @routes.get("/system/metrics")
-@docs(
-    tags=["system"],
+@_detail_docs(
+    SystemMetricsSchema,
+    "SystemMetrics",
+    "Metrics",
     summary="CPU, memory, disk, request rate and latency, job throughput and errors",
     description="Optional token. Anyone: overall figures. Admin: per route, per stage, "
     "process and host details, recent failures. Request figures are this API process's.",
-    responses={
-        200: {"schema": envelope(SystemMetricsSchema, "SystemMetrics"), "description": "Metrics"}
-    }
-    | AUTH_ERRORS,
+    query=DetailQuerySchema,
 )
-@request_schema(DetailQuerySchema, location="querystring")
 async def system_metrics(request: web.Request) -> web.Response:
     full = await _full_detail(request)
     settings = request.config_dict[SETTINGS]
@@ -156,15 +182,15 @@ async def system_metrics(request: web.Request) -> web.Response:
 
 
 @routes.get("/system/queue")
-@docs(
-    tags=["system"],
+@_detail_docs(
+    QueueStatusSchema,
+    "QueueStatus",
+    "Status",
     summary="Queue depths (ready, delayed, in flight, dead letters) and live workers",
     description="Counts are read from the broker's own Redis keys. Optional token. Anyone: "
     "totals. Admin: the broker kind, per queue, per worker, estimated wait.",
-    responses={200: {"schema": envelope(QueueStatusSchema, "QueueStatus"), "description": "Status"}}
-    | AUTH_ERRORS,
+    query=DetailQuerySchema,
 )
-@request_schema(DetailQuerySchema, location="querystring")
 async def queue_status(request: web.Request) -> web.Response:
     full = await _full_detail(request)
     settings = request.config_dict[SETTINGS]
@@ -215,17 +241,15 @@ async def queue_status(request: web.Request) -> web.Response:
 
 
 @routes.get("/system/performance")
-@docs(
-    tags=["system"],
+@_detail_docs(
+    PerformanceSchema,
+    "Performance",
+    "Summary",
     summary="Performance summary: request latency, job stage durations, streaming",
     description="Optional token. Request latency is this API process's since it started; "
     "job and streaming figures cover the last `hours`. Admin: per route, per stage, streaming.",
-    responses={
-        200: {"schema": envelope(PerformanceSchema, "Performance"), "description": "Summary"}
-    }
-    | AUTH_ERRORS,
+    query=PerformanceQuerySchema,
 )
-@request_schema(PerformanceQuerySchema, location="querystring")
 async def performance(request: web.Request) -> web.Response:
     full = await _full_detail(request)
     hours: int = request["data"]["hours"]
@@ -255,15 +279,15 @@ async def performance(request: web.Request) -> web.Response:
 
 
 @routes.get("/system/connections")
-@docs(
-    tags=["system"],
+@_detail_docs(
+    ConnectionsSchema,
+    "Connections",
+    "Usage",
     summary="Database pool and Redis connection usage",
     description="Optional token. Anyone: whether each answers. Admin: pool sizes, "
     "connections in use, Redis INFO clients.",
-    responses={200: {"schema": envelope(ConnectionsSchema, "Connections"), "description": "Usage"}}
-    | AUTH_ERRORS,
+    query=DetailQuerySchema,
 )
-@request_schema(DetailQuerySchema, location="querystring")
 async def connections(request: web.Request) -> web.Response:
     full = await _full_detail(request)
     pool = request.config_dict[DB_POOL]
@@ -295,15 +319,15 @@ async def connections(request: web.Request) -> web.Response:
 
 
 @routes.get("/system/async")
-@docs(
-    tags=["system"],
+@_detail_docs(
+    AsyncStatsSchema,
+    "AsyncStats",
+    "Figures",
     summary="Event-loop lag and running tasks of this API process",
     description="Lag: how late a wake-up scheduled every 0.5 s ran, over the last two "
     "minutes. Optional token; admin adds tasks by coroutine.",
-    responses={200: {"schema": envelope(AsyncStatsSchema, "AsyncStats"), "description": "Figures"}}
-    | AUTH_ERRORS,
+    query=DetailQuerySchema,
 )
-@request_schema(DetailQuerySchema, location="querystring")
 async def async_stats(request: web.Request) -> web.Response:
     full = await _full_detail(request)
     lag = request.config_dict[MONITORING].loop.summary()
@@ -384,14 +408,14 @@ async def logs(request: web.Request) -> web.Response:
 
 
 @routes.get("/system/logs")
-@docs(
-    tags=["system"],
+@_detail_docs(
+    LogListSchema,
+    "LogList",
+    "A page",
     summary=_LOGS_SUMMARY,
     description=_LOGS_DESCRIPTION,
-    responses={200: {"schema": envelope(LogListSchema, "LogList"), "description": "A page"}}
-    | AUTH_ERRORS,
+    query=LogsQuerySchema,
 )
-@request_schema(LogsQuerySchema, location="querystring")
 async def system_logs(request: web.Request) -> web.Response:
     await require_admin(request)
     return ok(_log_page(request))
