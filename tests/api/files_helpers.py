@@ -19,8 +19,8 @@ def form(
     data = aiohttp.FormData(quote_fields=False)
     value = io.BytesIO(content) if len(content) > _RAW_BYTES_LIMIT else content
     data.add_field(field, value, filename=filename, content_type="application/octet-stream")
-    for name, value in fields.items():
-        data.add_field(name, value)
+    for name, text in fields.items():
+        data.add_field(name, text)
     return data
 
 

@@ -253,7 +253,8 @@ async def test_many_followers_share_one_redis_read(client, make_user, events):
     streams = []
     for job_id in jobs:
         response = await client.get(f"/api/v1/jobs/{job_id}/events", headers=user.headers)
-        assert (await next_event(response)).type == "snapshot"
+        snapshot = await next_event(response)
+        assert snapshot is not None and snapshot.type == "snapshot"
         streams.append(response)
     hub = client.app[JOB_EVENT_HUB]
     for _ in range(200):  # the streams' handlers reach the hub
@@ -270,6 +271,7 @@ async def test_many_followers_share_one_redis_read(client, make_user, events):
         await events.publish_log(job_id, "INFO", f"hello {job_id}", "parse")
     for job_id, response in zip(jobs, streams, strict=True):
         event = await next_event(response)
+        assert event is not None
         assert (event.type, event.data["message"]) == ("log", f"hello {job_id}")
         response.close()
 

@@ -51,7 +51,7 @@ async def test_requests_are_counted_per_route_pattern_not_raw_path(
 
 async def test_metrics_summary_for_everyone_detail_for_admins(client: Any, make_user: Any) -> None:
     user = await make_user()
-    for headers in ({}, user.headers):
+    for headers in (dict[str, str](), user.headers):
         response = await client.get("/api/v1/system/metrics", headers=headers)
         assert response.status == 200
         data = (await response.json())["data"]

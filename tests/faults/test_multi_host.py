@@ -142,7 +142,7 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def video_packets(data: bytes) -> list[str]:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.video[0]
         return [
             f"{p.pts}:{hashlib.sha256(bytes(p)).hexdigest()[:16]}"

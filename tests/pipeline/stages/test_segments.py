@@ -72,7 +72,9 @@ def frames(path: Path) -> tuple[list[float], list[np.ndarray]]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         times, pictures = [], []
+        assert stream.time_base is not None
         for frame in container.decode(stream):
+            assert frame.pts is not None
             times.append(round(float(frame.pts * stream.time_base), 4))
             pictures.append(frame.to_ndarray(format="gray").astype(np.int16))
     return times, pictures

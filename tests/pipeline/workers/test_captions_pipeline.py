@@ -99,7 +99,7 @@ async def test_a_narrated_storyboard_renders_with_its_speech(
     assert "This <00:00:" in vtt and "aloud." in vtt
     video = await client.get(f"/api/v1/videos/{job_id}/download", headers=user.headers)
     data = await video.read()
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         assert [s.codec_context.name for s in container.streams.audio] == ["aac"]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=48000)
         samples = np.concatenate(

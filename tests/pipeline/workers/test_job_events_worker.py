@@ -39,8 +39,10 @@ async def test_a_followed_render_streams_stages_progress_and_end(client, make_us
 
     events = first[1:] + rest
     ids = [e.id for e in events]
+    start = first[0].id
+    assert start is not None
     # No duplicate and no gap across the reconnection.
-    assert ids == list(range(first[0].id + 1, first[0].id + 1 + len(ids)))
+    assert ids == list(range(start + 1, start + 1 + len(ids)))
     assert "snapshot" not in [e.type for e in rest]
     stages = [e.data["stage"] for e in events if e.type == "stage"]
     assert stages[-3:] == ["storyboard", "render", "thumbnails"]

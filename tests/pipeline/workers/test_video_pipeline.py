@@ -101,11 +101,12 @@ async def test_sample_script_becomes_a_video(client, make_user, start_worker):
     data = await response.read()
     boxes = top_level_boxes(data)
     assert boxes.index("moov") < boxes.index("mdat")  # faststart
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         video = container.streams.video[0]
         assert video.codec_context.name == "h264"
         assert (video.codec_context.width, video.codec_context.height) == (854, 480)
         assert video.codec_context.pix_fmt == "yuv420p"
+        assert video.average_rate is not None and container.duration is not None
         assert round(float(video.average_rate)) == 30
         duration = float(container.duration) / av.time_base
         assert abs(duration - storyboard["duration_s"]) <= 0.1
