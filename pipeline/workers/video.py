@@ -25,7 +25,8 @@ from pipeline.stages.render import RenderResult, render_video
 from pipeline.stages.render_budget import check_render_budget
 from pipeline.stages.script import Script, parse_script
 from pipeline.stages.segment_plan import with_plan
-from pipeline.stages.storyboard import Storyboard, build_storyboard
+from pipeline.stages.storyboard import Storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from pipeline.stages.thumbnails import make_thumbnails
 from pipeline.workers import runtime
 from pipeline.workers.finalize import finalize_video
