@@ -71,13 +71,7 @@ def _text_embedding(row: Mapping[str, Any]) -> list[float] | None:
     return [round(float(v), 5) for v in vector]
 
 
-@dramatiq.actor(
-    actor_name=PROCESS_UPLOAD.actor_name,
-    queue_name=PROCESS_UPLOAD.queue_name,
-    max_retries=5,
-    min_backoff=1000,
-    time_limit=15 * 60 * 1000,
-)
+@runtime.actor(PROCESS_UPLOAD, max_retries=5, min_backoff=1000, time_limit=15 * 60 * 1000)
 async def process_upload(file_id: str) -> None:
     """Idempotent: a redelivered message redoes the same work into the same keys."""
     pool = await db_pool()
@@ -182,13 +176,7 @@ async def _ladder(
     return renditions
 
 
-@dramatiq.actor(
-    actor_name=EMBED_TEXT.actor_name,
-    queue_name=EMBED_TEXT.queue_name,
-    max_retries=3,
-    min_backoff=1000,
-    time_limit=5 * 60 * 1000,
-)
+@runtime.actor(EMBED_TEXT, max_retries=3, min_backoff=1000, time_limit=5 * 60 * 1000)
 async def embed_file_text(file_id: str) -> None:
     """Embed a generated video's text (title, description, script excerpt) into its
     metadata. Idempotent; a file deleted meanwhile is skipped."""

@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import dramatiq
-
 from db import files as file_rows
 from db import jobs as job_rows
 from db import quotas as quota_rows
@@ -77,9 +75,7 @@ def _storyboard_key(job_id: str) -> str:
     return f"storyboards/{job_id}.json"
 
 
-@dramatiq.actor(
-    actor_name=PARSE_SCRIPT.actor_name, queue_name=PARSE_SCRIPT.queue_name, max_retries=3
-)
+@runtime.actor(PARSE_SCRIPT, max_retries=3)
 async def parse_script_stage(job_id: str) -> None:
     async with stage_run(job_id, "parse", PARSE_AT) as run:
         if run is None:
@@ -131,9 +127,7 @@ def _storyboard_assets(storyboard: Storyboard) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-@dramatiq.actor(
-    actor_name=BUILD_STORYBOARD.actor_name, queue_name=BUILD_STORYBOARD.queue_name, max_retries=3
-)
+@runtime.actor(BUILD_STORYBOARD, max_retries=3)
 async def build_storyboard_stage(job_id: str) -> None:
     async with stage_run(job_id, "storyboard", STORYBOARD_AT) as run:
         if run is None:
@@ -213,12 +207,7 @@ class _RenderWatch:
             await asyncio.sleep(0.3)
 
 
-@dramatiq.actor(
-    actor_name=RENDER_VIDEO.actor_name,
-    queue_name=RENDER_VIDEO.queue_name,
-    max_retries=3,
-    time_limit=3 * 3600 * 1000,
-)
+@runtime.actor(RENDER_VIDEO, max_retries=3, time_limit=3 * 3600 * 1000)
 async def render_video_stage(job_id: str) -> None:
     async with stage_run(job_id, "render", RENDER_AT) as run:
         if run is None:
@@ -316,9 +305,7 @@ async def store_render_result(run: StageRun, result: RenderResult, started: floa
     _next(MAKE_THUMBNAILS, job_id)
 
 
-@dramatiq.actor(
-    actor_name=MAKE_THUMBNAILS.actor_name, queue_name=MAKE_THUMBNAILS.queue_name, max_retries=3
-)
+@runtime.actor(MAKE_THUMBNAILS, max_retries=3)
 async def make_video_thumbnails_stage(job_id: str) -> None:
     async with stage_run(job_id, "thumbnails", THUMBNAILS_AT) as run:
         if run is None:
