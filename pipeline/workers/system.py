@@ -7,7 +7,6 @@ import time
 
 import redis
 
-from api.cached_reads import warm
 from pipeline.maintenance.context import build_context
 from pipeline.maintenance.registry import MAINTENANCE_TASKS, run_task
 from pipeline.workers import runtime
@@ -40,7 +39,6 @@ async def run_maintenance(task_name: str, slot: int | None = None) -> None:
         storage=storage(),
         enqueuer=Enqueuer(runtime.broker),
         redis=client,
-        warm=warm,
     )
     try:
         result = await run_task(ctx, task_name, slot=slot)

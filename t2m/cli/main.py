@@ -126,7 +126,6 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 def cmd_maintenance(args: argparse.Namespace) -> int:
     import json
 
-    from api.cached_reads import warm
     from db.pool import create_pool
     from pipeline.maintenance.context import build_context
     from pipeline.maintenance.registry import run_task
@@ -152,7 +151,6 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
             storage=storage,
             enqueuer=Enqueuer(broker),
             redis=client,
-            warm=warm,
         )
         try:
             return await run_task(ctx, args.task, **params)
