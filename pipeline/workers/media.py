@@ -27,14 +27,12 @@ from pipeline.workers import runtime  # the broker before any actor
 from pipeline.workers.notify import public_base_url, send_deliveries
 from pipeline.workers.resources import db_pool, invalidate_cache, storage
 from recommender.embeddings import EMBEDDING_KEY, TextEmbedder, content_text
-from t2m.enqueue import Enqueuer
 from t2m.queues import EMBED_TEXT, PACKAGE_HLS, PROCESS_UPLOAD
 from t2m.scratch import attempt_dir
 
 log = logging.getLogger(__name__)
 
 _embedder = TextEmbedder()
-_enqueuer: Enqueuer | None = None
 
 
 def warm_embedder() -> None:
@@ -128,10 +126,7 @@ async def process_upload(file_id: str) -> None:
     await invalidate_cache(row["owner_id"])  # metadata, thumbnails, final status
     await send_deliveries(deliveries)
     if row["file_type"] == "video" and result.status == "completed":
-        global _enqueuer
-        if _enqueuer is None:
-            _enqueuer = Enqueuer(runtime.broker)
-        _enqueuer.send_now(PACKAGE_HLS, file_id)
+        runtime.enqueuer().send_now(PACKAGE_HLS, file_id)
     log.info("processed upload %s: %s", file_id, result.status)
 
 

@@ -14,6 +14,7 @@ from dramatiq.actor import ActorDecorator
 
 from pipeline.workers.heartbeat import WorkerHeartbeat
 from t2m.broker import build_broker
+from t2m.enqueue import Enqueuer
 from t2m.logs import configure_logging
 from t2m.queues import ActorRef
 from t2m.settings import Settings
@@ -29,3 +30,14 @@ dramatiq.set_broker(broker)
 def actor(ref: ActorRef, **options: Any) -> ActorDecorator:
     """``@dramatiq.actor`` with the actor and queue names ``ref`` declares."""
     return dramatiq.actor(actor_name=ref.actor_name, queue_name=ref.queue_name, **options)
+
+
+_enqueuer: Enqueuer | None = None
+
+
+def enqueuer() -> Enqueuer:
+    """The process's one Enqueuer on the worker broker, made on first use."""
+    global _enqueuer
+    if _enqueuer is None:
+        _enqueuer = Enqueuer(broker)
+    return _enqueuer

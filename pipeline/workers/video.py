@@ -31,7 +31,6 @@ from pipeline.workers.finalize import finalize_video
 from pipeline.workers.jobs import StageRun, stage_run
 from pipeline.workers.resources import invalidate_cache, storage
 from pipeline.workers.segment_dispatch import dispatch_segments
-from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
 from t2m.job_status import JobStatus
 from t2m.queues import (
@@ -42,13 +41,13 @@ from t2m.queues import (
     PACKAGE_HLS,
     PARSE_SCRIPT,
     RENDER_VIDEO,
+    ActorRef,
 )
 from t2m.scratch import attempt_dir
 
 CAPTION_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip"}
 
 log = logging.getLogger(__name__)
-_enqueuer: Enqueuer | None = None
 
 SCRIPT_EXCERPT_CHARS = 4000
 
@@ -56,11 +55,8 @@ SCRIPT_EXCERPT_CHARS = 4000
 PARSE_AT, STORYBOARD_AT, RENDER_AT, RENDER_END, THUMBNAILS_AT = 1, 5, 10, 90, 92
 
 
-def _next(ref: Any, job_id: str) -> None:
-    global _enqueuer
-    if _enqueuer is None:
-        _enqueuer = Enqueuer(runtime.broker)
-    _enqueuer.send_now(ref, job_id)
+def _next(ref: ActorRef, job_id: str) -> None:
+    runtime.enqueuer().send_now(ref, job_id)
 
 
 def _parsed_key(job_id: str) -> str:
