@@ -201,6 +201,9 @@ class Settings:
     stuck_queued_after_s: float = 900.0
     stuck_max_requeues: int = 3
     purge_grace_hours: float = 72.0
+    # Stored segments (segments/) no live job lists are deleted past this age;
+    # a render reuses only segments younger than half of it.
+    segment_retention_hours: float = 168.0
     # Guest users (ALLOW_ANONYMOUS) unused this long are reaped with their files.
     guest_max_age_days: float = 30.0
     log_level: str = "INFO"
@@ -327,6 +330,9 @@ class Settings:
             stuck_queued_after_s=_float(get("STUCK_QUEUED_AFTER_S", "900"), "STUCK_QUEUED_AFTER_S"),
             stuck_max_requeues=_int(get("STUCK_MAX_REQUEUES", "3"), "STUCK_MAX_REQUEUES"),
             purge_grace_hours=_float(get("PURGE_GRACE_HOURS", "72"), "PURGE_GRACE_HOURS"),
+            segment_retention_hours=_float(
+                get("SEGMENT_RETENTION_HOURS", "168"), "SEGMENT_RETENTION_HOURS"
+            ),
             guest_max_age_days=_float(get("GUEST_MAX_AGE_DAYS", "30"), "GUEST_MAX_AGE_DAYS"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
             log_json=_bool(

@@ -131,3 +131,14 @@ def plan_from_json(data: Any) -> list[tuple[int, int]] | None:
 def with_plan(sb: Storyboard) -> Storyboard:
     """``sb`` with its render plan stored in it (every worker renders the same)."""
     return dataclasses.replace(sb, segments=tuple(plan_bounds(sb)))
+
+
+# Every stored segment and timeline sound lives under this storage prefix
+# (segment_render.segment_key, segment_sound.sound_key).
+SEGMENTS_PREFIX = "segments/"
+
+
+def references_key(job_id: str) -> str:
+    """Where a segmented job lists the segment prefixes it renders and joins
+    (JSON ``{"prefixes": [...]}``): what segment cleanup keeps while the job lives."""
+    return f"storyboards/{job_id}.segments.json"
