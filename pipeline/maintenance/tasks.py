@@ -29,7 +29,7 @@ from db import operations as op_rows
 from db import tokens as token_rows
 from db import webhooks as webhook_rows
 from pipeline.maintenance.context import MaintenanceContext
-from pipeline.stages.segment_plan import SEGMENTS_PREFIX, references_key
+from pipeline.stages.segment_keys import SEGMENTS_PREFIX, references_key
 from t2m.cache import ReadThroughCache
 from t2m.errors import NotFound, ServiceUnavailable
 from t2m.queues import DELIVER_WEBHOOK

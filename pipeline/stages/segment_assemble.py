@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.stages.ffmpeg_runner import run_ffmpeg
-from pipeline.stages.render import RenderResult, _verify, finished_render
+from pipeline.stages.render import RenderResult, _collect, finished_render
 from pipeline.stages.render_errors import RenderCancelled
 from pipeline.stages.storyboard import Storyboard
 
@@ -64,14 +64,8 @@ def assemble_video(
             log_path=work / "concat.log",
             should_cancel=cancelled,
         )
-        renditions: dict[str, Path] = {}
-        for rendition in sb.renditions:
-            produced = work / f"out_{rendition.quality}.mp4"
-            _verify(produced, rendition, sb.duration_s)
-            final = out_dir / f"video_{rendition.quality}.mp4"
-            os.replace(produced, final)
-            finals.append(final)
-            renditions[rendition.quality] = final
+        outputs = [(r, f"out_{r.quality}.mp4") for r in sb.renditions]
+        renditions = _collect(sb, work, out_dir, outputs, finals)
         if cancelled():
             raise RenderCancelled()
         return finished_render(

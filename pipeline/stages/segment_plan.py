@@ -12,7 +12,10 @@ A segment is a run of whole scenes ``[first, end)``: frames
 * A segment holds at most ``max_dynamic`` image/video scenes: a render's peak
   memory grows with those (render_budget), so this bounds a worker's memory by
   the segment, not the video.
-* Lengths aim at TARGET_S and stay under MAX_S when the cut points allow.
+* Lengths aim at TARGET_S and stay under MAX_S when the cut points allow:
+  short enough that two workers share a two-minute video evenly and an
+  edited scene re-renders a small part of it, long enough that a
+  segment's fixed cost (a message, an ffmpeg start, its lead) stays small.
 * Below SINGLE_PASS_S (and within the per-segment scene cap) a video is one
   segment: today's single pass, with no extra queue hop.
 
@@ -29,7 +32,7 @@ from pipeline.stages.render_budget import segment_dynamic_cap
 from pipeline.stages.storyboard import Storyboard, StoryboardScene
 
 SINGLE_PASS_S = 60.0  # shorter videos render in one pass
-TARGET_S = 20.0
+TARGET_S = 12.0
 MAX_S = 30.0
 MIN_S = 4.0  # a shorter tail segment joins the one before when it can
 
@@ -131,14 +134,3 @@ def plan_from_json(data: Any) -> list[tuple[int, int]] | None:
 def with_plan(sb: Storyboard) -> Storyboard:
     """``sb`` with its render plan stored in it (every worker renders the same)."""
     return dataclasses.replace(sb, segments=tuple(plan_bounds(sb)))
-
-
-# Every stored segment and timeline sound lives under this storage prefix
-# (segment_render.segment_key, segment_sound.sound_key).
-SEGMENTS_PREFIX = "segments/"
-
-
-def references_key(job_id: str) -> str:
-    """Where a segmented job lists the segment prefixes it renders and joins
-    (JSON ``{"prefixes": [...]}``): what segment cleanup keeps while the job lives."""
-    return f"storyboards/{job_id}.segments.json"

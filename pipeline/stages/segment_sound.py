@@ -27,6 +27,7 @@ from pipeline.stages.narration_plan import clips_to_list
 from pipeline.stages.render import _mix_sound, _safe_suffix
 from pipeline.stages.render_errors import RenderCancelled, RenderError
 from pipeline.stages.render_graph import EncodeSettings, GraphInputs, sound_job
+from pipeline.stages.segment_keys import SEGMENTS_PREFIX
 from pipeline.stages.storyboard import Storyboard
 
 # Part of the sound's content key: bump when the mix, the normalisation or
@@ -52,7 +53,7 @@ def sound_key(
         "code": SOUND_CODE_VERSION,
     }
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-    return f"segments/{digest[:2]}/{digest}"
+    return f"{SEGMENTS_PREFIX}{digest[:2]}/{digest}"
 
 
 def sound_assets(sb: Storyboard) -> list[str]:

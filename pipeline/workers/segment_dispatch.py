@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from db import files as file_rows
-from pipeline.stages.segment_plan import Segment, references_key, segments
+from pipeline.stages.segment_keys import references_key
+from pipeline.stages.segment_plan import Segment, segments
 from pipeline.stages.segment_render import segment_key
 from pipeline.stages.segment_sound import sound_key
 from pipeline.stages.storyboard import Storyboard

@@ -15,7 +15,7 @@ import asyncpg
 from db import jobs as job_rows
 from pipeline.maintenance.context import MaintenanceContext
 from pipeline.maintenance.registry import run_task
-from pipeline.stages.segment_plan import references_key
+from pipeline.stages.segment_keys import references_key
 from t2m.settings import Settings
 from t2m.storage import build_storage
 
