@@ -90,7 +90,7 @@ async def parse_script_stage(job_id: str) -> None:
         # A silent video (narration "none", or every scene [silent]) needs no
         # speech engine: it goes straight on to the storyboard.
         silent = run.job["parameters"].get("narration") == "none" or not any(
-            scene.spoken_text for scene in script.scenes
+            scene.narrated for scene in script.scenes
         )
         _next(BUILD_STORYBOARD if silent else NARRATE_SCRIPT, job_id)
 
