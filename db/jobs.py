@@ -118,6 +118,22 @@ async def set_progress(conn: asyncpg.Connection, job_id: str, progress: int) -> 
     )
 
 
+async def add_render_seconds(conn: asyncpg.Connection, job_id: str, seconds: float) -> None:
+    """Add rendering time to the job's ``render_seconds`` (a segmented render
+    adds each piece's as it is made, from any worker, then the join's)."""
+    await conn.execute(
+        "UPDATE jobs SET render_seconds = coalesce(render_seconds, 0) + $2 WHERE id = $1",
+        job_id,
+        seconds,
+    )
+
+
+async def live_job_ids(conn: asyncpg.Connection) -> list[str]:
+    """Ids of the jobs still owed work (queued or processing)."""
+    rows = await conn.fetch("SELECT id FROM jobs WHERE status IN ('queued', 'processing')")
+    return [str(r["id"]) for r in rows]
+
+
 async def update_job(conn: asyncpg.Connection, job_id: str, **fields: Any) -> None:
     assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
     await conn.execute(

@@ -203,6 +203,9 @@ class Settings:
     stuck_queued_after_s: float = 900.0
     stuck_max_requeues: int = 3
     purge_grace_hours: float = 72.0
+    # Stored segments (segments/) no live job lists are deleted past this age;
+    # a render reuses only segments younger than half of it.
+    segment_retention_hours: float = 168.0
     # Guest users (ALLOW_ANONYMOUS) unused this long are reaped with their files.
     guest_max_age_days: float = 30.0
     log_level: str = "INFO"
@@ -306,6 +309,7 @@ class Settings:
             stuck_queued_after_s=read(_float, "STUCK_QUEUED_AFTER_S", "900"),
             stuck_max_requeues=read(_int, "STUCK_MAX_REQUEUES", "3"),
             purge_grace_hours=read(_float, "PURGE_GRACE_HOURS", "72"),
+            segment_retention_hours=read(_float, "SEGMENT_RETENTION_HOURS", "168"),
             guest_max_age_days=read(_float, "GUEST_MAX_AGE_DAYS", "30"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
             log_json=read(_bool, "LOG_JSON", "false" if mode != "production" else "true"),

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ async def parse_script_stage(job_id: str) -> None:
         # A silent video (narration "none", or every scene [silent]) needs no
         # speech engine: it goes straight on to the storyboard.
         silent = run.job["parameters"].get("narration") == "none" or not any(
-            scene.spoken_text for scene in script.scenes
+            scene.narrated for scene in script.scenes
         )
         _next(BUILD_STORYBOARD if silent else NARRATE_SCRIPT, job_id)
 
@@ -225,25 +226,38 @@ async def render_video_stage(job_id: str) -> None:
             await _render(run, storyboard, work)
 
 
-async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
-    asset_paths: dict[str, Path] = {}
+async def fetch_assets(run: StageRun, ids: Iterable[str], work: Path) -> dict[str, Path]:
+    """Download the given assets (each once) under ``work/assets``: id → local file."""
+    paths: dict[str, Path] = {}
     async with run.pool.acquire() as conn:
-        for asset_id in _storyboard_assets(storyboard):
+        for asset_id in dict.fromkeys(ids):
             row = await file_rows.file_by_id(conn, asset_id)
             if row is None:
                 raise ValidationFailed(f"asset {asset_id} was deleted")
             local = work / "assets" / asset_id
             local.parent.mkdir(parents=True, exist_ok=True)
             await storage().download_to(row["storage_key"], local)
-            asset_paths[asset_id] = local
-    # Narration clips are content-addressed under tts/ (the narrate stage
-    # wrote them); the same sentence spoken twice is fetched once.
-    narration_paths: dict[str, Path] = {}
+            paths[asset_id] = local
+    return paths
+
+
+async def fetch_narration(storyboard: Storyboard, work: Path) -> dict[str, Path]:
+    """Download the narration clips under ``work/tts``: audio key → local WAV.
+
+    The clips are content-addressed under tts/ (the narrate stage wrote
+    them); the same sentence spoken twice is fetched once."""
+    paths: dict[str, Path] = {}
     for number, key in enumerate(dict.fromkeys(c.audio_key for c in storyboard.narration)):
         local = work / "tts" / f"clip_{number:05d}.wav"
         local.parent.mkdir(parents=True, exist_ok=True)
         await storage().download_to(key, local)
-        narration_paths[key] = local
+        paths[key] = local
+    return paths
+
+
+async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
+    asset_paths = await fetch_assets(run, _storyboard_assets(storyboard), work)
+    narration_paths = await fetch_narration(storyboard, work)
     watch = _RenderWatch(run, asyncio.get_running_loop())
     poller = asyncio.create_task(watch.poll_cancel())
     started = time.monotonic()
@@ -265,8 +279,13 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
     await store_render_result(run, result, started)
 
 
-async def store_render_result(run: StageRun, result: RenderResult, started: float) -> None:
-    """Store the renditions and captions, record them on the job, hand on."""
+async def store_render_result(
+    run: StageRun, result: RenderResult, started: float, *, add_render_seconds: bool = False
+) -> None:
+    """Store the renditions and captions, record them on the job, hand on.
+
+    ``render_seconds`` becomes the time since ``started``, or (a segmented
+    join, ``add_render_seconds``) grows by it: the pieces added theirs."""
     job_id = run.job["id"]
     renditions: dict[str, dict[str, Any]] = {}
     for quality, path in result.renditions.items():
@@ -284,11 +303,15 @@ async def store_render_result(run: StageRun, result: RenderResult, started: floa
         await storage().put_file(
             f"videos/{job_id}/subtitles.{kind}", path, content_type=CAPTION_TYPES[kind]
         )
-    async with run.pool.acquire() as conn:
+    elapsed = time.monotonic() - started
+    async with run.pool.acquire() as conn, conn.transaction():
+        if add_render_seconds:
+            await job_rows.add_render_seconds(conn, job_id, elapsed)
+        else:
+            await job_rows.update_job(conn, job_id, render_seconds=elapsed)
         await job_rows.update_job(
             conn,
             job_id,
-            render_seconds=time.monotonic() - started,
             result={
                 "renditions": renditions,
                 "primary": next(iter(result.renditions)),
