@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -20,3 +21,14 @@ def pagination(page: int, items_per_page: int, total_items: int) -> dict[str, An
         "next_page": page + 1 if has_next else None,
         "previous_page": page - 1 if has_previous else None,
     }
+
+
+def page_window(query: Mapping[str, Any]) -> dict[str, int]:
+    """The ``limit`` and ``offset`` of the page a validated page query asks for."""
+    per_page = int(query["items_per_page"])
+    return {"limit": per_page, "offset": (int(query["page"]) - 1) * per_page}
+
+
+def page_of(items: list[Any], query: Mapping[str, Any], total: int) -> dict[str, Any]:
+    """A list answer: the items of the page a page query asked for, and its pagination."""
+    return {"items": items, "pagination": pagination(query["page"], query["items_per_page"], total)}

@@ -33,7 +33,7 @@ from db import quotas as quota_rows
 from db import users as user_rows
 from t2m.errors import Conflict, NotFound
 from t2m.ids import is_id
-from t2m.pagination import pagination
+from t2m.pagination import page_of, page_window
 from t2m.settings import Settings
 
 routes = web.RouteTableDef()
@@ -103,15 +103,9 @@ async def list_users(request: web.Request) -> web.Response:
         rows, total = await user_rows.list_users(
             conn,
             pending=query.get("pending"),
-            limit=query["items_per_page"],
-            offset=(query["page"] - 1) * query["items_per_page"],
+            **page_window(query),
         )
-    return ok(
-        {
-            "items": [_user_view(r) for r in rows],
-            "pagination": pagination(query["page"], query["items_per_page"], total),
-        }
-    )
+    return ok(page_of([_user_view(r) for r in rows], query, total))
 
 
 @routes.post("/admin/users/{user_id}/approve")

@@ -19,7 +19,7 @@ from api.jobs.views import job_view
 from api.keys import DB_POOL
 from api.responses import ok
 from db import jobs as job_rows
-from t2m.pagination import pagination
+from t2m.pagination import page_of, page_window
 
 routes = web.RouteTableDef()
 
@@ -45,15 +45,9 @@ async def list_jobs(request: web.Request) -> web.Response:
             owner_id=None if principal.is_admin else principal.user_id,
             status=query.get("status"),
             job_type=query.get("type"),
-            limit=query["items_per_page"],
-            offset=(query["page"] - 1) * query["items_per_page"],
+            **page_window(query),
         )
-    return ok(
-        {
-            "items": [job_view(r) for r in rows],
-            "pagination": pagination(query["page"], query["items_per_page"], total),
-        }
-    )
+    return ok(page_of([job_view(r) for r in rows], query, total))
 
 
 @routes.get("/jobs/{job_id}")

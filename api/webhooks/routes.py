@@ -24,7 +24,7 @@ from api.webhooks.service import WEBHOOK_SERVICE, WebhookService
 from db import webhooks as webhook_rows
 from t2m.errors import NotFound
 from t2m.ids import is_id
-from t2m.pagination import pagination
+from t2m.pagination import page_of, page_window
 from t2m.webhook_events import PING
 
 routes = web.RouteTableDef()
@@ -86,15 +86,9 @@ async def list_webhooks(request: web.Request) -> web.Response:
         rows, total = await webhook_rows.list_webhooks(
             conn,
             principal.user_id,
-            limit=query["items_per_page"],
-            offset=(query["page"] - 1) * query["items_per_page"],
+            **page_window(query),
         )
-    return ok(
-        {
-            "items": [service.webhook_view(r) for r in rows],
-            "pagination": pagination(query["page"], query["items_per_page"], total),
-        }
-    )
+    return ok(page_of([service.webhook_view(r) for r in rows], query, total))
 
 
 @routes.get("/webhooks/{webhook_id}")
@@ -212,15 +206,9 @@ async def list_deliveries(request: web.Request) -> web.Response:
             conn,
             row["id"],
             status=query.get("status"),
-            limit=query["items_per_page"],
-            offset=(query["page"] - 1) * query["items_per_page"],
+            **page_window(query),
         )
-    return ok(
-        {
-            "items": [service.delivery_view(r) for r in rows],
-            "pagination": pagination(query["page"], query["items_per_page"], total),
-        }
-    )
+    return ok(page_of([service.delivery_view(r) for r in rows], query, total))
 
 
 @routes.post("/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")

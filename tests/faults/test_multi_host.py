@@ -153,7 +153,7 @@ def video_packets(data: bytes) -> list[str]:
 
 
 def script(tag: str) -> str:
-    # 24 cards of 5 s: 120 s, six segments of ~20 s.
+    # 24 cards of 5 s: 120 s, eight segments of 15 s.
     return "\n\n".join(f"[duration: 5s]\nCard {i} of the {tag} video." for i in range(24))
 
 
@@ -304,7 +304,7 @@ async def test_segments_render_on_two_hosts(tmp_path: Path, settings: Settings) 
                 job = await _wait(session, base, auth, third)
                 assert job["status"] == "completed", job["error"]
                 logs = await _logs(session, base, auth, third)
-                assert logs.count("Joined 6 segments") == 1, logs
+                assert logs.count("Joined 8 segments") == 1, logs
             conn = await asyncpg.connect(database)
             try:
                 files = await conn.fetchval("SELECT count(*) FROM files WHERE job_id = $1", third)
@@ -314,8 +314,11 @@ async def test_segments_render_on_two_hosts(tmp_path: Path, settings: Settings) 
             uploads = s3.list_multipart_uploads(Bucket="t2m-multi").get("Uploads", [])
             assert uploads == []
             keys = {o["Key"] for o in _objects(s3)}
-            segment_dirs = {k.rsplit("/", 1)[0] for k in keys if k.startswith("segments/")}
-            assert len(segment_dirs) == 12  # the second and third jobs' six each, complete
+            piece_dirs = {k.rsplit("/", 1)[0] for k in keys if k.startswith("segments/")}
+            sound_dirs = {d for d in piece_dirs if f"{d}/sound.m4a" in keys}
+            assert len(sound_dirs) == 2  # the second and third jobs' sounds
+            segment_dirs = piece_dirs - sound_dirs
+            assert len(segment_dirs) == 16  # the second and third jobs' eight each, complete
             assert all(f"{d}/480p.mp4" in keys for d in segment_dirs)
         finally:
             for proc in procs:

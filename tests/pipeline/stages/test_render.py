@@ -25,7 +25,7 @@ from pipeline.stages.render import (
 )
 from pipeline.stages.render_graph import any_of
 from pipeline.stages.script import parse_script
-from pipeline.stages.storyboard import build_storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from tests.support.media import striped_jpeg
 
 SCRIPT = b"""# Welcome

@@ -24,7 +24,9 @@ from pipeline.stages.script import parse_script
 from pipeline.stages.segment_assemble import assemble_video
 from pipeline.stages.segment_plan import plan_bounds, segments
 from pipeline.stages.segment_render import render_segment, segment_key
-from pipeline.stages.storyboard import Storyboard, build_storyboard
+from pipeline.stages.segment_sound import render_sound, sound_key
+from pipeline.stages.storyboard import Storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from tests.support.media import striped_jpeg
 
 SCENES = [
@@ -124,6 +126,28 @@ def test_segment_keys_follow_content_only(media: dict[str, Path]) -> None:
     assert segment_key(sb, parts[0], sums, EncodeSettings(preset="medium")) != keys[0]
 
 
+def test_the_sound_key_follows_the_sound_inputs_only() -> None:
+    sb = storyboard()
+    sums = {"photo": "a" * 64, "tone": "c" * 64}
+    key = sound_key(sb, sums)
+    assert key.startswith("segments/")
+    assert key not in {segment_key(sb, p, sums) for p in segments(sb, list(sb.segments))}
+    # Another photo or an edited card text leaves the sound as it was ...
+    assert sound_key(sb, {**sums, "photo": "b" * 64}) == key
+    edited = dataclasses.replace(
+        sb, scenes=(dataclasses.replace(sb.scenes[0], lines=("Edited.",)), *sb.scenes[1:])
+    )
+    assert sound_key(edited, sums) == key
+    # ... other music, a louder one, no music or another length do not.
+    assert sound_key(sb, {**sums, "tone": "d" * 64}) != key
+    assert sb.music is not None
+    louder = dataclasses.replace(sb, music=dataclasses.replace(sb.music, volume=1.0))
+    assert sound_key(louder, sums) != key
+    assert sound_key(storyboard(music=False), sums) != key
+    assert sound_key(dataclasses.replace(sb, total_frames=sb.total_frames + 1), sums) != key
+    assert sound_key(sb, sums, EncodeSettings(audio_bitrate="96k")) != key
+
+
 def test_joined_segments_match_a_single_pass(tmp_path: Path, media: dict[str, Path]) -> None:
     sb = storyboard()
     assets = {"photo": media["photo"], "tone": media["tone"]}
@@ -134,7 +158,8 @@ def test_joined_segments_match_a_single_pass(tmp_path: Path, media: dict[str, Pa
         out = render_segment(sb, part, tmp_path / f"seg{part.index}", asset_paths=assets)
         for quality, path in out.items():
             files[quality].append(path)
-    joined = assemble_video(sb, files, tmp_path / "joined", asset_paths=assets)
+    track = render_sound(sb, tmp_path / "sound", asset_paths=assets)
+    joined = assemble_video(sb, files, track, tmp_path / "joined")
     for quality in single.renditions:
         times_a, pics_a = frames(single.renditions[quality])
         times_b, pics_b = frames(joined.renditions[quality])
