@@ -122,8 +122,9 @@ async def _render_piece(
     sb, plan = await _load(run)
     what = describe(sb, plan)
     try:
-        if await _fresh(objects(sb, plan)):
-            await run.log("INFO", f"{what} reused")
+        keys = objects(sb, plan)
+        if await _fresh(keys):
+            await run.log("INFO", f"{what} reused", key=keys[0].rpartition("/")[0])
         else:
             await render(run, sb, plan)
         await _after_piece(run, sb, plan)
@@ -263,14 +264,18 @@ async def _render_sound(run: StageRun, sb: Storyboard, plan: Pieces) -> None:
 
 
 async def _after_piece(run: StageRun, sb: Storyboard, plan: Pieces) -> None:
-    """Progress from the pieces stored; the last one found hands on to the join."""
-    objects = _piece_objects(sb, plan)
-    done = 0
-    for keys in objects:
-        done += await _fresh(keys)
-    await run.progress(RENDER_AT + int((SEGMENTS_END - RENDER_AT) * done / len(objects)))
-    if done < len(objects):
-        return
+    """Progress from the pieces logged done; the last one stored hands on to the join.
+
+    Pieces finish about in queue order, so looking from the last one a piece
+    still missing is found at once: only the piece that completes the set
+    looks at them all (a storage look-up per piece, never per piece squared)."""
+    async with run.pool.acquire() as conn:
+        done = await job_rows.count_logged_keys(conn, run.job["id"], plan.prefixes())
+    total = len(plan.prefixes())
+    await run.progress(RENDER_AT + int((SEGMENTS_END - RENDER_AT) * min(done, total) / total))
+    for keys in reversed(_piece_objects(sb, plan)):
+        if not await _fresh(keys):
+            return
     async with run.pool.acquire() as conn:
         moved = await job_rows.advance_stage(conn, run.job["id"], "render", "assemble")
     if moved:
