@@ -73,7 +73,6 @@ def _imports(module: str, path: Path) -> Iterator[Edge]:
             for inner in node.body:
                 typing_nodes.update(id(n) for n in ast.walk(inner))
     for node in ast.walk(tree):
-        names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -84,6 +83,8 @@ def _imports(module: str, path: Path) -> Iterator[Edge]:
                 base = ".".join([*anchor, base] if base else anchor)
             # ``from pkg import mod`` imports the module pkg.mod.
             names = [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
         for name in names:
             target = _resolve(name)
             if target is not None and target != module:
@@ -131,6 +132,16 @@ def test_stages_and_maintenance_import_no_api_and_no_workers() -> None:
 
 def test_api_imports_no_workers() -> None:
     assert _violations(("api",), ("pipeline.workers",)) == []
+
+
+def test_workers_import_no_api() -> None:
+    # What a worker shares with the API (the cached reads it warms) lives below both.
+    assert _violations(("pipeline.workers",), ("api",)) == []
+
+
+def test_infrastructure_keys_import_no_feature() -> None:
+    # api.keys is imported by every feature: it must import none of them back.
+    assert [e.target for e in EDGES if e.source == "api.keys" and _in(e.target, "api")] == []
 
 
 def _cycles() -> list[list[str]]:

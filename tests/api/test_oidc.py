@@ -97,7 +97,7 @@ async def test_key_rotation_is_picked_up(oidc_client, provider):
     # The verifier refreshes at most every 30 s; an unknown kid within that
     # window is refused rather than hammering the provider.
     verifier = oidc_client.app[
-        __import__("api.keys", fromlist=["AUTHENTICATOR"]).AUTHENTICATOR
+        __import__("api.auth.authn", fromlist=["AUTHENTICATOR"]).AUTHENTICATOR
     ].oidc
     verifier._fetched_at = 0.0
     assert (await _me(oidc_client, _token(new_private, "new"))).status == 200
@@ -128,7 +128,7 @@ async def test_external_token_failures(oidc_client, provider, case, code):
         token = _token(other, "k1")
     elif case == "alg_none":
         token = jwt.encode(
-            {"iss": ISSUER, "sub": "x", "exp": int(time.time()) + 60}, None, algorithm="none"
+            {"iss": ISSUER, "sub": "x", "exp": int(time.time()) + 60}, "", algorithm="none"
         )
     else:
         # The classic confusion attack: HS256 keyed with the public key.

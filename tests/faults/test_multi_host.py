@@ -37,6 +37,7 @@ from db.migrate import migrate_dsn
 from t2m.settings import Settings
 from tests.faults.servers import ThrowawayPostgres, user_token
 from tests.processes import REPO, service_env, wait_for
+from tests.support.polling import until
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and ip netns"
@@ -142,7 +143,7 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def video_packets(data: bytes) -> list[str]:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.video[0]
         return [
             f"{p.pts}:{hashlib.sha256(bytes(p)).hexdigest()[:16]}"
@@ -351,13 +352,12 @@ async def _generate(
 async def _wait(
     session: aiohttp.ClientSession, base: str, auth: dict[str, str], job_id: str
 ) -> dict:
-    for _ in range(3000):
+    async def finished() -> dict | None:
         async with session.get(f"{base}/api/v1/jobs/{job_id}", headers=auth) as response:
             job = (await response.json())["data"]
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return dict(job)
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not finish")
+        return dict(job) if job["status"] in ("completed", "failed", "cancelled") else None
+
+    return await until(finished, f"job {job_id} to finish", timeout_s=900, interval_s=0.3)
 
 
 async def _logs(

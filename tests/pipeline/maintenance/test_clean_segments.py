@@ -16,6 +16,7 @@ from db import jobs as job_rows
 from pipeline.maintenance.context import MaintenanceContext
 from pipeline.maintenance.registry import run_task
 from pipeline.stages.segment_keys import references_key
+from t2m.queues import ActorRef
 from t2m.settings import Settings
 from t2m.storage import build_storage
 
@@ -79,5 +80,5 @@ async def test_old_segments_no_live_job_lists_are_deleted_and_nothing_else(
         await store.aclose()
 
 
-async def _no_send(*args: Any) -> None:
+async def _no_send(actor: ActorRef, message_id: str) -> str:
     raise AssertionError("clean_segments sends no message")

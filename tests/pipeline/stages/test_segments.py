@@ -15,7 +15,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from pipeline.stages.ffmpeg_runner import ffmpeg_executable
 from pipeline.stages.render import render_video
@@ -26,7 +25,9 @@ from pipeline.stages.segment_assemble import assemble_video
 from pipeline.stages.segment_plan import plan_bounds, segments
 from pipeline.stages.segment_render import render_segment, segment_key
 from pipeline.stages.segment_sound import render_sound, sound_key
-from pipeline.stages.storyboard import Storyboard, build_storyboard
+from pipeline.stages.storyboard import Storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
+from tests.support.media import striped_jpeg
 
 SCENES = [
     "# Opening\nA gradient card.",
@@ -42,12 +43,7 @@ SCENES = [
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("media")
-    photo = root / "photo.jpg"
-    img = Image.new("RGB", (1000, 700), "#336699")
-    draw = ImageDraw.Draw(img)
-    for x in range(0, 1000, 50):
-        draw.line((x, 0, x, 700), fill="yellow", width=6)
-    img.save(photo, quality=90)
+    photo = striped_jpeg(root / "photo.jpg", 1000, 700, every=50)
     tone = root / "tone.wav"
     subprocess.run(
         [
@@ -73,7 +69,9 @@ def frames(path: Path) -> tuple[list[float], list[np.ndarray]]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         times, pictures = [], []
+        assert stream.time_base is not None
         for frame in container.decode(stream):
+            assert frame.pts is not None
             times.append(round(float(frame.pts * stream.time_base), 4))
             pictures.append(frame.to_ndarray(format="gray").astype(np.int16))
     return times, pictures

@@ -68,9 +68,15 @@ async def test_segments_render_on_both_workers_and_are_reused(client, make_user,
     data = await (
         await client.get(f"/api/v1/videos/{job_id}/download", headers=user.headers)
     ).read()
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.video[0]
-        times = [float(p.pts * stream.time_base) for p in container.demux(stream) if p.size]
+        time_base = stream.time_base
+        assert time_base is not None
+        times = []
+        for packet in container.demux(stream):
+            if packet.size:
+                assert packet.pts is not None
+                times.append(float(packet.pts * time_base))
         assert container.streams.audio
     assert len(times) == 65 * 30
     assert sorted(round(t * 30) for t in times) == list(range(65 * 30))
