@@ -92,20 +92,20 @@ def test_syllables_weigh_words_by_how_long_they_take():
     assert syllables("2026") > syllables("two")
 
 
-def test_a_file_without_sound_is_refused(tmp_path: Path):
-    silent_video = tmp_path / "silent.mp4"
+def _lavfi(source: str, path: Path, *output_args: str) -> Path:
+    """``path`` made by ffmpeg from a lavfi ``source``."""
     subprocess.run(
-        [ffmpeg_executable(), "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x64:d=1",
-         "-c:v", "libx264", "-y", str(silent_video)],
+        [ffmpeg_executable(), "-v", "error", "-f", "lavfi", "-i", source, *output_args,
+         "-y", str(path)],
         check=True,
     )  # fmt: skip
+    return path
+
+
+def test_a_file_without_sound_is_refused(tmp_path: Path):
+    silent_video = _lavfi("color=c=red:s=64x64:d=1", tmp_path / "silent.mp4", "-c:v", "libx264")
     with pytest.raises(RecordingError, match="no sound track"):
         convert_recording(silent_video, tmp_path / "out.wav")
-    hush = tmp_path / "hush.wav"
-    subprocess.run(
-        [ffmpeg_executable(), "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
-         "-t", "2", "-y", str(hush)],
-        check=True,
-    )  # fmt: skip
+    hush = _lavfi("anullsrc=r=8000:cl=mono", tmp_path / "hush.wav", "-t", "2")
     with pytest.raises(RecordingError, match="silent"):
         convert_recording(hush, tmp_path / "out2.wav")
