@@ -8,51 +8,39 @@ from collections.abc import AsyncIterator
 from aiohttp import ClientSession, ClientTimeout, web
 from aiohttp_apigami import validation_middleware
 
-from api.auth_service import AuthService
-from api.authn import Authenticator
+from api.admin import routes as admin
+from api.auth import routes as auth
+from api.auth.authn import AUTHENTICATOR, Authenticator
+from api.auth.guests import hand_out_guest_token
+from api.auth.login_throttle import LoginThrottle
+from api.auth.oidc import OidcVerifier
+from api.auth.service import AUTH_SERVICE, AuthService
 from api.background import background_tasks_ctx
-from api.cache import cache_ctx
-from api.guests import hand_out_guest_token
-from api.health import HEALTH_PROBE, HealthProbe
-from api.job_event_hub import job_event_hub_ctx
-from api.keys import (
-    AUTH_SERVICE,
-    AUTHENTICATOR,
-    DB_POOL,
-    ENQUEUER,
-    HTTP_CLIENT,
-    REDIS,
-    SCORER_CACHE,
-    SETTINGS,
-    STORAGE,
-)
-from api.login_throttle import LoginThrottle
+from api.cache import routes as cache_admin
+from api.cache.glue import cache_ctx
+from api.console import routes as console
+from api.files import hls_routes as hls
+from api.files import routes as files
+from api.jobs import event_routes as events
+from api.jobs import routes as jobs
+from api.jobs.event_hub import job_event_hub_ctx
+from api.keys import DB_POOL, ENQUEUER, HTTP_CLIENT, REDIS, SETTINGS, STORAGE
+from api.legacy import routes as legacy
 from api.middlewares import name_the_server, request_context_middleware
-from api.monitoring_state import monitoring_ctx
-from api.oidc import OidcVerifier
+from api.monitoring import operations_routes as operations
+from api.monitoring import routes as monitoring
+from api.monitoring import system_routes as system
+from api.monitoring.health import health_probe_ctx
+from api.monitoring.state import monitoring_ctx, request_metrics_middleware
 from api.openapi import setup_openapi
 from api.rate_limit import add_rate_headers, rate_limit_middleware
-from api.recommendations import ScorerCache
-from api.request_metrics import request_metrics_middleware
-from api.routes import (
-    admin,
-    auth,
-    cache_admin,
-    console,
-    events,
-    feedback,
-    files,
-    hls,
-    jobs,
-    legacy,
-    monitoring,
-    operations,
-    reports,
-    system,
-    videos,
-    voices,
-    webhooks,
-)
+from api.recommendations import routes as feedback
+from api.recommendations.scorer import SCORER_CACHE, ScorerCache
+from api.reports import routes as reports
+from api.videos import routes as videos
+from api.voices import routes as voices
+from api.webhooks import routes as webhooks
+from api.webhooks.service import webhook_service_ctx
 from db.pool import create_pool, keep_session
 from t2m.broker import build_broker
 from t2m.enqueue import Enqueuer
@@ -142,7 +130,6 @@ def create_app(settings: Settings) -> web.Application:
     # provider must fail here, at start, not at the first sign-in.
     settings.check_oidc()
     app[SETTINGS] = settings
-    app[HEALTH_PROBE] = HealthProbe(app)
     app.on_response_prepare.append(name_the_server)
     app.on_response_prepare.append(add_rate_headers)
     app.on_response_prepare.append(hand_out_guest_token)
@@ -156,7 +143,9 @@ def create_app(settings: Settings) -> web.Application:
             cache_ctx,
             job_event_hub_ctx,
             _storage,
+            health_probe_ctx,
             _broker,
+            webhook_service_ctx,
             _http_client,
             _auth,
             _recommender,

@@ -66,7 +66,7 @@ class UploadQuota:
     """The stored-bytes and files quota of one upload request.
 
     Call :meth:`begin` before reading the body, :meth:`file_started` and
-    :meth:`bytes_received` while reading it (``api.uploads`` does), and
+    :meth:`bytes_received` while reading it (``api.files.uploads`` does), and
     :meth:`release` once the file rows are written or the request failed.
     """
 

@@ -29,7 +29,7 @@ import redis.exceptions
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api.authn import bearer_token
+from api.auth.authn import bearer_token
 from api.keys import REDIS, SETTINGS
 from t2m import errors
 from t2m.redis_client import redis_key

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from aiohttp import web
@@ -32,19 +31,3 @@ def error_response(exc: T2MError, *, request_id: str | None = None) -> web.Respo
     return web.json_response(
         {"success": False, "error": error}, status=exc.status, headers=exc.headers, dumps=dumps_json
     )
-
-
-def pagination(page: int, items_per_page: int, total_items: int) -> dict[str, Any]:
-    total_pages = max(1, math.ceil(total_items / items_per_page)) if total_items else 0
-    has_next = page < total_pages
-    has_previous = page > 1
-    return {
-        "page": page,
-        "items_per_page": items_per_page,
-        "total_items": total_items,
-        "total_pages": total_pages,
-        "has_next": has_next,
-        "has_previous": has_previous,
-        "next_page": page + 1 if has_next else None,
-        "previous_page": page - 1 if has_previous else None,
-    }

@@ -35,7 +35,8 @@ from aiohttp.test_utils import TestClient, TestServer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.app import create_app
-from api.request_metrics import RequestMetrics, request_metrics_middleware
+from api.monitoring.request_metrics import RequestMetrics
+from api.monitoring.state import request_metrics_middleware
 from db.migrate import migrate_dsn
 from t2m.logs import RecentLogs
 from t2m.settings import Settings

@@ -75,7 +75,7 @@ def _result(proc: subprocess.Popen[str]) -> dict[str, float]:
 def _storyboard(minutes: float, edited: int | None = None) -> object:
     from pipeline.stages.script import parse_script
     from pipeline.stages.segment_plan import with_plan
-    from pipeline.stages.storyboard import build_storyboard
+    from pipeline.stages.storyboard_planner import build_storyboard
 
     scenes = max(2, round(10 * minutes))
     lines = []

@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from db.sql import insert_sql
+from db.sql import fetch_page, insert_sql
 from t2m import job_status as statuses
 
 JOB_COLUMNS = (
@@ -64,23 +64,17 @@ async def list_jobs(
     limit: int,
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
-    where = (
-        "deleted_at IS NULL AND ($1::text IS NULL OR owner_id = $1)"
-        " AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR type = $3)"
+    return await fetch_page(
+        conn,
+        select=f"SELECT {JOB_COLUMNS} FROM jobs",
+        count_from="FROM jobs",
+        where="deleted_at IS NULL AND ($1::text IS NULL OR owner_id = $1)"
+        " AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR type = $3)",
+        args=(owner_id, status, job_type),
+        order_by="created_at DESC, id DESC",
+        limit=limit,
+        offset=offset,
     )
-    total: int = await conn.fetchval(
-        f"SELECT count(*) FROM jobs WHERE {where}", owner_id, status, job_type
-    )
-    rows = await conn.fetch(
-        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}"
-        " ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5",
-        owner_id,
-        status,
-        job_type,
-        limit,
-        offset,
-    )
-    return rows, total
 
 
 async def start_stage(conn: asyncpg.Connection, job_id: str, stage: str, progress: int) -> bool:
@@ -201,21 +195,16 @@ async def add_log(
 async def job_logs(
     conn: asyncpg.Connection, job_id: str, *, level: str | None, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
-    total: int = await conn.fetchval(
-        "SELECT count(*) FROM job_logs WHERE job_id = $1 AND ($2::text IS NULL OR level = $2)",
-        job_id,
-        level,
+    return await fetch_page(
+        conn,
+        select="SELECT ts, level, message, details FROM job_logs",
+        count_from="FROM job_logs",
+        where="job_id = $1 AND ($2::text IS NULL OR level = $2)",
+        args=(job_id, level),
+        order_by="id",
+        limit=limit,
+        offset=offset,
     )
-    rows = await conn.fetch(
-        "SELECT ts, level, message, details FROM job_logs"
-        " WHERE job_id = $1 AND ($2::text IS NULL OR level = $2)"
-        " ORDER BY id LIMIT $3 OFFSET $4",
-        job_id,
-        level,
-        limit,
-        offset,
-    )
-    return rows, total
 
 
 async def record_failed_operation(

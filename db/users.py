@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from db.sql import fetch_page
 from t2m.ids import new_id
 
 _COLUMNS = (
@@ -184,16 +185,16 @@ async def list_users(
     conn: asyncpg.Connection, *, pending: bool | None, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
     """Users, newest first; ``pending`` filters on waiting for approval."""
-    where = "($1::boolean IS NULL OR pending_approval = $1)"
-    total: int = await conn.fetchval(f"SELECT count(*) FROM users WHERE {where}", pending)
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM users WHERE {where}"
-        " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
-        pending,
-        limit,
-        offset,
+    return await fetch_page(
+        conn,
+        select=f"SELECT {_COLUMNS} FROM users",
+        count_from="FROM users",
+        where="($1::boolean IS NULL OR pending_approval = $1)",
+        args=(pending,),
+        order_by="created_at DESC, id DESC",
+        limit=limit,
+        offset=offset,
     )
-    return list(rows), total
 
 
 async def ensure_guest(

@@ -133,6 +133,16 @@ def test_api_imports_no_workers() -> None:
     assert _violations(("api",), ("pipeline.workers",)) == []
 
 
+def test_workers_import_no_api() -> None:
+    # What a worker shares with the API (the cached reads it warms) lives below both.
+    assert _violations(("pipeline.workers",), ("api",)) == []
+
+
+def test_infrastructure_keys_import_no_feature() -> None:
+    # api.keys is imported by every feature: it must import none of them back.
+    assert [e.target for e in EDGES if e.source == "api.keys" and _in(e.target, "api")] == []
+
+
 def _cycles() -> list[list[str]]:
     graph: dict[str, set[str]] = {module: set() for module in MODULES}
     for edge in EDGES:

@@ -9,26 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
 
-from t2m.cache import ReadThroughCache
 from t2m.enqueue import Enqueuer
 from t2m.queues import ActorRef
 from t2m.settings import Settings
 from t2m.storage import Storage
 
 Send = Callable[[ActorRef, str], Awaitable[str]]
-
-
-class Warmer(Protocol):
-    """Recomputes the cached reads read most (the API defines them)."""
-
-    async def __call__(
-        self, cache: ReadThroughCache, pool: asyncpg.Pool, *, users: int
-    ) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -38,9 +28,6 @@ class MaintenanceContext:
     storage: Storage
     send: Send
     redis: aioredis.Redis | None = None
-    # The reads to warm are the API's (its views); a caller that has none
-    # leaves it unset and warm_cache skips.
-    warm: Warmer | None = None
 
 
 def build_context(
@@ -50,8 +37,7 @@ def build_context(
     storage: Storage,
     enqueuer: Enqueuer,
     redis: aioredis.Redis | None,
-    warm: Warmer | None = None,
 ) -> MaintenanceContext:
     return MaintenanceContext(
-        pool=pool, settings=settings, storage=storage, send=enqueuer.send, redis=redis, warm=warm
+        pool=pool, settings=settings, storage=storage, send=enqueuer.send, redis=redis
     )

@@ -27,6 +27,7 @@ from db import housekeeping
 from db import operations as op_rows
 from db import tokens as token_rows
 from db import webhooks as webhook_rows
+from pipeline.maintenance import cached_reads
 from pipeline.maintenance.context import MaintenanceContext
 from t2m.cache import ReadThroughCache
 from t2m.errors import ServiceUnavailable
@@ -155,11 +156,9 @@ async def warm_cache(ctx: MaintenanceContext, users: float = 50) -> dict[str, An
     most (admin-wide and the most recently active users')."""
     if ctx.redis is None:
         return {"skipped": "no Redis"}
-    if ctx.warm is None:
-        return {"skipped": "no reads to warm"}
     started = time.perf_counter()
     cache = ReadThroughCache(ctx.redis, ctx.settings)
-    result = await ctx.warm(cache, ctx.pool, users=int(users))
+    result = await cached_reads.warm(cache, ctx.pool, users=int(users))
     return {**result, "duration_s": round(time.perf_counter() - started, 3)}
 
 

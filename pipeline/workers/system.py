@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-import dramatiq
 import redis
 
-from api.cached_reads import warm
 from pipeline.maintenance.context import build_context
 from pipeline.maintenance.registry import MAINTENANCE_TASKS, run_task
 from pipeline.workers import runtime
@@ -20,16 +18,14 @@ from t2m.redis_client import create_redis, redis_key
 log = logging.getLogger(__name__)
 
 
-@dramatiq.actor(actor_name=PING.actor_name, queue_name=PING.queue_name, max_retries=0)
+@runtime.actor(PING, max_retries=0)
 def ping(nonce: str) -> None:
     """Record that a worker took a message; used by health checks and tests."""
     client = redis.Redis.from_url(runtime.settings.redis_url, socket_timeout=2)
     client.set(redis_key(runtime.settings, "pong", nonce), str(time.time()), ex=300)
 
 
-@dramatiq.actor(
-    actor_name=RUN_MAINTENANCE.actor_name, queue_name=RUN_MAINTENANCE.queue_name, max_retries=3
-)
+@runtime.actor(RUN_MAINTENANCE, max_retries=3)
 async def run_maintenance(task_name: str, slot: int | None = None) -> None:
     """``slot``: the schedule slot a scheduler claimed for this run (recorded)."""
     if task_name not in MAINTENANCE_TASKS:
@@ -43,7 +39,6 @@ async def run_maintenance(task_name: str, slot: int | None = None) -> None:
         storage=storage(),
         enqueuer=Enqueuer(runtime.broker),
         redis=client,
-        warm=warm,
     )
     try:
         result = await run_task(ctx, task_name, slot=slot)

@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import dramatiq
-
 from db import files as file_rows
 from db import jobs as job_rows
 from db import quotas as quota_rows
@@ -25,14 +23,14 @@ from pipeline.stages.render import RenderResult, render_video
 from pipeline.stages.render_budget import check_render_budget
 from pipeline.stages.script import Script, parse_script
 from pipeline.stages.segment_plan import with_plan
-from pipeline.stages.storyboard import Storyboard, build_storyboard
+from pipeline.stages.storyboard import Storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from pipeline.stages.thumbnails import make_thumbnails
 from pipeline.workers import runtime
 from pipeline.workers.finalize import finalize_video
 from pipeline.workers.jobs import StageRun, stage_run
 from pipeline.workers.resources import invalidate_cache, storage
 from pipeline.workers.segment_dispatch import dispatch_segments
-from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
 from t2m.job_status import JobStatus
 from t2m.queues import (
@@ -43,13 +41,13 @@ from t2m.queues import (
     PACKAGE_HLS,
     PARSE_SCRIPT,
     RENDER_VIDEO,
+    ActorRef,
 )
 from t2m.scratch import attempt_dir
 
 CAPTION_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip"}
 
 log = logging.getLogger(__name__)
-_enqueuer: Enqueuer | None = None
 
 SCRIPT_EXCERPT_CHARS = 4000
 
@@ -57,11 +55,8 @@ SCRIPT_EXCERPT_CHARS = 4000
 PARSE_AT, STORYBOARD_AT, RENDER_AT, RENDER_END, THUMBNAILS_AT = 1, 5, 10, 90, 92
 
 
-def _next(ref: Any, job_id: str) -> None:
-    global _enqueuer
-    if _enqueuer is None:
-        _enqueuer = Enqueuer(runtime.broker)
-    _enqueuer.send_now(ref, job_id)
+def _next(ref: ActorRef, job_id: str) -> None:
+    runtime.enqueuer().send_now(ref, job_id)
 
 
 def _parsed_key(job_id: str) -> str:
@@ -76,9 +71,7 @@ def _storyboard_key(job_id: str) -> str:
     return f"storyboards/{job_id}.json"
 
 
-@dramatiq.actor(
-    actor_name=PARSE_SCRIPT.actor_name, queue_name=PARSE_SCRIPT.queue_name, max_retries=3
-)
+@runtime.actor(PARSE_SCRIPT, max_retries=3)
 async def parse_script_stage(job_id: str) -> None:
     async with stage_run(job_id, "parse", PARSE_AT) as run:
         if run is None:
@@ -130,9 +123,7 @@ def _storyboard_assets(storyboard: Storyboard) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-@dramatiq.actor(
-    actor_name=BUILD_STORYBOARD.actor_name, queue_name=BUILD_STORYBOARD.queue_name, max_retries=3
-)
+@runtime.actor(BUILD_STORYBOARD, max_retries=3)
 async def build_storyboard_stage(job_id: str) -> None:
     async with stage_run(job_id, "storyboard", STORYBOARD_AT) as run:
         if run is None:
@@ -212,12 +203,7 @@ class _RenderWatch:
             await asyncio.sleep(0.3)
 
 
-@dramatiq.actor(
-    actor_name=RENDER_VIDEO.actor_name,
-    queue_name=RENDER_VIDEO.queue_name,
-    max_retries=3,
-    time_limit=3 * 3600 * 1000,
-)
+@runtime.actor(RENDER_VIDEO, max_retries=3, time_limit=3 * 3600 * 1000)
 async def render_video_stage(job_id: str) -> None:
     async with stage_run(job_id, "render", RENDER_AT) as run:
         if run is None:
@@ -315,9 +301,7 @@ async def store_render_result(run: StageRun, result: RenderResult, started: floa
     _next(MAKE_THUMBNAILS, job_id)
 
 
-@dramatiq.actor(
-    actor_name=MAKE_THUMBNAILS.actor_name, queue_name=MAKE_THUMBNAILS.queue_name, max_retries=3
-)
+@runtime.actor(MAKE_THUMBNAILS, max_retries=3)
 async def make_video_thumbnails_stage(job_id: str) -> None:
     async with stage_run(job_id, "thumbnails", THUMBNAILS_AT) as run:
         if run is None:

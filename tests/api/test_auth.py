@@ -372,7 +372,7 @@ async def test_a_parallel_burst_gets_no_more_tries_than_the_limit(client, make_u
 
 
 async def test_failures_from_one_address_never_lock_the_owner_out(client, make_user, settings):
-    from api.keys import AUTH_SERVICE
+    from api.auth.service import AUTH_SERVICE
 
     user = await make_user(login=False)
     service = client.app[AUTH_SERVICE]
@@ -391,7 +391,7 @@ async def test_the_throttle_works_on_the_embedded_redis(tmp_path, settings):
     # uses must exist there (EXPIRE ... NX, a Redis 7 option, did not).
     import redis.asyncio as aioredis
 
-    from api.login_throttle import LoginThrottle
+    from api.auth.login_throttle import LoginThrottle
     from t2m.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(tmp_path / "redis62")

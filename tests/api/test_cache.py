@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from api.keys import CACHE
+from api.cache.glue import CACHE
 from db import jobs as job_rows
 from pipeline.maintenance.context import MaintenanceContext
 from pipeline.maintenance.reaper import reap_stuck_jobs

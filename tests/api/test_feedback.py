@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.keys import SCORER_CACHE
+from api.recommendations.scorer import SCORER_CACHE
 from tests.api.files_helpers import upload
 from tests.support.media import png_bytes
 

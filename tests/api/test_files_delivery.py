@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 
-from api import background, file_delivery
-from api.keys import CACHE, DB_POOL, STORAGE
+from api import background
+from api.cache.glue import CACHE
+from api.files import delivery as file_delivery
+from api.keys import DB_POOL, STORAGE
 from api.serving import Delivery
 from t2m.storage import content_key
 from tests.api.files_helpers import upload

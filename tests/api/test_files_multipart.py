@@ -19,7 +19,7 @@ from aiohttp import BodyPartReader, MultipartReader, StreamReader
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from api.uploads import FormStream, _part_chunks
+from api.files.uploads import FormStream, _part_chunks
 from tests.support.media import png_bytes
 
 # Truncated bodies cut part headers short too; aiohttp warns about those.

@@ -245,7 +245,7 @@ async def test_publishing_survives_a_dead_redis(settings):
 async def test_many_followers_share_one_redis_read(client, make_user, events):
     """Followers wait on the process's hub, not each in a blocking read of
     its own: the app's Redis connections do not grow with them."""
-    from api.job_event_hub import JOB_EVENT_HUB
+    from api.jobs.event_hub import JOB_EVENT_HUB
     from api.keys import REDIS
 
     user = await make_user()

@@ -14,9 +14,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from api.prometheus import PrometheusExporter
-from api.request_metrics import BOUNDS, RequestMetrics
-from api.system_stats import LoopMonitor
+from api.monitoring.prometheus import PrometheusExporter
+from api.monitoring.request_metrics import BOUNDS, RequestMetrics
+from api.monitoring.system_stats import LoopMonitor
 from t2m.settings import Settings
 from tests.api.monitoring_helpers import job_with_stage_times
 

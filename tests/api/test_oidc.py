@@ -97,7 +97,7 @@ async def test_key_rotation_is_picked_up(oidc_client, provider):
     # The verifier refreshes at most every 30 s; an unknown kid within that
     # window is refused rather than hammering the provider.
     verifier = oidc_client.app[
-        __import__("api.keys", fromlist=["AUTHENTICATOR"]).AUTHENTICATOR
+        __import__("api.auth.authn", fromlist=["AUTHENTICATOR"]).AUTHENTICATOR
     ].oidc
     verifier._fetched_at = 0.0
     assert (await _me(oidc_client, _token(new_private, "new"))).status == 200

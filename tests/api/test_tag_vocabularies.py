@@ -4,7 +4,7 @@ is not written yet is still attributed to it."""
 
 from __future__ import annotations
 
-from api.keys import SCORER_CACHE
+from api.recommendations.scorer import SCORER_CACHE
 from db import recommender as rec_rows
 from db.migrate import available_migrations
 from tests.api.files_helpers import upload

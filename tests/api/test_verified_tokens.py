@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from api.verified_tokens import VerifiedTokens
+from api.auth.verified_tokens import VerifiedTokens
 from t2m.settings import Settings
 from tests.support.tokens import access_token
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.routes.console import CONSOLE_DIR
+from api.console.routes import CONSOLE_DIR
 
 
 async def test_root_serves_the_console_page(client):

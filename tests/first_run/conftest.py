@@ -94,7 +94,8 @@ def dev_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
     run = DevRun(process, directory, time.monotonic())
     assert process.stdout is not None
     stream = process.stdout
-    threading.Thread(target=lambda: run.output.extend(stream), daemon=True).start()
+    reader = threading.Thread(target=lambda: run.output.extend(stream), daemon=True)
+    reader.start()
     try:
         wait_for(
             lambda: (
@@ -116,3 +117,7 @@ def dev_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
             except subprocess.TimeoutExpired:
                 os.killpg(with_group, signal.SIGKILL)
                 process.wait()
+        # The pipe ends when the last process of the group has gone; the
+        # reader then stops and the pipe can be closed under it.
+        reader.join(30)
+        stream.close()

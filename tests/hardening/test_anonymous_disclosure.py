@@ -26,7 +26,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
-from api.health import VERSION
+from api.monitoring.health import VERSION
 from db.users import insert_user
 from t2m.redis_client import redis_key
 from t2m.settings import Settings

@@ -27,7 +27,7 @@ def test_api_modules_do_not_import_torch():
         "import sys\n"
         "import recommender, recommender.inference, recommender.features\n"
         "import recommender.vocabulary, recommender.rewards, recommender.evaluation\n"
-        "import recommender.prior, recommender.content, api.recommendations, api.app\n"
+        "import recommender.prior, recommender.content, api.recommendations.scorer, api.app\n"
         "for name in ('torch', 'sentence_transformers', 'transformers'):\n"
         "    assert name not in sys.modules, name + ' imported'\n"
         "print('ok')\n"

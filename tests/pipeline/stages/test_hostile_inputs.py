@@ -22,7 +22,7 @@ from pipeline.stages.ffmpeg_runner import ffmpeg_executable, run_ffmpeg
 from pipeline.stages.probe import ProbeError, probe_media
 from pipeline.stages.render import RenderError, render_video
 from pipeline.stages.script import parse_script
-from pipeline.stages.storyboard import build_storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from pipeline.stages.thumbnails import ThumbnailError, make_thumbnails
 
 

@@ -14,7 +14,7 @@ from pipeline.stages.narrate.stage import (
     narrate_script,
 )
 from pipeline.stages.script import parse_script
-from pipeline.stages.storyboard import build_storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from t2m.storage.local import LocalStorage
 
 SCRIPT = b"""# Welcome

@@ -26,7 +26,7 @@ from pipeline.stages.render import (
 )
 from pipeline.stages.render_graph import any_of
 from pipeline.stages.script import parse_script
-from pipeline.stages.storyboard import build_storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 
 SCRIPT = b"""# Welcome
 Plain text becomes a video.

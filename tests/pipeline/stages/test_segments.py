@@ -25,7 +25,8 @@ from pipeline.stages.script import parse_script
 from pipeline.stages.segment_assemble import assemble_video
 from pipeline.stages.segment_plan import plan_bounds, segments
 from pipeline.stages.segment_render import render_segment, segment_key
-from pipeline.stages.storyboard import Storyboard, build_storyboard
+from pipeline.stages.storyboard import Storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 
 SCENES = [
     "# Opening\nA gradient card.",

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import m3u8
 
+from t2m.scratch import scratch_root
+from t2m.storage import build_storage
 from tests.api.files_helpers import upload
 from tests.support.media import h264_mp4
+from tests.support.polling import until
 
 
 async def _wait_for(client, user, path: str, timeout_s: float = 120) -> str:
@@ -91,3 +94,39 @@ async def test_no_rungs_without_room_in_the_quota(
     assert [p.uri for p in master.playlists] == ["original/index.m3u8"]
     detail = await (await client.get(f"/api/v1/files/{file_id}", headers=user.headers)).json()
     assert detail["data"]["renditions"] == []
+
+
+async def test_a_file_deleted_while_packaging_leaves_no_tree(
+    client, make_user, start_worker, settings, tmp_path: Path
+):
+    """The delete removes the tree it finds; what the worker writes after it
+    is removed by the worker itself once it sees the file gone."""
+    user = await make_user()
+    start_worker(["media", "package"])
+    video = h264_mp4(tmp_path / "clip.mp4", height=720, seconds=20)
+    file_id = (await upload(client, user, video.read_bytes(), "clip.mp4"))["id"]
+    scratch = scratch_root(settings)
+
+    def packaging() -> bool:
+        return any(scratch.glob(f"package-{file_id}-*"))
+
+    await until(packaging, timeout_s=120, what="the package worker to start on the file")
+    response = await client.delete(f"/api/v1/files/{file_id}", headers=user.headers)
+    assert response.status == 200, await response.text()
+    await until(lambda: not packaging(), timeout_s=120, what="packaging to end")
+
+    store = build_storage(settings)
+
+    async def tree() -> list[str]:
+        return [info.key async for info in store.list(f"hls/{file_id}/")]
+
+    async def tree_is_gone() -> bool:
+        return await tree() == []
+
+    try:
+        await until(tree_is_gone, timeout_s=30, what="the HLS tree to be removed")
+        # And nothing comes back: the worker's last write was before its cleanup.
+        await asyncio.sleep(1)
+        assert await tree() == []
+    finally:
+        await store.aclose()
