@@ -461,9 +461,12 @@ class Agent:
         if not self.config.fits_classifier or len(self.labels) < 2:
             return
         tags = sorted({t for _, lab in self.labels for t in lab})
+        # in content-key order (stable: arrival order would make the validation split,
+        # and so the chosen penalty, depend on how the labels happened to be batched)
+        labels = sorted(self.labels, key=lambda item: item[0].key)
         model = SupervisedModel.tuned(
-            [c for c, _ in self.labels],
-            [lab for _, lab in self.labels],
+            [c for c, _ in labels],
+            [lab for _, lab in labels],
             tags,
             np.random.default_rng(self.config.seed + 1),
         )

@@ -285,10 +285,14 @@ def run_simulation(
         heldout["random"] = (rand, rand)
         heldout["popularity"] = _mean_precision([pop_heldout] * len(cold), cold)
         if supervised:
+            # the procedure the agent's cold classifier follows, so that the gate's
+            # share of the agent is compared with the reference on equal terms: the
+            # labelled warm items in content-key order, their tags
+            labelled_warm = sorted(warm[:n_labelled] or warm, key=lambda it: it.key)
             sup = SupervisedModel.tuned(
-                [it.featurize(cfg.features, idf) for it in warm],
-                [it.tags for it in warm],
-                all_tags,
+                [it.featurize(cfg.features, idf) for it in labelled_warm],
+                [it.tags for it in labelled_warm],
+                sorted({t for it in labelled_warm for t in it.tags}),
                 np.random.default_rng(seed + 1),
             )
             supervised_choice = {"l2": sup.l2, "epochs": sup.epochs}
