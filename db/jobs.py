@@ -128,6 +128,19 @@ async def add_render_seconds(conn: asyncpg.Connection, job_id: str, seconds: flo
     )
 
 
+async def count_logged_keys(conn: asyncpg.Connection, job_id: str, keys: list[str]) -> int:
+    """How many of ``keys`` the job's log names (``details.key``): the pieces of
+    a segmented render logged as rendered or reused."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(DISTINCT details->>'key') FROM job_logs"
+            " WHERE job_id = $1 AND details->>'key' = ANY($2::text[])",
+            job_id,
+            keys,
+        )
+    )
+
+
 async def live_job_ids(conn: asyncpg.Connection) -> list[str]:
     """Ids of the jobs still owed work (queued or processing)."""
     rows = await conn.fetch("SELECT id FROM jobs WHERE status IN ('queued', 'processing')")

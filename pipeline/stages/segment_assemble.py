@@ -13,14 +13,12 @@ a RenderResult.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.stages.ffmpeg_runner import run_ffmpeg
-from pipeline.stages.render import RenderResult, _collect, finished_render
+from pipeline.stages.render import RenderResult, _collect, finished_render, render_workspace
 from pipeline.stages.render_errors import RenderCancelled
 from pipeline.stages.storyboard import Storyboard
 
@@ -37,10 +35,7 @@ def assemble_video(
     ``sound``: the whole timeline's encoded sound (segment_sound)."""
     started = time.monotonic()
     cancelled = should_cancel or (lambda: False)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".assemble-", dir=out_dir))
-    finals: list[Path] = []
-    try:
+    with render_workspace(out_dir, ".assemble-") as (work, finals):
         os.symlink(Path(sound).resolve(), work / "sound.m4a")
         args = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
         for rendition in sb.renditions:
@@ -71,9 +66,3 @@ def assemble_video(
         return finished_render(
             sb, out_dir, renditions, finals, started=started, strategy="segments"
         )
-    except BaseException:
-        for path in finals:
-            path.unlink(missing_ok=True)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

@@ -16,15 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pipeline.stages.ffmpeg_runner import run_ffmpeg
 from pipeline.stages.narration_mix import mix_narration
 from pipeline.stages.narration_plan import clips_to_list
-from pipeline.stages.render import _mix_sound, _safe_suffix
+from pipeline.stages.render import _mix_sound, _safe_suffix, render_workspace
 from pipeline.stages.render_errors import RenderCancelled, RenderError
 from pipeline.stages.render_graph import EncodeSettings, GraphInputs, sound_job
 from pipeline.stages.segment_keys import SEGMENTS_PREFIX
@@ -72,9 +70,7 @@ def render_sound(
 ) -> Path:
     """Encode the whole timeline's sound to ``out_dir/sound.m4a``."""
     cancelled = should_cancel or (lambda: False)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".sound-", dir=out_dir))
-    try:
+    with render_workspace(out_dir, ".sound-") as (work, finals):
         music = None
         if sb.music is not None:
             source = asset_paths.get(sb.music.asset_id)
@@ -108,6 +104,5 @@ def render_sound(
             raise RenderCancelled()
         final = out_dir / SOUND_FILE
         os.replace(work / SOUND_FILE, final)
+        finals.append(final)
         return final
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

@@ -23,7 +23,6 @@ from pipeline.stages.storyboard import Storyboard
 from pipeline.workers import runtime
 from pipeline.workers.jobs import StageRun
 from pipeline.workers.resources import storage
-from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
 from t2m.queues import RENDER_SEGMENT, RENDER_SOUND
 
@@ -75,7 +74,7 @@ async def dispatch_segments(run: StageRun, storyboard: Storyboard) -> None:
         segments=len(plan.parts),
         bounds=[[p.first, p.end] for p in plan.parts],
     )
-    enqueuer = Enqueuer(runtime.broker)
+    enqueuer = runtime.enqueuer()
     await enqueuer.send(RENDER_SOUND, run.job["id"])
     for part in plan.parts:
         await enqueuer.send(RENDER_SEGMENT, run.job["id"], part.index)

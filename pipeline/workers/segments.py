@@ -33,8 +33,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-import dramatiq
-
 from db import jobs as job_rows
 from pipeline.stages.segment_assemble import assemble_video
 from pipeline.stages.segment_plan import Segment
@@ -54,7 +52,6 @@ from pipeline.workers.video import (
     fetch_narration,
     store_render_result,
 )
-from t2m.enqueue import Enqueuer
 from t2m.errors import T2MError
 from t2m.queues import ASSEMBLE_VIDEO, RENDER_SEGMENT, RENDER_SOUND
 from t2m.scratch import attempt_dir
@@ -122,8 +119,9 @@ async def _render_piece(
     sb, plan = await _load(run)
     what = describe(sb, plan)
     try:
-        if await _fresh(objects(sb, plan)):
-            await run.log("INFO", f"{what} reused")
+        keys = objects(sb, plan)
+        if await _fresh(keys):
+            await run.log("INFO", f"{what} reused", key=keys[0].rpartition("/")[0])
         else:
             await render(run, sb, plan)
         await _after_piece(run, sb, plan)
@@ -159,12 +157,7 @@ async def _render_piece(
         raise
 
 
-@dramatiq.actor(
-    actor_name=RENDER_SEGMENT.actor_name,
-    queue_name=RENDER_SEGMENT.queue_name,
-    max_retries=3,
-    time_limit=3600 * 1000,
-)
+@runtime.actor(RENDER_SEGMENT, max_retries=3, time_limit=3600 * 1000)
 async def render_segment_stage(job_id: str, index: int) -> None:
     async def render(run: StageRun, sb: Storyboard, plan: Pieces) -> None:
         await _render_segment(run, sb, plan.parts[index], plan.segment_prefixes[index])
@@ -177,12 +170,7 @@ async def render_segment_stage(job_id: str, index: int) -> None:
     )
 
 
-@dramatiq.actor(
-    actor_name=RENDER_SOUND.actor_name,
-    queue_name=RENDER_SOUND.queue_name,
-    max_retries=3,
-    time_limit=3600 * 1000,
-)
+@runtime.actor(RENDER_SOUND, max_retries=3, time_limit=3600 * 1000)
 async def render_sound_stage(job_id: str) -> None:
     await _render_piece(
         job_id,
@@ -263,26 +251,25 @@ async def _render_sound(run: StageRun, sb: Storyboard, plan: Pieces) -> None:
 
 
 async def _after_piece(run: StageRun, sb: Storyboard, plan: Pieces) -> None:
-    """Progress from the pieces stored; the last one found hands on to the join."""
-    objects = _piece_objects(sb, plan)
-    done = 0
-    for keys in objects:
-        done += await _fresh(keys)
-    await run.progress(RENDER_AT + int((SEGMENTS_END - RENDER_AT) * done / len(objects)))
-    if done < len(objects):
-        return
+    """Progress from the pieces logged done; the last one stored hands on to the join.
+
+    Pieces finish about in queue order, so looking from the last one a piece
+    still missing is found at once: only the piece that completes the set
+    looks at them all (a storage look-up per piece, never per piece squared)."""
+    async with run.pool.acquire() as conn:
+        done = await job_rows.count_logged_keys(conn, run.job["id"], plan.prefixes())
+    total = len(plan.prefixes())
+    await run.progress(RENDER_AT + int((SEGMENTS_END - RENDER_AT) * min(done, total) / total))
+    for keys in reversed(_piece_objects(sb, plan)):
+        if not await _fresh(keys):
+            return
     async with run.pool.acquire() as conn:
         moved = await job_rows.advance_stage(conn, run.job["id"], "render", "assemble")
     if moved:
-        await Enqueuer(runtime.broker).send(ASSEMBLE_VIDEO, run.job["id"])
+        await runtime.enqueuer().send(ASSEMBLE_VIDEO, run.job["id"])
 
 
-@dramatiq.actor(
-    actor_name=ASSEMBLE_VIDEO.actor_name,
-    queue_name=ASSEMBLE_VIDEO.queue_name,
-    max_retries=3,
-    time_limit=3600 * 1000,
-)
+@runtime.actor(ASSEMBLE_VIDEO, max_retries=3, time_limit=3600 * 1000)
 async def assemble_video_stage(job_id: str) -> None:
     async with stage_run(job_id, "assemble", SEGMENTS_END) as run:
         if run is None:

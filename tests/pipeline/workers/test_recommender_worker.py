@@ -86,7 +86,7 @@ async def _latest_scorer(client, db) -> tuple[int, TagScorer]:
 def _rank_of_true_tags(scorer: TagScorer, file_row: dict) -> list[int]:
     context = file_content_features(file_row, scorer.config)
     tags = scorer.tags
-    order = list(np.argsort(-scorer.score(context, tags)))
+    order = list(np.argsort(-scorer.gated_score(context, tags)))
     return sorted(order.index(tags.index(t)) for t in TRUE_TAGS)
 
 
@@ -117,6 +117,12 @@ async def test_feedback_teaches_the_agent(client, make_user, db, start_worker):
     async with db.acquire() as conn:
         row = dict(await conn.fetchrow("SELECT * FROM files WHERE id = $1", target))
     assert _rank_of_true_tags(scorer, row) == [0, 1]  # both true tags rank first
+    # the answered file is the bandit's now; a library file nobody answered stays cold
+    async with db.acquire() as conn:
+        other = dict(await conn.fetchrow("SELECT * FROM files WHERE id <> $1 LIMIT 1", target))
+    assert scorer.evidence(file_content_features(row, scorer.config)) >= 40
+    assert scorer.gate(file_content_features(row, scorer.config)) > 0.9
+    assert scorer.gate(file_content_features(other, scorer.config)) == 0.0
 
     # The API picks the new version up without a restart and now suggests them.
     await asyncio.sleep(2.1)
