@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import socket
 import statistics
@@ -40,7 +39,7 @@ import asyncpg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import running_service  # noqa: E402
+from bench.harness import print_figures, running_service  # noqa: E402
 from tests.support.media import png_bytes  # noqa: E402
 
 CONCURRENCY = 50
@@ -240,9 +239,7 @@ def main() -> int:
         results = asyncio.run(
             run(service.base_url, service.token, service.infra.database_url, args, bare)
         )
-    for key, value in results.items():
-        print(f"{key:<34} {value}")
-    print(json.dumps(results))
+    print_figures(results)
     return 0
 
 

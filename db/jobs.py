@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from db.sql import fetch_page, insert_sql
+from db.sql import changed_one_row, fetch_page, insert_sql
 from t2m import job_status as statuses
 
 JOB_COLUMNS = (
@@ -79,7 +79,8 @@ async def list_jobs(
 
 async def start_stage(conn: asyncpg.Connection, job_id: str, stage: str, progress: int) -> bool:
     """Move a live job into ``stage``; False when it is finished (skip the work)."""
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         """
         UPDATE jobs SET status = 'processing', current_stage = $2,
             progress = greatest(progress, $3), started_at = coalesce(started_at, now()),
@@ -90,7 +91,6 @@ async def start_stage(conn: asyncpg.Connection, job_id: str, stage: str, progres
         stage,
         progress,
     )
-    return status.endswith(" 1")
 
 
 async def advance_stage(
@@ -98,14 +98,14 @@ async def advance_stage(
 ) -> bool:
     """Move a processing job from ``from_stage`` to ``to_stage``; True for the
     one caller that moved it (the others saw it moved already)."""
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         "UPDATE jobs SET current_stage = $3, updated_at = now()"
         " WHERE id = $1 AND status = 'processing' AND current_stage = $2",
         job_id,
         from_stage,
         to_stage,
     )
-    return status.endswith(" 1")
 
 
 async def set_progress(conn: asyncpg.Connection, job_id: str, progress: int) -> None:
@@ -157,7 +157,8 @@ async def update_job(conn: asyncpg.Connection, job_id: str, **fields: Any) -> No
 
 
 async def complete_job(conn: asyncpg.Connection, job_id: str, result: dict[str, Any]) -> bool:
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         """
         UPDATE jobs SET status = 'completed', progress = 100, current_stage = 'completed',
             result = $2, error = NULL, completed_at = now(), updated_at = now()
@@ -166,11 +167,11 @@ async def complete_job(conn: asyncpg.Connection, job_id: str, result: dict[str, 
         job_id,
         result,
     )
-    return status.endswith(" 1")
 
 
 async def fail_job(conn: asyncpg.Connection, job_id: str, error: str) -> bool:
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         """
         UPDATE jobs SET status = 'failed', error = $2, completed_at = now(), updated_at = now()
         WHERE id = $1 AND status IN ('queued', 'processing')
@@ -178,18 +179,17 @@ async def fail_job(conn: asyncpg.Connection, job_id: str, error: str) -> bool:
         job_id,
         error,
     )
-    return status.endswith(" 1")
 
 
 async def cancel_job(conn: asyncpg.Connection, job_id: str) -> bool:
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         """
         UPDATE jobs SET status = 'cancelled', completed_at = now(), updated_at = now()
         WHERE id = $1 AND status IN ('queued', 'processing')
         """,
         job_id,
     )
-    return status.endswith(" 1")
 
 
 async def job_status(conn: asyncpg.Connection, job_id: str) -> str | None:

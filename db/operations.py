@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from db.sql import fetch_page
+from db.sql import changed_one_row, fetch_page
 
 
 async def insert_maintenance_run(
@@ -81,14 +81,14 @@ async def mark_retried(conn: asyncpg.Connection, op_id: int) -> None:
 
 async def reopen_job(conn: asyncpg.Connection, job_id: str, stage: str) -> bool:
     """Put a failed job back in processing at ``stage`` so its actor takes it."""
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         "UPDATE jobs SET status = 'processing', current_stage = $2, error = NULL,"
         " completed_at = NULL, updated_at = now()"
         " WHERE id = $1 AND status = 'failed' AND deleted_at IS NULL",
         job_id,
         stage,
     )
-    return status.endswith(" 1")
 
 
 async def stuck_jobs(
@@ -173,9 +173,9 @@ async def expired_blobs(
 
 async def delete_blob_row(conn: asyncpg.Connection, sha256: str) -> bool:
     # Re-checked: an upload may have taken a new reference meanwhile.
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         "DELETE FROM blobs b WHERE sha256 = $1 AND ref_count = 0"
         " AND NOT EXISTS (SELECT 1 FROM files f WHERE f.blob_sha256 = b.sha256)",
         sha256,
     )
-    return status.endswith(" 1")

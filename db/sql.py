@@ -50,3 +50,10 @@ async def fetch_page(
         offset,
     )
     return list(rows), int(total)
+
+
+async def changed_one_row(conn: asyncpg.Connection, sql: str, *args: Any) -> bool:
+    """Run a single-row ``UPDATE``/``DELETE``/``INSERT`` and tell whether it
+    changed exactly one row (False when its conditions matched none)."""
+    status: str = await conn.execute(sql, *args)
+    return status.endswith(" 1")

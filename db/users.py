@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from db.sql import fetch_page
+from db.sql import changed_one_row, fetch_page
 from t2m.ids import new_id
 
 _COLUMNS = (
@@ -150,13 +150,13 @@ async def replace_password_hash(
     conn: asyncpg.Connection, user_id: str, old_hash: str, new_hash: str
 ) -> bool:
     """Swap a hash for a stronger one unless the password changed meanwhile."""
-    result: str = await conn.execute(
+    return await changed_one_row(
+        conn,
         "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
         user_id,
         old_hash,
         new_hash,
     )
-    return result.endswith(" 1")
 
 
 async def set_email_verified(conn: asyncpg.Connection, user_id: str, verified: bool) -> None:
@@ -249,7 +249,8 @@ async def stale_guests(conn: asyncpg.Connection, *, max_age_s: float, limit: int
 async def delete_empty_guest(conn: asyncpg.Connection, user_id: str) -> bool:
     """Delete a guest user that owns no file or job row any more (the purge
     removes their bytes first); never a registered account."""
-    status: str = await conn.execute(
+    return await changed_one_row(
+        conn,
         """
         DELETE FROM users u
         WHERE u.id = $1 AND u.guest_address IS NOT NULL AND u.password_hash IS NULL
@@ -258,4 +259,3 @@ async def delete_empty_guest(conn: asyncpg.Connection, user_id: str) -> bool:
         """,
         user_id,
     )
-    return status.endswith(" 1")

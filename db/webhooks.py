@@ -17,7 +17,7 @@ import asyncpg
 
 from db import files as file_rows
 from db import jobs as job_rows
-from db.sql import fetch_page
+from db.sql import changed_one_row, fetch_page
 from t2m import webhook_events as ev
 from t2m.ids import new_id
 from t2m.job_status import JobStatus
@@ -113,10 +113,9 @@ async def update_webhook(
 
 
 async def delete_webhook(conn: asyncpg.Connection, webhook_id: str, owner_id: str) -> bool:
-    status = await conn.execute(
-        "DELETE FROM webhooks WHERE id = $1 AND owner_id = $2", webhook_id, owner_id
+    return await changed_one_row(
+        conn, "DELETE FROM webhooks WHERE id = $1 AND owner_id = $2", webhook_id, owner_id
     )
-    return status.endswith(" 1")
 
 
 async def job_webhook(conn: asyncpg.Connection, job_id: str) -> asyncpg.Record | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from db.sql import fetch_page
+from db.sql import changed_one_row, fetch_page
 
 
 async def test_a_page_and_the_count_of_every_match(db: asyncpg.Pool) -> None:
@@ -34,3 +34,22 @@ async def test_a_page_and_the_count_of_every_match(db: asyncpg.Pool) -> None:
             assert (rows, total) == ([], 5)
         finally:
             await conn.execute("DROP TABLE paged")
+
+
+async def test_changed_one_row_tells_whether_exactly_one_row_changed(db: asyncpg.Pool) -> None:
+    async with db.acquire() as conn:
+        await conn.execute("CREATE TEMP TABLE flags (id int PRIMARY KEY, kind text NOT NULL)")
+        try:
+            await conn.executemany(
+                "INSERT INTO flags VALUES ($1, $2)", [(1, "a"), (2, "b"), (3, "b")]
+            )
+            update = "UPDATE flags SET kind = 'c' WHERE kind = $1"
+            assert await changed_one_row(conn, update, "a") is True
+            assert await changed_one_row(conn, update, "a") is False  # none left
+            assert await changed_one_row(conn, update, "b") is False  # two rows
+            insert = "INSERT INTO flags VALUES ($1, 'd') ON CONFLICT (id) DO NOTHING"
+            assert await changed_one_row(conn, insert, 4) is True
+            assert await changed_one_row(conn, insert, 4) is False
+            assert await changed_one_row(conn, "DELETE FROM flags WHERE id = $1", 4) is True
+        finally:
+            await conn.execute("DROP TABLE flags")
