@@ -46,7 +46,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import running_service  # noqa: E402
+from bench.harness import print_figures, running_service  # noqa: E402
 from t2m.storage import content_key  # noqa: E402
 
 MIB = 1024 * 1024
@@ -325,10 +325,7 @@ def main() -> int:
                 args, service.base_url, service.token, service.processes["web"].pid, service.scratch
             )
         )
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value}")
-    print(json.dumps(results))
+    print_figures(results)
     return 0
 
 

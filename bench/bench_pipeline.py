@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import running_service  # noqa: E402
+from bench.harness import print_figures, running_service  # noqa: E402
 
 SCRIPT = "[duration: 5s]\nOne scene, five seconds, to measure what surrounds the render."
 
@@ -72,9 +71,7 @@ def main() -> int:
         "p50_overhead_s": round(statistics.median(overheads), 3),
         "max_overhead_s": round(max(overheads), 3),
     }
-    for key, value in results.items():
-        print(f"{key:<28} {value}")
-    print(json.dumps(results))
+    print_figures(results)
     return 0
 
 

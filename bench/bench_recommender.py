@@ -7,8 +7,10 @@ vocabulary, then measures:
 1. recommendation latency over HTTP (``GET /api/v1/files/{id}/recommended-tags``)
    at 50 concurrent clients: p50 / p99 and requests/s, next to a baseline measured in
    the same run and interleaved with it: ``GET /api/v1/files/{id}`` (the same
-   authentication and file lookup, no recommender). On a busy machine the absolute
-   figures follow the load; the difference is the recommender's own cost;
+   authentication and file lookup, no recommender), and a bare aiohttp handler in a
+   process of its own (one small JSON answer: the floor this machine allows). The
+   load average is printed before and after. On a busy machine the absolute
+   figures follow the load; the differences are the recommender's own cost;
 2. feedback ingestion (``POST /api/v1/feedback``, 50 concurrent clients);
 3. the updater's end-to-end throughput: a backlog of stored feedback rows,
    one trigger, and the time until the last row is trained into a published
@@ -21,10 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -33,7 +39,7 @@ import asyncpg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import running_service  # noqa: E402
+from bench.harness import print_figures, running_service  # noqa: E402
 from tests.support.media import png_bytes  # noqa: E402
 
 CONCURRENCY = 50
@@ -74,9 +80,49 @@ async def _pool(count: int, work) -> tuple[list[float], float]:  # type: ignore[
     return sorted(latencies), time.perf_counter() - started
 
 
-async def run(base: str, token: str, database_url: str, args: argparse.Namespace) -> dict:
+def _bare_server(port: int) -> None:
+    """The baseline: one aiohttp handler answering a small JSON body, nothing else."""
+    from aiohttp import web
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({"data": {"tags": ["beach", "ocean", "sand"]}})
+
+    app = web.Application()
+    app.router.add_get("/bare", answer)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+@contextmanager
+def _running_bare_server() -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--bare-server", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the bare aiohttp server did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def run(
+    base: str, token: str, database_url: str, args: argparse.Namespace, bare: str
+) -> dict:
     headers = {"Authorization": f"Bearer {token}"}
-    results: dict = {}
+    results: dict = {"load_average_before": [round(x, 2) for x in os.getloadavg()]}
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
         ids = [
@@ -96,24 +142,26 @@ async def run(base: str, token: str, database_url: str, args: argparse.Namespace
                 assert r.status == 200, await r.text()
                 await r.read()
 
-        await _pool(100, recommend)  # warm-up
-        await _pool(100, details)
-        # alternate rounds so both see the same machine load
+        async def bare_handler(i: int) -> None:
+            async with session.get(f"{bare}/bare") as r:
+                assert r.status == 200, await r.text()
+                await r.read()
+
+        kinds = {"recommend": recommend, "baseline": details, "bare_aiohttp": bare_handler}
+        for work in kinds.values():
+            await _pool(100, work)  # warm-up
+        # alternate rounds so all see the same machine load
         rounds = 4
-        rec_all: list[float] = []
-        base_all: list[float] = []
-        rec_wall = base_wall = 0.0
+        all_latencies: dict[str, list[float]] = {name: [] for name in kinds}
+        walls = dict.fromkeys(kinds, 0.0)
         for _ in range(rounds):
-            latencies, wall = await _pool(args.requests // rounds, recommend)
-            rec_all += latencies
-            rec_wall += wall
-            latencies, wall = await _pool(args.requests // rounds, details)
-            base_all += latencies
-            base_wall += wall
-        for name, lat, wall in (
-            ("recommend", rec_all, rec_wall),
-            ("baseline", base_all, base_wall),
-        ):
+            for name, work in kinds.items():
+                latencies, wall = await _pool(args.requests // rounds, work)
+                all_latencies[name] += latencies
+                walls[name] += wall
+        results["load_average_after_latency"] = [round(x, 2) for x in os.getloadavg()]
+        for name, lat in all_latencies.items():
+            wall = walls[name]
             lat.sort()
             results[f"{name}_p50_ms"] = round(statistics.median(lat), 2)
             results[f"{name}_p99_ms"] = round(lat[int(0.99 * (len(lat) - 1))], 2)
@@ -178,19 +226,20 @@ async def _wait_all_processed(conn: asyncpg.Connection) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--bare-server"]:
+        _bare_server(int(sys.argv[2]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--http-events", type=int, default=2000)
     parser.add_argument("--events", type=int, default=20000, help="updater backlog")
     args = parser.parse_args()
     commands = {"web": ["serve"], "updater": ["worker", "--queues", "rl_update"]}
-    with running_service(commands) as service:
+    with running_service(commands) as service, _running_bare_server() as bare:
         results = asyncio.run(
-            run(service.base_url, service.token, service.infra.database_url, args)
+            run(service.base_url, service.token, service.infra.database_url, args, bare)
         )
-    for key, value in results.items():
-        print(f"{key:<34} {value}")
-    print(json.dumps(results))
+    print_figures(results)
     return 0
 
 

@@ -68,7 +68,7 @@ def make_photo(path: Path) -> None:
 
 def build(seconds: float, scenes: int, quality: str, renditions: list[str] | None) -> Any:
     from pipeline.stages.script import parse_script
-    from pipeline.stages.storyboard import build_storyboard
+    from pipeline.stages.storyboard_planner import build_storyboard
 
     script = parse_script(make_script(scenes, image_scene=min(3, scenes - 1)))
     return build_storyboard(

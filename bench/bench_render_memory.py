@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image
 from pipeline.stages.render import render_video
 from pipeline.stages.script import parse_script
-from pipeline.stages.storyboard import build_storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 quality, count, root = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 photo = root / "photo.png"
 Image.new("RGB", (640, 480), "#557799").save(photo)

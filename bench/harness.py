@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -137,3 +139,12 @@ def running_service(
                 _stop_all(processes)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def print_figures(results: Mapping[str, Any]) -> None:
+    """Print a benchmark's figures as aligned ``name  value`` lines, then as one
+    JSON line for tools to read."""
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value}")
+    print(json.dumps(results))

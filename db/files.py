@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from db.sql import insert_sql
+from db.sql import fetch_page, insert_sql
 
 FILE_COLUMNS = (
     "f.id, f.owner_id, f.blob_sha256, f.filename, f.title, f.description, f.content_type,"
@@ -81,20 +81,17 @@ async def list_files(
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
     """A page of files, newest first; ``owner_id=None`` lists everyone's (admins)."""
-    where = "f.deleted_at IS NULL AND ($1::text IS NULL OR f.owner_id = $1)"
-    where += " AND ($2::text IS NULL OR f.file_type = $2)"
-    total: int = await conn.fetchval(
-        f"SELECT count(*) FROM files f WHERE {where}", owner_id, file_type
+    return await fetch_page(
+        conn,
+        select=f"SELECT {FILE_COLUMNS} {_FROM}",
+        count_from="FROM files f",
+        where="f.deleted_at IS NULL AND ($1::text IS NULL OR f.owner_id = $1)"
+        " AND ($2::text IS NULL OR f.file_type = $2)",
+        args=(owner_id, file_type),
+        order_by="f.created_at DESC, f.id DESC",
+        limit=limit,
+        offset=offset,
     )
-    rows = await conn.fetch(
-        f"SELECT {FILE_COLUMNS} {_FROM} WHERE {where}"
-        " ORDER BY f.created_at DESC, f.id DESC LIMIT $3 OFFSET $4",
-        owner_id,
-        file_type,
-        limit,
-        offset,
-    )
-    return rows, total
 
 
 async def soft_delete_file(conn: asyncpg.Connection, file_id: str) -> bool:

@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from db.sql import insert_sql
+from db.sql import changed_one_row, fetch_page, insert_sql
 from t2m import job_status as statuses
 
 JOB_COLUMNS = (
@@ -64,28 +64,23 @@ async def list_jobs(
     limit: int,
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
-    where = (
-        "deleted_at IS NULL AND ($1::text IS NULL OR owner_id = $1)"
-        " AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR type = $3)"
+    return await fetch_page(
+        conn,
+        select=f"SELECT {JOB_COLUMNS} FROM jobs",
+        count_from="FROM jobs",
+        where="deleted_at IS NULL AND ($1::text IS NULL OR owner_id = $1)"
+        " AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR type = $3)",
+        args=(owner_id, status, job_type),
+        order_by="created_at DESC, id DESC",
+        limit=limit,
+        offset=offset,
     )
-    total: int = await conn.fetchval(
-        f"SELECT count(*) FROM jobs WHERE {where}", owner_id, status, job_type
-    )
-    rows = await conn.fetch(
-        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}"
-        " ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5",
-        owner_id,
-        status,
-        job_type,
-        limit,
-        offset,
-    )
-    return rows, total
 
 
 async def start_stage(conn: asyncpg.Connection, job_id: str, stage: str, progress: int) -> bool:
     """Move a live job into ``stage``; False when it is finished (skip the work)."""
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         """
         UPDATE jobs SET status = 'processing', current_stage = $2,
             progress = greatest(progress, $3), started_at = coalesce(started_at, now()),
@@ -96,7 +91,6 @@ async def start_stage(conn: asyncpg.Connection, job_id: str, stage: str, progres
         stage,
         progress,
     )
-    return status.endswith(" 1")
 
 
 async def advance_stage(
@@ -104,14 +98,14 @@ async def advance_stage(
 ) -> bool:
     """Move a processing job from ``from_stage`` to ``to_stage``; True for the
     one caller that moved it (the others saw it moved already)."""
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         "UPDATE jobs SET current_stage = $3, updated_at = now()"
         " WHERE id = $1 AND status = 'processing' AND current_stage = $2",
         job_id,
         from_stage,
         to_stage,
     )
-    return status.endswith(" 1")
 
 
 async def set_progress(conn: asyncpg.Connection, job_id: str, progress: int) -> None:
@@ -124,6 +118,35 @@ async def set_progress(conn: asyncpg.Connection, job_id: str, progress: int) -> 
     )
 
 
+async def add_render_seconds(conn: asyncpg.Connection, job_id: str, seconds: float) -> None:
+    """Add rendering time to the job's ``render_seconds`` (a segmented render
+    adds each piece's as it is made, from any worker, then the join's)."""
+    await conn.execute(
+        "UPDATE jobs SET render_seconds = coalesce(render_seconds, 0) + $2 WHERE id = $1",
+        job_id,
+        seconds,
+    )
+
+
+async def count_logged_keys(conn: asyncpg.Connection, job_id: str, keys: list[str]) -> int:
+    """How many of ``keys`` the job's log names (``details.key``): the pieces of
+    a segmented render logged as rendered or reused."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(DISTINCT details->>'key') FROM job_logs"
+            " WHERE job_id = $1 AND details->>'key' = ANY($2::text[])",
+            job_id,
+            keys,
+        )
+    )
+
+
+async def live_job_ids(conn: asyncpg.Connection) -> list[str]:
+    """Ids of the jobs still owed work (queued or processing)."""
+    rows = await conn.fetch("SELECT id FROM jobs WHERE status IN ('queued', 'processing')")
+    return [str(r["id"]) for r in rows]
+
+
 async def update_job(conn: asyncpg.Connection, job_id: str, **fields: Any) -> None:
     assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
     await conn.execute(
@@ -134,7 +157,8 @@ async def update_job(conn: asyncpg.Connection, job_id: str, **fields: Any) -> No
 
 
 async def complete_job(conn: asyncpg.Connection, job_id: str, result: dict[str, Any]) -> bool:
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         """
         UPDATE jobs SET status = 'completed', progress = 100, current_stage = 'completed',
             result = $2, error = NULL, completed_at = now(), updated_at = now()
@@ -143,11 +167,11 @@ async def complete_job(conn: asyncpg.Connection, job_id: str, result: dict[str, 
         job_id,
         result,
     )
-    return status.endswith(" 1")
 
 
 async def fail_job(conn: asyncpg.Connection, job_id: str, error: str) -> bool:
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         """
         UPDATE jobs SET status = 'failed', error = $2, completed_at = now(), updated_at = now()
         WHERE id = $1 AND status IN ('queued', 'processing')
@@ -155,18 +179,17 @@ async def fail_job(conn: asyncpg.Connection, job_id: str, error: str) -> bool:
         job_id,
         error,
     )
-    return status.endswith(" 1")
 
 
 async def cancel_job(conn: asyncpg.Connection, job_id: str) -> bool:
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         """
         UPDATE jobs SET status = 'cancelled', completed_at = now(), updated_at = now()
         WHERE id = $1 AND status IN ('queued', 'processing')
         """,
         job_id,
     )
-    return status.endswith(" 1")
 
 
 async def job_status(conn: asyncpg.Connection, job_id: str) -> str | None:
@@ -201,21 +224,16 @@ async def add_log(
 async def job_logs(
     conn: asyncpg.Connection, job_id: str, *, level: str | None, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
-    total: int = await conn.fetchval(
-        "SELECT count(*) FROM job_logs WHERE job_id = $1 AND ($2::text IS NULL OR level = $2)",
-        job_id,
-        level,
+    return await fetch_page(
+        conn,
+        select="SELECT ts, level, message, details FROM job_logs",
+        count_from="FROM job_logs",
+        where="job_id = $1 AND ($2::text IS NULL OR level = $2)",
+        args=(job_id, level),
+        order_by="id",
+        limit=limit,
+        offset=offset,
     )
-    rows = await conn.fetch(
-        "SELECT ts, level, message, details FROM job_logs"
-        " WHERE job_id = $1 AND ($2::text IS NULL OR level = $2)"
-        " ORDER BY id LIMIT $3 OFFSET $4",
-        job_id,
-        level,
-        limit,
-        offset,
-    )
-    return rows, total
 
 
 async def record_failed_operation(

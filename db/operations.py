@@ -8,6 +8,8 @@ from typing import Any
 
 import asyncpg
 
+from db.sql import changed_one_row, fetch_page
+
 
 async def insert_maintenance_run(
     conn: asyncpg.Connection,
@@ -36,35 +38,33 @@ async def insert_maintenance_run(
 async def list_maintenance_runs(
     conn: asyncpg.Connection, *, job: str | None, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
-    rows = await conn.fetch(
-        "SELECT id, job, started_at, duration_s, outcome, counts, error FROM maintenance_runs"
-        " WHERE ($1::text IS NULL OR job = $1) ORDER BY started_at DESC, id DESC"
-        " LIMIT $2 OFFSET $3",
-        job,
-        limit,
-        offset,
+    return await fetch_page(
+        conn,
+        select="SELECT id, job, started_at, duration_s, outcome, counts, error"
+        " FROM maintenance_runs",
+        count_from="FROM maintenance_runs",
+        where="($1::text IS NULL OR job = $1)",
+        args=(job,),
+        order_by="started_at DESC, id DESC",
+        limit=limit,
+        offset=offset,
     )
-    total = await conn.fetchval(
-        "SELECT count(*) FROM maintenance_runs WHERE ($1::text IS NULL OR job = $1)", job
-    )
-    return list(rows), int(total)
 
 
 async def list_failed_operations(
     conn: asyncpg.Connection, *, stage: str | None, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
-    rows = await conn.fetch(
-        "SELECT id, stage, job_id, file_id, error, attempts, permanent, failed_at, retried_at"
-        " FROM failed_operations WHERE ($1::text IS NULL OR stage = $1)"
-        " ORDER BY failed_at DESC, id DESC LIMIT $2 OFFSET $3",
-        stage,
-        limit,
-        offset,
+    return await fetch_page(
+        conn,
+        select="SELECT id, stage, job_id, file_id, error, attempts, permanent, failed_at,"
+        " retried_at FROM failed_operations",
+        count_from="FROM failed_operations",
+        where="($1::text IS NULL OR stage = $1)",
+        args=(stage,),
+        order_by="failed_at DESC, id DESC",
+        limit=limit,
+        offset=offset,
     )
-    total = await conn.fetchval(
-        "SELECT count(*) FROM failed_operations WHERE ($1::text IS NULL OR stage = $1)", stage
-    )
-    return list(rows), int(total)
 
 
 async def failed_operation(conn: asyncpg.Connection, op_id: int) -> asyncpg.Record | None:
@@ -81,14 +81,14 @@ async def mark_retried(conn: asyncpg.Connection, op_id: int) -> None:
 
 async def reopen_job(conn: asyncpg.Connection, job_id: str, stage: str) -> bool:
     """Put a failed job back in processing at ``stage`` so its actor takes it."""
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         "UPDATE jobs SET status = 'processing', current_stage = $2, error = NULL,"
         " completed_at = NULL, updated_at = now()"
         " WHERE id = $1 AND status = 'failed' AND deleted_at IS NULL",
         job_id,
         stage,
     )
-    return status.endswith(" 1")
 
 
 async def stuck_jobs(
@@ -173,9 +173,9 @@ async def expired_blobs(
 
 async def delete_blob_row(conn: asyncpg.Connection, sha256: str) -> bool:
     # Re-checked: an upload may have taken a new reference meanwhile.
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         "DELETE FROM blobs b WHERE sha256 = $1 AND ref_count = 0"
         " AND NOT EXISTS (SELECT 1 FROM files f WHERE f.blob_sha256 = b.sha256)",
         sha256,
     )
-    return status.endswith(" 1")

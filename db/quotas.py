@@ -29,6 +29,7 @@ from typing import Any
 
 import asyncpg
 
+from db.sql import changed_one_row
 from t2m import job_status as statuses
 from t2m.errors import QuotaExceeded
 from t2m.settings import Settings
@@ -192,12 +193,12 @@ async def set_overrides(
     assignments = ", ".join(
         f"{OVERRIDE_COLUMNS[name]} = ${i}" for i, name in enumerate(overrides, start=2)
     )
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         f"UPDATE users SET {assignments}, updated_at = now() WHERE id = $1",
         user_id,
         *overrides.values(),
     )
-    return bool(status.endswith(" 1"))
 
 
 @dataclass(frozen=True)

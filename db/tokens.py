@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from db.sql import changed_one_row
+
 
 async def revoke_token(
     conn: asyncpg.Connection, *, jti: str, user_id: str | None, expires_at: int
 ) -> bool:
     """Record a revocation; False when the token was already revoked."""
-    status = await conn.execute(
+    return await changed_one_row(
+        conn,
         """
         INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3)
         ON CONFLICT (jti) DO NOTHING
@@ -21,7 +24,6 @@ async def revoke_token(
         user_id,
         datetime.fromtimestamp(expires_at, UTC),
     )
-    return status.endswith(" 1")
 
 
 async def revoke_family(

@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from db.sql import changed_one_row, fetch_page
 from t2m.ids import new_id
 
 _COLUMNS = (
@@ -149,13 +150,13 @@ async def replace_password_hash(
     conn: asyncpg.Connection, user_id: str, old_hash: str, new_hash: str
 ) -> bool:
     """Swap a hash for a stronger one unless the password changed meanwhile."""
-    result: str = await conn.execute(
+    return await changed_one_row(
+        conn,
         "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
         user_id,
         old_hash,
         new_hash,
     )
-    return result.endswith(" 1")
 
 
 async def set_email_verified(conn: asyncpg.Connection, user_id: str, verified: bool) -> None:
@@ -184,16 +185,16 @@ async def list_users(
     conn: asyncpg.Connection, *, pending: bool | None, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
     """Users, newest first; ``pending`` filters on waiting for approval."""
-    where = "($1::boolean IS NULL OR pending_approval = $1)"
-    total: int = await conn.fetchval(f"SELECT count(*) FROM users WHERE {where}", pending)
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM users WHERE {where}"
-        " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
-        pending,
-        limit,
-        offset,
+    return await fetch_page(
+        conn,
+        select=f"SELECT {_COLUMNS} FROM users",
+        count_from="FROM users",
+        where="($1::boolean IS NULL OR pending_approval = $1)",
+        args=(pending,),
+        order_by="created_at DESC, id DESC",
+        limit=limit,
+        offset=offset,
     )
-    return list(rows), total
 
 
 async def ensure_guest(
@@ -248,7 +249,8 @@ async def stale_guests(conn: asyncpg.Connection, *, max_age_s: float, limit: int
 async def delete_empty_guest(conn: asyncpg.Connection, user_id: str) -> bool:
     """Delete a guest user that owns no file or job row any more (the purge
     removes their bytes first); never a registered account."""
-    status: str = await conn.execute(
+    return await changed_one_row(
+        conn,
         """
         DELETE FROM users u
         WHERE u.id = $1 AND u.guest_address IS NOT NULL AND u.password_hash IS NULL
@@ -257,4 +259,3 @@ async def delete_empty_guest(conn: asyncpg.Connection, user_id: str) -> bool:
         """,
         user_id,
     )
-    return status.endswith(" 1")

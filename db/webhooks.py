@@ -17,6 +17,7 @@ import asyncpg
 
 from db import files as file_rows
 from db import jobs as job_rows
+from db.sql import changed_one_row, fetch_page
 from t2m import webhook_events as ev
 from t2m.ids import new_id
 from t2m.job_status import JobStatus
@@ -84,17 +85,16 @@ async def list_webhooks(
 ) -> tuple[list[asyncpg.Record], int]:
     """The owner's standing subscriptions, newest first (a job's one-off
     subscription is reached through the job's generate response)."""
-    total: int = await conn.fetchval(
-        "SELECT count(*) FROM webhooks WHERE owner_id = $1 AND job_id IS NULL", owner_id
+    return await fetch_page(
+        conn,
+        select=f"SELECT {WEBHOOK_COLUMNS} FROM webhooks",
+        count_from="FROM webhooks",
+        where="owner_id = $1 AND job_id IS NULL",
+        args=(owner_id,),
+        order_by="created_at DESC, id DESC",
+        limit=limit,
+        offset=offset,
     )
-    rows = await conn.fetch(
-        f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE owner_id = $1 AND job_id IS NULL"
-        " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
-        owner_id,
-        limit,
-        offset,
-    )
-    return rows, total
 
 
 async def update_webhook(
@@ -113,10 +113,9 @@ async def update_webhook(
 
 
 async def delete_webhook(conn: asyncpg.Connection, webhook_id: str, owner_id: str) -> bool:
-    status = await conn.execute(
-        "DELETE FROM webhooks WHERE id = $1 AND owner_id = $2", webhook_id, owner_id
+    return await changed_one_row(
+        conn, "DELETE FROM webhooks WHERE id = $1 AND owner_id = $2", webhook_id, owner_id
     )
-    return status.endswith(" 1")
 
 
 async def job_webhook(conn: asyncpg.Connection, job_id: str) -> asyncpg.Record | None:
@@ -281,19 +280,16 @@ async def list_deliveries(
     limit: int,
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
-    where = "d.webhook_id = $1 AND ($2::text IS NULL OR d.status = $2)"
-    total: int = await conn.fetchval(
-        f"SELECT count(*) FROM webhook_deliveries d WHERE {where}", webhook_id, status
+    return await fetch_page(
+        conn,
+        select=f"SELECT {DELIVERY_COLUMNS} {_DELIVERY_FROM}",
+        count_from="FROM webhook_deliveries d",
+        where="d.webhook_id = $1 AND ($2::text IS NULL OR d.status = $2)",
+        args=(webhook_id, status),
+        order_by="d.created_at DESC, d.id DESC",
+        limit=limit,
+        offset=offset,
     )
-    rows = await conn.fetch(
-        f"SELECT {DELIVERY_COLUMNS} {_DELIVERY_FROM} WHERE {where}"
-        " ORDER BY d.created_at DESC, d.id DESC LIMIT $3 OFFSET $4",
-        webhook_id,
-        status,
-        limit,
-        offset,
-    )
-    return rows, total
 
 
 async def delivery_of_webhook(

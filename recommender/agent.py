@@ -30,6 +30,15 @@ Model
     ``v(a)`` from its words and grams, and the match/popularity columns give it
     a sensible score from day one.
 
+Cold/warm gate (``cold_gate``, on by default)
+    The owners' labels are also kept (the newest ``label_store``) to fit the
+    tuned one-vs-rest classifier of ``recommender.supervised``; the agent counts
+    the feedback events it trained on per content (``evidence``, the newest
+    ``evidence_store`` contents) and exports both, and the scorer ranks a content
+    by ``g * bandit + (1 - g) * classifier`` with ``g = n / (n + cold_gate)``
+    (``inference``). New content gets the reference model's suggestions; content
+    with its own feedback gets what the bandit learned from it.
+
 Owner labels (full information)
     Content arrives tagged by its owner. ``learn_labels`` trains on those tags as
     positives with propensity 1 and on ``label_negatives`` other vocabulary tags,
@@ -91,6 +100,7 @@ Exploration: Thompson sampling on the linear head (+ a small epsilon)
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -177,6 +187,11 @@ class AgentConfig:
     bilinear_labels: bool = False
     linear_anchor: bool = False
     label_store: int = 5000
+    # pseudo-count of the cold/warm gate: content with n feedback events is scored
+    # n / (n + cold_gate) by the bandit and the rest by the supervised classifier
+    # fitted on the owners' tags (0: the bandit alone, no classifier fitted)
+    cold_gate: float = 3.0
+    evidence_store: int = 200_000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -186,6 +201,13 @@ class AgentConfig:
             raise ValueError(f"optimizer must be one of {_OPTIMIZERS}")
         if self.embed_dim <= 0 or self.steps_per_update < 0 or self.replay_ratio < 0:
             raise ValueError("embed_dim must be positive, steps/replay_ratio non-negative")
+        if self.cold_gate < 0:
+            raise ValueError("cold_gate must be non-negative")
+
+    @property
+    def fits_classifier(self) -> bool:
+        """Whether owner labels are kept to fit the linear term / cold classifier."""
+        return self.linear or self.cold_gate > 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -327,6 +349,8 @@ class Agent:
         # owners' labels kept for refitting the linear term (newest last)
         self.labels: list[tuple[ContentFeatures, frozenset[str]]] = []
         self._linear_stale = False
+        #: feedback events per content key (newest last), for the cold/warm gate
+        self.evidence: dict[int, float] = {}
 
     # --- exploration schedule and posterior -----------------------------------------------
 
@@ -410,7 +434,7 @@ class Agent:
 
     def _linear_column(self, records: Sequence[_Record]) -> npt.NDArray[np.float64]:
         out = np.zeros(len(records))
-        if not len(self.linear):
+        if not self.config.linear or not len(self.linear):
             return out
         per_content: dict[int, npt.NDArray[np.float64]] = {}
         for i, r in enumerate(records):
@@ -434,12 +458,15 @@ class Agent:
         from recommender.supervised import SupervisedModel  # torch: training side only
 
         self._linear_stale = False
-        if not self.config.linear or len(self.labels) < 2:
+        if not self.config.fits_classifier or len(self.labels) < 2:
             return
         tags = sorted({t for _, lab in self.labels for t in lab})
+        # in content-key order (stable: arrival order would make the validation split,
+        # and so the chosen penalty, depend on how the labels happened to be batched)
+        labels = sorted(self.labels, key=lambda item: item[0].key)
         model = SupervisedModel.tuned(
-            [c for c, _ in self.labels],
-            [lab for _, lab in self.labels],
+            [c for c, _ in labels],
+            [lab for _, lab in labels],
             tags,
             np.random.default_rng(self.config.seed + 1),
         )
@@ -542,6 +569,13 @@ class Agent:
         for ev in events:
             decisions.setdefault(id(ev.content), []).append(ev)
             self.vocabulary.observe_feedback(ev.tag, ev.reward)
+            key = ev.content.key
+            if key:
+                self.evidence[key] = self.evidence.pop(key, 0.0) + 1.0
+        excess = len(self.evidence) - self.config.evidence_store
+        if excess > 0:  # forget the contents that had feedback longest ago
+            for key in list(itertools.islice(self.evidence, excess)):
+                del self.evidence[key]
         for group in decisions.values():
             self.prior.observe_decision(
                 [normalize_tag(ev.tag) for ev in group],
@@ -568,7 +602,7 @@ class Agent:
             if count:
                 self.vocabulary.add_user_tags(tags)
                 self.prior.observe_labels(tags)
-                if self.config.linear:
+                if self.config.fits_classifier:
                     self.labels.append((content, frozenset(tags)))
                     self._linear_stale = True
             if self.config.linear and not self.config.bilinear_labels:
@@ -699,6 +733,8 @@ class Agent:
             "mc_samples": cfg.mc_samples,
             "events_seen": self.events_seen,
             "updates": self.updates,
+            "cold_gate": cfg.cold_gate,
+            "linear_head": cfg.linear,
         }
         vocab_tags = self.vocabulary.tags()
         logits, meta["unseen_prior"] = self.prior.table(vocab_tags, logit=cfg.loss == "logistic")
@@ -713,6 +749,7 @@ class Agent:
             vocabulary_counts=self.vocabulary.counts(),
             tag_prior=dict(zip(vocab_tags, logits.tolist(), strict=True)),
             linear=self.linear,
+            evidence=self.evidence,
         )
 
     def scorer(self) -> TagScorer:
@@ -739,6 +776,11 @@ class Agent:
             "linear_weight": torch.from_numpy(self.linear.weight.copy()),
             "linear_tags": json.dumps(self.linear.tags),
             "linear_offset": torch.from_numpy(self.linear.offset.copy()),
+            "linear_bias": torch.from_numpy(self.linear.bias.copy()),
+            "evidence_keys": torch.from_numpy(
+                np.fromiter(self.evidence, dtype=np.uint64).view(np.int64)
+            ),
+            "evidence_counts": torch.tensor(list(self.evidence.values()), dtype=torch.float64),
             "linear_stale": self._linear_stale,
             **_labels_state(self.labels),
         }
@@ -774,9 +816,14 @@ class Agent:
                 state["linear_weight"].numpy().astype(np.float32),
                 json.loads(state["linear_tags"]),
                 state["linear_offset"].numpy().astype(np.float32),
+                state["linear_bias"].numpy().astype(np.float32) if "linear_bias" in state else None,
             )
             agent._linear_stale = bool(state["linear_stale"])
             agent.labels = _labels_from_state(state, config)
+        if "evidence_keys" in state:
+            keys = state["evidence_keys"].numpy().astype(np.int64).view(np.uint64).tolist()
+            counts = state["evidence_counts"].numpy().tolist()
+            agent.evidence = dict(zip(keys, counts, strict=True))
         return agent
 
 

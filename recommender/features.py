@@ -72,6 +72,7 @@ __all__ = [
     "TagSet",
     "build_content_features",
     "build_tag_features",
+    "content_key",
     "duration_bucket",
     "match_features",
     "normalize_media_type",
@@ -114,6 +115,14 @@ def stable_hash(token: str) -> int:
     """Unsigned 64-bit keyed BLAKE2b hash of ``token`` (same value in every process)."""
     digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8, key=_HASH_KEY).digest()
     return int.from_bytes(digest, "little")
+
+
+def content_key(content_id: str | int) -> int:
+    """The 64-bit key of a content id (never 0, which means "unknown")."""
+    # not through ``stable_hash``'s cache, which is for the vocabulary of tokens
+    token = f"content:{content_id}".encode()
+    digest = hashlib.blake2b(token, digest_size=8, key=_HASH_KEY).digest()
+    return int.from_bytes(digest, "little") or 1
 
 
 @dataclass(frozen=True)
@@ -166,6 +175,9 @@ class ContentFeatures:
     ``indices``/``values``: the model input (sorted unique indices, float32 values).
     ``word_hashes``/``gram_hashes``: sorted unique 64-bit hashes of the words and
     character grams of the text, used for tag/text match features.
+    ``key``: which content this is (``content_key`` of its id; 0 when unknown). It is
+    no model input: it only looks up how much feedback the content has had, which
+    decides between the cold-content and the bandit score (``inference``).
     """
 
     indices: IntArray
@@ -173,6 +185,7 @@ class ContentFeatures:
     word_hashes: HashArray
     gram_hashes: HashArray
     config: FeatureConfig = field(default_factory=FeatureConfig)
+    key: int = 0
 
     @property
     def nnz(self) -> int:

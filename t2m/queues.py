@@ -24,6 +24,7 @@ RENDER_VIDEO = ActorRef("render_video", "render")
 # Segmented videos (pipeline.workers.segments): one message per segment, then
 # the join; on the render queue, so every render worker takes part.
 RENDER_SEGMENT = ActorRef("render_segment", "render")
+RENDER_SOUND = ActorRef("render_sound", "render")  # the timeline's sound, beside the segments
 ASSEMBLE_VIDEO = ActorRef("assemble_video", "render")
 MAKE_THUMBNAILS = ActorRef("make_video_thumbnails", "thumbnails")
 PACKAGE_HLS = ActorRef("package_hls", "package")
@@ -41,6 +42,7 @@ ALL_ACTORS: tuple[ActorRef, ...] = (
     BUILD_STORYBOARD,
     RENDER_VIDEO,
     RENDER_SEGMENT,
+    RENDER_SOUND,
     ASSEMBLE_VIDEO,
     MAKE_THUMBNAILS,
     PACKAGE_HLS,

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from t2m.errors import ConfigError
+
+T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
 # Shortest JWT_SECRET / SIGNING_SECRET / METRICS_TOKEN accepted (256 bits).
@@ -201,6 +203,9 @@ class Settings:
     stuck_queued_after_s: float = 900.0
     stuck_max_requeues: int = 3
     purge_grace_hours: float = 72.0
+    # Stored segments (segments/) no live job lists are deleted past this age;
+    # a render reuses only segments younger than half of it.
+    segment_retention_hours: float = 168.0
     # Guest users (ALLOW_ANONYMOUS) unused this long are reaped with their files.
     guest_max_age_days: float = 30.0
     log_level: str = "INFO"
@@ -225,113 +230,89 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         get = env.get
+
+        def read(parse: Callable[[str, str], T], name: str, default: str) -> T:
+            """``parse`` the variable ``name`` (``default`` when unset); errors name it."""
+            return parse(get(name, default), name)
+
         mode = get("T2M_ENV", "dev")
         var_dir = Path(get("T2M_VAR_DIR", "var"))
         settings = cls(
             env=mode,
             var_dir=var_dir,
             host=get("HOST", "127.0.0.1"),
-            port=_int(get("PORT", "8000"), "PORT"),
+            port=read(_int, "PORT", "8000"),
             public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/")
             or f"http://{get('HOST', '127.0.0.1')}:{get('PORT', '8000')}",
             database_url=get("DATABASE_URL", ""),
-            db_pool_min=_int(get("DB_POOL_MIN", "1"), "DB_POOL_MIN"),
-            db_pool_max=_int(get("DB_POOL_MAX", "10"), "DB_POOL_MAX"),
+            db_pool_min=read(_int, "DB_POOL_MIN", "1"),
+            db_pool_max=read(_int, "DB_POOL_MAX", "10"),
             redis_url=get("REDIS_URL", ""),
             broker_url=get("BROKER_URL", ""),
             redis_namespace=get("REDIS_NAMESPACE", "t2m"),
-            broker_maintenance_chance=_int(
-                get("BROKER_MAINTENANCE_CHANCE", "10000"), "BROKER_MAINTENANCE_CHANCE"
-            ),
-            broker_heartbeat_timeout_ms=_int(
-                get("BROKER_HEARTBEAT_TIMEOUT_MS", "60000"), "BROKER_HEARTBEAT_TIMEOUT_MS"
-            ),
+            broker_maintenance_chance=read(_int, "BROKER_MAINTENANCE_CHANCE", "10000"),
+            broker_heartbeat_timeout_ms=read(_int, "BROKER_HEARTBEAT_TIMEOUT_MS", "60000"),
             jwt_secret=get("JWT_SECRET", ""),
             signing_secret=get("SIGNING_SECRET", ""),
-            access_token_ttl_s=_int(get("ACCESS_TOKEN_TTL", "900"), "ACCESS_TOKEN_TTL"),
-            refresh_token_ttl_s=_int(
-                get("REFRESH_TOKEN_TTL", str(14 * 24 * 3600)), "REFRESH_TOKEN_TTL"
-            ),
+            access_token_ttl_s=read(_int, "ACCESS_TOKEN_TTL", "900"),
+            refresh_token_ttl_s=read(_int, "REFRESH_TOKEN_TTL", str(14 * 24 * 3600)),
             oidc_jwks_url=get("OIDC_JWKS_URL", ""),
             oidc_issuer=get("OIDC_ISSUER", ""),
             oidc_audience=get("OIDC_AUDIENCE", ""),
-            login_max_failures=_int(get("LOGIN_MAX_FAILURES", "5"), "LOGIN_MAX_FAILURES"),
-            login_failure_window_s=_int(get("LOGIN_FAILURE_WINDOW", "900"), "LOGIN_FAILURE_WINDOW"),
-            login_max_delay_s=_float(get("LOGIN_MAX_DELAY", "8"), "LOGIN_MAX_DELAY"),
-            allow_anonymous=_bool(get("ALLOW_ANONYMOUS", "false"), "ALLOW_ANONYMOUS"),
+            login_max_failures=read(_int, "LOGIN_MAX_FAILURES", "5"),
+            login_failure_window_s=read(_int, "LOGIN_FAILURE_WINDOW", "900"),
+            login_max_delay_s=read(_float, "LOGIN_MAX_DELAY", "8"),
+            allow_anonymous=read(_bool, "ALLOW_ANONYMOUS", "false"),
             admin_username=get("ADMIN_USERNAME", "admin"),
             admin_email=get("ADMIN_EMAIL", "admin@localhost"),
-            max_request_body=_int(get("MAX_REQUEST_BODY", str(1024 * 1024)), "MAX_REQUEST_BODY"),
-            max_upload_bytes=_int(get("MAX_UPLOAD_BYTES", str(2 * 1024**3)), "MAX_UPLOAD_BYTES"),
-            upload_max_fields=_int(get("UPLOAD_MAX_FIELDS", "32"), "UPLOAD_MAX_FIELDS"),
-            upload_max_fields_bytes=_int(
-                get("UPLOAD_MAX_FIELDS_BYTES", str(64 * 1024)), "UPLOAD_MAX_FIELDS_BYTES"
-            ),
+            max_request_body=read(_int, "MAX_REQUEST_BODY", str(1024 * 1024)),
+            max_upload_bytes=read(_int, "MAX_UPLOAD_BYTES", str(2 * 1024**3)),
+            upload_max_fields=read(_int, "UPLOAD_MAX_FIELDS", "32"),
+            upload_max_fields_bytes=read(_int, "UPLOAD_MAX_FIELDS_BYTES", str(64 * 1024)),
             registration=_choice(get("REGISTRATION", "open"), "REGISTRATION", REGISTRATION_MODES),
-            quota_stored_bytes=_count(
-                get("QUOTA_STORED_BYTES", str(10 * 1024**3)), "QUOTA_STORED_BYTES"
-            ),
-            quota_files=_count(get("QUOTA_FILES", "10000"), "QUOTA_FILES"),
-            quota_render_seconds_per_day=_count(
-                get("QUOTA_RENDER_SECONDS_PER_DAY", "3600"), "QUOTA_RENDER_SECONDS_PER_DAY"
-            ),
-            quota_concurrent_jobs=_count(
-                get("QUOTA_CONCURRENT_JOBS", "3"), "QUOTA_CONCURRENT_JOBS"
-            ),
+            quota_stored_bytes=read(_count, "QUOTA_STORED_BYTES", str(10 * 1024**3)),
+            quota_files=read(_count, "QUOTA_FILES", "10000"),
+            quota_render_seconds_per_day=read(_count, "QUOTA_RENDER_SECONDS_PER_DAY", "3600"),
+            quota_concurrent_jobs=read(_count, "QUOTA_CONCURRENT_JOBS", "3"),
             storage_backend=get("STORAGE_BACKEND", "local"),
             storage_root=Path(get("STORAGE_ROOT", str(var_dir / "storage"))),
             scratch_dir=Path(get("SCRATCH_DIR", "")) if get("SCRATCH_DIR") else None,
-            max_image_pixels=_int(get("MAX_IMAGE_PIXELS", "50000000"), "MAX_IMAGE_PIXELS"),
-            max_image_frames=_int(get("MAX_IMAGE_FRAMES", "1000"), "MAX_IMAGE_FRAMES"),
-            ffmpeg_timeout_s=_float(get("FFMPEG_TIMEOUT_S", "10800"), "FFMPEG_TIMEOUT_S"),
-            render_memory_budget_mb=_float(
-                get("RENDER_MEMORY_BUDGET_MB", "2048"), "RENDER_MEMORY_BUDGET_MB"
-            ),
-            ffmpeg_memory_limit_mb=_int(
-                get("FFMPEG_MEMORY_LIMIT_MB", "8192"), "FFMPEG_MEMORY_LIMIT_MB"
-            ),
+            max_image_pixels=read(_int, "MAX_IMAGE_PIXELS", "50000000"),
+            max_image_frames=read(_int, "MAX_IMAGE_FRAMES", "1000"),
+            ffmpeg_timeout_s=read(_float, "FFMPEG_TIMEOUT_S", "10800"),
+            render_memory_budget_mb=read(_float, "RENDER_MEMORY_BUDGET_MB", "2048"),
+            ffmpeg_memory_limit_mb=read(_int, "FFMPEG_MEMORY_LIMIT_MB", "8192"),
             s3_bucket=get("S3_BUCKET", "t2m"),
             s3_endpoint_url=get("S3_ENDPOINT_URL", ""),
             s3_region=get("S3_REGION", "us-east-1"),
             s3_access_key_id=get("S3_ACCESS_KEY_ID", get("AWS_ACCESS_KEY_ID", "")),
             s3_secret_access_key=get("S3_SECRET_ACCESS_KEY", get("AWS_SECRET_ACCESS_KEY", "")),
-            s3_presign_downloads=_bool(
-                get("S3_PRESIGN_DOWNLOADS", "false"), "S3_PRESIGN_DOWNLOADS"
-            ),
-            worker_heartbeat_s=_float(get("WORKER_HEARTBEAT", "5"), "WORKER_HEARTBEAT"),
+            s3_presign_downloads=read(_bool, "S3_PRESIGN_DOWNLOADS", "false"),
+            worker_heartbeat_s=read(_float, "WORKER_HEARTBEAT", "5"),
             webhook_allowed_cidrs=_cidrs(get("WEBHOOK_ALLOWED_CIDRS", "")),
-            webhook_max_retry_hours=_float(
-                get("WEBHOOK_MAX_RETRY_HOURS", "24"), "WEBHOOK_MAX_RETRY_HOURS"
-            ),
-            webhook_retry_base_s=_float(get("WEBHOOK_RETRY_BASE_S", "30"), "WEBHOOK_RETRY_BASE_S"),
-            webhook_timeout_s=_float(get("WEBHOOK_TIMEOUT_S", "10"), "WEBHOOK_TIMEOUT_S"),
-            webhook_connect_timeout_s=_float(
-                get("WEBHOOK_CONNECT_TIMEOUT_S", "3"), "WEBHOOK_CONNECT_TIMEOUT_S"
-            ),
-            webhook_max_in_flight=_int(get("WEBHOOK_MAX_IN_FLIGHT", "4"), "WEBHOOK_MAX_IN_FLIGHT"),
+            webhook_max_retry_hours=read(_float, "WEBHOOK_MAX_RETRY_HOURS", "24"),
+            webhook_retry_base_s=read(_float, "WEBHOOK_RETRY_BASE_S", "30"),
+            webhook_timeout_s=read(_float, "WEBHOOK_TIMEOUT_S", "10"),
+            webhook_connect_timeout_s=read(_float, "WEBHOOK_CONNECT_TIMEOUT_S", "3"),
+            webhook_max_in_flight=read(_int, "WEBHOOK_MAX_IN_FLIGHT", "4"),
             metrics_token=get("METRICS_TOKEN", ""),
-            rate_limit_enabled=_bool(get("RATE_LIMIT_ENABLED", "true"), "RATE_LIMIT_ENABLED"),
-            rate_limit_window_s=_int(get("RATE_LIMIT_WINDOW_S", "3600"), "RATE_LIMIT_WINDOW_S"),
-            rate_limit_general=_int(get("RATE_LIMIT_GENERAL", "1000"), "RATE_LIMIT_GENERAL"),
-            rate_limit_uploads=_int(get("RATE_LIMIT_UPLOADS", "100"), "RATE_LIMIT_UPLOADS"),
-            rate_limit_video=_int(get("RATE_LIMIT_VIDEO", "10"), "RATE_LIMIT_VIDEO"),
-            rate_limit_system=_int(get("RATE_LIMIT_SYSTEM", "500"), "RATE_LIMIT_SYSTEM"),
-            rate_limit_guest_divisor=_int(
-                get("RATE_LIMIT_GUEST_DIVISOR", "10"), "RATE_LIMIT_GUEST_DIVISOR"
-            ),
-            tmp_max_age_hours=_float(get("TMP_MAX_AGE_HOURS", "24"), "TMP_MAX_AGE_HOURS"),
-            log_max_age_days=_float(get("LOG_MAX_AGE_DAYS", "30"), "LOG_MAX_AGE_DAYS"),
-            stuck_processing_after_s=_float(
-                get("STUCK_PROCESSING_AFTER_S", "1800"), "STUCK_PROCESSING_AFTER_S"
-            ),
-            stuck_queued_after_s=_float(get("STUCK_QUEUED_AFTER_S", "900"), "STUCK_QUEUED_AFTER_S"),
-            stuck_max_requeues=_int(get("STUCK_MAX_REQUEUES", "3"), "STUCK_MAX_REQUEUES"),
-            purge_grace_hours=_float(get("PURGE_GRACE_HOURS", "72"), "PURGE_GRACE_HOURS"),
-            guest_max_age_days=_float(get("GUEST_MAX_AGE_DAYS", "30"), "GUEST_MAX_AGE_DAYS"),
+            rate_limit_enabled=read(_bool, "RATE_LIMIT_ENABLED", "true"),
+            rate_limit_window_s=read(_int, "RATE_LIMIT_WINDOW_S", "3600"),
+            rate_limit_general=read(_int, "RATE_LIMIT_GENERAL", "1000"),
+            rate_limit_uploads=read(_int, "RATE_LIMIT_UPLOADS", "100"),
+            rate_limit_video=read(_int, "RATE_LIMIT_VIDEO", "10"),
+            rate_limit_system=read(_int, "RATE_LIMIT_SYSTEM", "500"),
+            rate_limit_guest_divisor=read(_int, "RATE_LIMIT_GUEST_DIVISOR", "10"),
+            tmp_max_age_hours=read(_float, "TMP_MAX_AGE_HOURS", "24"),
+            log_max_age_days=read(_float, "LOG_MAX_AGE_DAYS", "30"),
+            stuck_processing_after_s=read(_float, "STUCK_PROCESSING_AFTER_S", "1800"),
+            stuck_queued_after_s=read(_float, "STUCK_QUEUED_AFTER_S", "900"),
+            stuck_max_requeues=read(_int, "STUCK_MAX_REQUEUES", "3"),
+            purge_grace_hours=read(_float, "PURGE_GRACE_HOURS", "72"),
+            segment_retention_hours=read(_float, "SEGMENT_RETENTION_HOURS", "168"),
+            guest_max_age_days=read(_float, "GUEST_MAX_AGE_DAYS", "30"),
             log_level=get("LOG_LEVEL", "INFO").upper(),
-            log_json=_bool(
-                get("LOG_JSON", "false" if mode != "production" else "true"), "LOG_JSON"
-            ),
+            log_json=read(_bool, "LOG_JSON", "false" if mode != "production" else "true"),
         )
         return settings.with_secrets()
 

@@ -27,6 +27,23 @@ TEST_PASSWORD = "correct horse battery"
 _TEST_PASSWORD_HASH = hash_password(TEST_PASSWORD)
 
 
+async def insert_test_user(
+    conn: asyncpg.Connection, username: str, role: str = "USER", *, verified: bool = False
+) -> asyncpg.Record:
+    """A user row straight in the database: ``username@example.test``,
+    password :data:`TEST_PASSWORD`."""
+    from db.users import insert_user
+
+    return await insert_user(
+        conn,
+        username=username,
+        email=f"{username}@example.test",
+        password_hash=_TEST_PASSWORD_HASH,
+        role=role,
+        email_verified=verified,
+    )
+
+
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     with provide_infra(tmp_path_factory.mktemp("infra")) as found:
@@ -88,18 +105,9 @@ def make_user(db: asyncpg.Pool, client: TestClient) -> Any:
     async def factory(
         role: str = "USER", *, verified: bool = False, login: bool = True
     ) -> TestUser:
-        from db.users import insert_user
-
         username = f"user{secrets.token_hex(4)}"
         async with db.acquire() as conn:
-            row = await insert_user(
-                conn,
-                username=username,
-                email=f"{username}@example.test",
-                password_hash=_TEST_PASSWORD_HASH,
-                role=role,
-                email_verified=verified,
-            )
+            row = await insert_test_user(conn, username, role, verified=verified)
         user = TestUser(row["id"], username, TEST_PASSWORD, role)
         if login:
             response = await client.post(

@@ -108,20 +108,20 @@ def provide_infra(scratch: Path) -> Iterator[Infra]:
         )
 
 
-async def _create_database(server_url: str, name: str) -> None:
+async def _on_server(server_url: str, statement: str) -> None:
     conn = await asyncpg.connect(server_url)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def _create_database(server_url: str, name: str) -> None:
+    await _on_server(server_url, f'CREATE DATABASE "{name}"')
 
 
 async def _drop_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _on_server(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def delete_namespace(redis_url: str, namespace: str) -> None:

@@ -73,7 +73,6 @@ def _imports(module: str, path: Path) -> Iterator[Edge]:
             for inner in node.body:
                 typing_nodes.update(id(n) for n in ast.walk(inner))
     for node in ast.walk(tree):
-        names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -84,6 +83,8 @@ def _imports(module: str, path: Path) -> Iterator[Edge]:
                 base = ".".join([*anchor, base] if base else anchor)
             # ``from pkg import mod`` imports the module pkg.mod.
             names = [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
         for name in names:
             target = _resolve(name)
             if target is not None and target != module:

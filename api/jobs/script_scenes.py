@@ -11,10 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import asyncpg
+
+from db import files as file_rows
 from pipeline.stages.narrate import timing
+from pipeline.stages.narrate.recording import recording_problem
 from pipeline.stages.narrate.voices import voice_ids
 from pipeline.stages.script import Script, ScriptError, parse_script
 from t2m.errors import ValidationFailed
+from t2m.ids import is_id
 
 
 def _escape(line: str) -> str:
@@ -88,3 +93,35 @@ def check_narration(script: Script, params: Mapping[str, Any]) -> None:
                     ]
                 },
             )
+
+
+async def check_recordings(conn: asyncpg.Connection, owner_id: str, script: Script) -> None:
+    """Every ``[narration: asset:<id>]`` must be the submitter's own audio file
+    (or video with sound) within the recording limits, naming the scene."""
+    problems: list[str] = []
+    for number, scene in script.narration_assets:
+        assert scene.recording is not None
+        row = (
+            await file_rows.visible_file(conn, scene.recording, viewer_id=owner_id, is_admin=False)
+            if is_id(scene.recording, "file")
+            else None
+        )
+        problem = (
+            "is not one of your files"
+            if row is None
+            else recording_problem(row["file_type"], row["processing_status"], row["metadata"])
+        )
+        if problem is None and row is not None and scene.duration_s is not None:
+            duration = (row["metadata"] or {}).get("duration")
+            need = float(duration or 0) + timing.pauses_s(1, timing.MIN_PAUSE_SCALE)
+            if duration is not None and need > scene.duration_s:
+                problem = (
+                    f"needs {need:.1f} s but the scene's duration is {scene.duration_s:g} s "
+                    "(a recording is never sped up)"
+                )
+        if problem is not None:
+            problems.append(
+                f"line {scene.line_no}: scene {number}: narration file {scene.recording} {problem}"
+            )
+    if problems:
+        raise ValidationFailed("Request validation failed", {"script": problems})

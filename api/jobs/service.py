@@ -13,7 +13,7 @@ from aiohttp import web
 from api.auth.authn import Principal
 from api.cache.glue import after_write
 from api.files.hls import delete_tree
-from api.jobs.script_scenes import check_narration, scenes_to_script
+from api.jobs.script_scenes import check_narration, check_recordings, scenes_to_script
 from api.keys import DB_POOL, ENQUEUER, REDIS, SETTINGS, STORAGE
 from api.quotas import check_job_quota
 from api.recommendations.scorer import SCORER_CACHE
@@ -24,7 +24,7 @@ from db import jobs as job_rows
 from db import recommender as rec_rows
 from db import webhooks as webhook_rows
 from pipeline.stages.render_budget import check_render_budget, top_pixels
-from pipeline.stages.script import ScriptError, parse_script
+from pipeline.stages.script import Script, ScriptError, parse_script
 from recommender.features import normalize_tag
 from t2m.errors import Conflict, NotFound, QuotaExceeded, ServiceUnavailable, ValidationFailed
 from t2m.ids import is_id, new_id
@@ -69,7 +69,7 @@ async def _check_assets(
     return kinds
 
 
-def _check_render_memory(script: str, params: Mapping[str, Any], budget_mb: float) -> None:
+def _check_render_memory(script: str, params: Mapping[str, Any], budget_mb: float) -> Script | None:
     """Refuse, before anything is stored, a script whose render would need more
     memory than RENDER_MEMORY_BUDGET_MB (see pipeline.stages.render_budget).
     A script that does not parse is left to the parse stage, which reports it
@@ -78,13 +78,14 @@ def _check_render_memory(script: str, params: Mapping[str, Any], budget_mb: floa
     try:
         parsed = parse_script(script.encode("utf-8"))
     except ScriptError:
-        return
+        return None
     check_narration(parsed, params)
     check_render_budget(
         [scene.background.asset_id if scene.background else None for scene in parsed.scenes],
         top_pixels(str(params.get("quality", "720p")), str(params.get("aspect", "16:9"))),
         budget_mb,
     )
+    return parsed
 
 
 async def submit_video_job(
@@ -108,7 +109,7 @@ async def submit_video_job(
         script = params.pop("script", None) or params.pop("prompt")
     params.pop("script", None)
     params.pop("prompt", None)
-    _check_render_memory(script, params, app[SETTINGS].render_memory_budget_mb)
+    parsed = _check_render_memory(script, params, app[SETTINGS].render_memory_budget_mb)
     asset_ids = list(
         dict.fromkeys(
             [*params.get("assets", []), *([params["music"]] if params.get("music") else [])]
@@ -122,6 +123,8 @@ async def submit_video_job(
             if existing is not None:
                 return existing, False
         params["asset_types"] = await _check_assets(conn, principal, asset_ids)
+        if parsed is not None and params.get("narration", "auto") != "none":
+            await check_recordings(conn, principal.user_id, parsed)
         await rec_rows.add_user_tags(
             conn, principal.user_id, [n for n in map(normalize_tag, params.get("tags") or []) if n]
         )

@@ -24,6 +24,7 @@ MAINTENANCE_TASKS: dict[str, Task] = {
     "expire_revoked_tokens": tasks.expire_revoked_tokens_task,
     "requeue_webhook_deliveries": tasks.requeue_webhook_deliveries_task,
     "clean_tmp": tasks.clean_tmp,
+    "clean_segments": tasks.clean_segments,
     "rotate_logs": tasks.rotate_logs,
     "reap_stuck_jobs": reap_stuck_jobs,
     "purge_deleted": tasks.purge_deleted,

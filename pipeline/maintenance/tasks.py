@@ -1,5 +1,5 @@
-"""Maintenance tasks: temp cleanup, log rotation, purge, cache warming, token
-expiry, the webhook sweep (the stuck-job reaper is :mod:`.reaper`).
+"""Maintenance tasks: temp cleanup, segment cleanup, log rotation, purge, cache
+warming, token expiry, the webhook sweep (the stuck-job reaper is :mod:`.reaper`).
 
 Each task takes a :class:`MaintenanceContext` plus optional parameters whose
 defaults come from settings, and returns counts and the keys it touched.
@@ -24,13 +24,15 @@ import asyncpg
 
 from db import files as file_rows
 from db import housekeeping
+from db import jobs as job_rows
 from db import operations as op_rows
 from db import tokens as token_rows
 from db import webhooks as webhook_rows
 from pipeline.maintenance import cached_reads
 from pipeline.maintenance.context import MaintenanceContext
+from pipeline.stages.segment_keys import SEGMENTS_PREFIX, references_key
 from t2m.cache import ReadThroughCache
-from t2m.errors import ServiceUnavailable
+from t2m.errors import NotFound, ServiceUnavailable
 from t2m.queues import DELIVER_WEBHOOK
 from t2m.scratch import reap_dead_attempts, scratch_root
 
@@ -66,6 +68,49 @@ async def clean_tmp(ctx: MaintenanceContext, max_age_hours: float | None = None)
         "deleted": len(removed),
         "objects": removed,
         "local_dirs": local,
+    }
+
+
+async def clean_segments(
+    ctx: MaintenanceContext, retention_hours: float | None = None
+) -> dict[str, Any]:
+    """Delete stored segments (and timeline sounds) older than the retention
+    that no live job lists.
+
+    Only keys under ``segments/`` are looked at.  A segmented job lists its
+    pieces' prefixes before it looks any up (segment_dispatch), and a render
+    reuses only pieces younger than half the retention, so what a running
+    render counts on is either listed here or too young to go.  The listing
+    is read before the live jobs' lists, so a job starting meanwhile lists
+    only pieces it will find young enough or render again.
+    """
+    hours = ctx.settings.segment_retention_hours if retention_hours is None else retention_hours
+    cutoff = datetime.now(UTC) - timedelta(hours=hours)
+    old = [
+        info.key
+        async for info in ctx.storage.list(SEGMENTS_PREFIX)
+        if info.modified < cutoff and info.key.startswith(SEGMENTS_PREFIX)
+    ]
+    async with ctx.pool.acquire() as conn:
+        live = await job_rows.live_job_ids(conn)
+    kept: set[str] = set()
+    for job_id in live:
+        try:
+            listed = json.loads(await ctx.storage.get_bytes(references_key(job_id)))
+        except NotFound:
+            continue  # not segmented, or not dispatched yet
+        kept.update(str(prefix) for prefix in listed.get("prefixes", []))
+    removed: list[str] = []
+    for key in old:
+        if key.rpartition("/")[0] in kept:
+            continue
+        await ctx.storage.delete(key)
+        removed.append(key)
+    return {
+        "retention_hours": hours,
+        "deleted": len(removed),
+        "kept_for_live_jobs": len(old) - len(removed),
+        "objects": removed,
     }
 
 

@@ -21,6 +21,7 @@ import av
 from PIL import Image
 
 from pipeline.stages.ffmpeg_runner import UPLOAD_DEMUXER_NAMES, upload_av_options
+from pipeline.stages.file_errors import UnusableFile
 from pipeline.stages.media_types import HEAD_BYTES, text_encoding
 from t2m.settings import Settings
 
@@ -61,14 +62,8 @@ class MediaLimits:
             )
 
 
-class ProbeError(Exception):
+class ProbeError(UnusableFile):
     """The file cannot be parsed as the type it was detected as."""
-
-    retryable = False
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def probe_media(

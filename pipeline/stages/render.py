@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import time
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,10 +127,7 @@ def render_video(
     progress = MonotonicProgress(on_progress)
     cancelled = should_cancel or (lambda: False)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".render-", dir=out_dir))
-    finals: list[Path] = []
-    try:
+    with render_workspace(out_dir, ".render-") as (work, finals):
         inputs = _prepare_inputs(
             storyboard, work, asset_paths, narration_paths or {}, progress, cancelled
         )
@@ -166,6 +163,21 @@ def render_video(
         return finished_render(
             storyboard, out_dir, result, finals, started=started, strategy=strategy
         )
+
+
+@contextlib.contextmanager
+def render_workspace(out_dir: Path, prefix: str) -> Iterator[tuple[Path, list[Path]]]:
+    """A scratch directory under ``out_dir``, and a list for the finished outputs.
+
+    The scratch directory goes whatever happens; the outputs in the list go
+    too unless the block succeeds, so a failed or cancelled render leaves
+    nothing half-made in ``out_dir``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=out_dir))
+    finals: list[Path] = []
+    try:
+        yield work, finals
     except BaseException:
         for path in finals:
             path.unlink(missing_ok=True)

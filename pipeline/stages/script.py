@@ -29,6 +29,9 @@ Optional markup (all of it degrades to plain text when absent):
     ``[voice: ID]``                the voice that speaks this scene (see
                                    ``GET /api/v1/voices``).
     ``[narration: text]``          what the voice says instead of the text.
+    ``[narration: asset:ID]``      an uploaded audio file (or a video's sound)
+                                   is the scene's narration; the scene's text
+                                   is what it says (captions show it).
     ``[silent]``                   this scene is not spoken (also written
                                    ``[silent: yes]``).
 
@@ -113,18 +116,33 @@ class Scene:
     narration: str | None = None  # spoken instead of the text
     silent: bool = False
     voice: str | None = None
+    narration_asset: str | None = None  # an uploaded recording speaks the scene
 
     @property
-    def spoken_text(self) -> str:
-        """What the narrator says for this scene ("" when silent)."""
-        if self.silent:
-            return ""
-        if self.narration is not None:
-            return self.narration
+    def caption_text(self) -> str:
+        """The scene's title and text on one line (what a recording of it says)."""
         parts = [self.title] if self.title else []
         if self.text:
             parts.append(self.text)
         return " ".join(" ".join(parts).split())
+
+    @property
+    def spoken_text(self) -> str:
+        """What the voice synthesizes for this scene ("" when silent or recorded)."""
+        if self.silent or self.narration_asset is not None:
+            return ""
+        if self.narration is not None:
+            return self.narration
+        return self.caption_text
+
+    @property
+    def narrated(self) -> bool:
+        return bool(self.spoken_text) or self.recording is not None
+
+    @property
+    def recording(self) -> str | None:
+        """The file id of the upload speaking this scene, unless it is [silent]."""
+        return None if self.silent else self.narration_asset
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +155,7 @@ class Scene:
             "narration": self.narration,
             "silent": self.silent,
             "voice": self.voice,
+            "narration_asset": self.narration_asset,
         }
 
     @classmethod
@@ -152,6 +171,7 @@ class Scene:
             narration=data.get("narration"),
             silent=bool(data.get("silent", False)),
             voice=data.get("voice"),
+            narration_asset=data.get("narration_asset"),
         )
 
 
@@ -167,6 +187,11 @@ class Script:
             "music_asset_id": self.music_asset_id,
             "asset_ids": list(self.asset_ids),
         }
+
+    @property
+    def narration_assets(self) -> list[tuple[int, Scene]]:
+        """(scene number from 1, scene) of every scene spoken by an upload."""
+        return [(n, s) for n, s in enumerate(self.scenes, start=1) if s.recording]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Script:
@@ -264,6 +289,7 @@ def _parse_block(start: int, block: list[str]) -> tuple[Scene | None, tuple[str,
     transition: str | None = None
     music: tuple[str, int] | None = None
     narration: str | None = None
+    narration_asset: str | None = None
     silent = False
     voice: str | None = None
     seen: set[str] = set()
@@ -296,6 +322,8 @@ def _parse_block(start: int, block: list[str]) -> tuple[Scene | None, tuple[str,
                 music = (_parse_asset_ref(value, line_no, "music"), line_no)
             elif name == "voice":
                 voice = _parse_voice(value, line_no)
+            elif name == "narration" and value.strip().lower().startswith("asset:"):
+                narration_asset = _parse_asset_ref(value, line_no, "narration")
             elif name == "narration":
                 narration = _parse_narration(value, line_no)
             elif name == "silent":
@@ -337,6 +365,7 @@ def _parse_block(start: int, block: list[str]) -> tuple[Scene | None, tuple[str,
         narration=narration,
         silent=silent,
         voice=voice,
+        narration_asset=narration_asset,
     )
     return scene, music
 
@@ -350,12 +379,6 @@ def _parse_voice(value: str, line_no: int) -> str:
 
 def _parse_narration(value: str, line_no: int) -> str:
     text = value.strip()
-    if text.lower().startswith("asset:"):
-        raise ScriptError(
-            "narration from an uploaded audio file (asset:<id>) is not supported yet; "
-            "write the text to speak",
-            line_no=line_no,
-        )
     if not text:
         raise ScriptError(
             "narration is empty; use [silent] for a scene without voice", line_no=line_no

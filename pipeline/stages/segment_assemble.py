@@ -1,10 +1,11 @@
-"""Join rendered segments into the video's renditions, with the sound made once.
+"""Join rendered segments and the timeline's sound into the video's renditions.
 
-Per rendition the segments are joined by ffmpeg's concat demuxer with stream
-copy (no re-encode: equal encoder settings and closed GOPs starting each
-segment make the H.264 stream valid across joins), and the sound of the
-whole timeline (music and narration mixed, normalised as in a single pass:
-render._mix_sound) is muxed in, so it runs continuously across joins.
+The join is pure stream copy, in one ffmpeg run for every rendition: per
+rendition the segments are read by the concat demuxer (equal encoder
+settings and closed GOPs starting each segment make the H.264 stream valid
+across joins) and the sound, rendered once for the whole timeline by its own
+message (segment_sound), is muxed in, so it runs continuously across joins.
+Nothing is decoded or encoded here: the join's cost is the bytes it copies.
 The result is checked like a single pass's (size, duration) and reported as
 a RenderResult.
 """
@@ -12,114 +13,56 @@ a RenderResult.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.stages.ffmpeg_runner import run_ffmpeg
-from pipeline.stages.narration_mix import mix_narration
-from pipeline.stages.render import (
-    RenderResult,
-    _mix_sound,
-    _safe_suffix,
-    _verify,
-    finished_render,
-)
+from pipeline.stages.render import RenderResult, _collect, finished_render, render_workspace
 from pipeline.stages.render_errors import RenderCancelled
-from pipeline.stages.render_graph import EncodeSettings, GraphInputs, sound_job
 from pipeline.stages.storyboard import Storyboard
 
 
 def assemble_video(
     sb: Storyboard,
     segment_files: Mapping[str, Sequence[Path]],
+    sound: Path,
     out_dir: Path,
     *,
-    asset_paths: Mapping[str, Path],
-    narration_paths: Mapping[str, Path] | None = None,
     should_cancel: Callable[[], bool] | None = None,
-    encode: EncodeSettings | None = None,
 ) -> RenderResult:
-    """``segment_files``: quality → the segments' video-only MP4s in order."""
+    """``segment_files``: quality → the segments' video-only MP4s in order;
+    ``sound``: the whole timeline's encoded sound (segment_sound)."""
     started = time.monotonic()
     cancelled = should_cancel or (lambda: False)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".assemble-", dir=out_dir))
-    finals: list[Path] = []
-    try:
-        sound = _sound(sb, work, asset_paths, narration_paths or {}, cancelled, encode)
-        renditions: dict[str, Path] = {}
+    with render_workspace(out_dir, ".assemble-") as (work, finals):
+        os.symlink(Path(sound).resolve(), work / "sound.m4a")
+        args = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
         for rendition in sb.renditions:
-            files = segment_files[rendition.quality]
             playlist = ["ffconcat version 1.0"]
-            for number, path in enumerate(files):
+            for number, path in enumerate(segment_files[rendition.quality]):
                 link = work / f"{rendition.quality}_{number:04d}.mp4"
                 os.symlink(Path(path).resolve(), link)
                 playlist.append(f"file '{link.name}'")
             (work / f"{rendition.quality}.ffconcat").write_text("\n".join(playlist) + "\n")
-            name = f"out_{rendition.quality}.mp4"
-            run_ffmpeg(
-                [
-                    *("-hide_banner", "-nostdin", "-y", "-loglevel", "error"),
-                    *("-f", "concat", "-safe", "0", "-i", f"{rendition.quality}.ffconcat"),
-                    *("-i", sound, "-map", "0:v", "-map", "1:a", "-c", "copy"),
-                    *("-movflags", "+faststart", "-t", f"{sb.duration_s:.6f}", name),
-                ],
-                cwd=work,
-                total_duration_s=sb.duration_s,
-                log_path=work / "concat.log",
-                should_cancel=cancelled,
-            )
-            _verify(work / name, rendition, sb.duration_s)
-            final = out_dir / f"video_{rendition.quality}.mp4"
-            os.replace(work / name, final)
-            finals.append(final)
-            renditions[rendition.quality] = final
+            args += ["-f", "concat", "-safe", "0", "-i", f"{rendition.quality}.ffconcat"]
+        args += ["-i", "sound.m4a"]
+        sound_input = len(sb.renditions)
+        for number, rendition in enumerate(sb.renditions):
+            args += ["-map", f"{number}:v", "-map", f"{sound_input}:a", "-c", "copy"]
+            args += ["-movflags", "+faststart", "-t", f"{sb.duration_s:.6f}"]
+            args.append(f"out_{rendition.quality}.mp4")
+        run_ffmpeg(
+            args,
+            cwd=work,
+            total_duration_s=sb.duration_s,
+            log_path=work / "concat.log",
+            should_cancel=cancelled,
+        )
+        outputs = [(r, f"out_{r.quality}.mp4") for r in sb.renditions]
+        renditions = _collect(sb, work, out_dir, outputs, finals)
         if cancelled():
             raise RenderCancelled()
         return finished_render(
             sb, out_dir, renditions, finals, started=started, strategy="segments"
         )
-    except BaseException:
-        for path in finals:
-            path.unlink(missing_ok=True)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _sound(
-    sb: Storyboard,
-    work: Path,
-    asset_paths: Mapping[str, Path],
-    narration_paths: Mapping[str, Path],
-    cancelled: Callable[[], bool],
-    encode: EncodeSettings | None,
-) -> str:
-    """Encode the timeline's sound to ``sound.m4a`` (the single pass's sound code)."""
-    music = None
-    if sb.music is not None:
-        source = Path(asset_paths[sb.music.asset_id])
-        music = f"music{_safe_suffix(source)}"
-        os.symlink(source.resolve(), work / music)
-    narration = None
-    if sb.narration:
-        narration = "narration.wav"
-        mix_narration(
-            sb.narration, narration_paths, work / narration, sb.duration_s, cancelled=cancelled
-        )
-    inputs = GraphInputs(cards={}, music=music, narration=narration)
-    inputs, gain_db = _mix_sound(sb, inputs, work, cancelled)
-    job = sound_job(sb, inputs, "sound.m4a", encode=encode, gain_db=gain_db)
-    for name, content in job.files.items():
-        (work / name).write_text(content, encoding="utf-8")
-    run_ffmpeg(
-        job.args,
-        cwd=work,
-        total_duration_s=sb.duration_s,
-        log_path=work / "sound.log",
-        should_cancel=cancelled,
-    )
-    return "sound.m4a"

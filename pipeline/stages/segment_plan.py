@@ -12,7 +12,10 @@ A segment is a run of whole scenes ``[first, end)``: frames
 * A segment holds at most ``max_dynamic`` image/video scenes: a render's peak
   memory grows with those (render_budget), so this bounds a worker's memory by
   the segment, not the video.
-* Lengths aim at TARGET_S and stay under MAX_S when the cut points allow.
+* Lengths aim at TARGET_S and stay under MAX_S when the cut points allow:
+  short enough that two workers share a two-minute video evenly and an
+  edited scene re-renders a small part of it, long enough that a
+  segment's fixed cost (a message, an ffmpeg start, its lead) stays small.
 * Below SINGLE_PASS_S (and within the per-segment scene cap) a video is one
   segment: today's single pass, with no extra queue hop.
 
@@ -29,7 +32,7 @@ from pipeline.stages.render_budget import segment_dynamic_cap
 from pipeline.stages.storyboard import Storyboard, StoryboardScene
 
 SINGLE_PASS_S = 60.0  # shorter videos render in one pass
-TARGET_S = 20.0
+TARGET_S = 12.0
 MAX_S = 30.0
 MIN_S = 4.0  # a shorter tail segment joins the one before when it can
 

@@ -25,6 +25,7 @@ from pipeline.stages.ffmpeg_runner import MonotonicProgress, run_ffmpeg
 from pipeline.stages.render import CARD_SHARE, _prepare_inputs, _release_memory, _scaled
 from pipeline.stages.render_errors import RenderCancelled, RenderError
 from pipeline.stages.render_graph import EncodeSettings, Window, build_ffmpeg_job
+from pipeline.stages.segment_keys import SEGMENTS_PREFIX
 from pipeline.stages.segment_plan import Segment
 from pipeline.stages.storyboard import Storyboard
 
@@ -82,7 +83,7 @@ def segment_key(
         "code": SEGMENT_CODE_VERSION,
     }
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-    return f"segments/{digest[:2]}/{digest}"
+    return f"{SEGMENTS_PREFIX}{digest[:2]}/{digest}"
 
 
 def render_segment(

@@ -24,6 +24,7 @@ import av
 from PIL import Image, ImageOps
 
 from pipeline.stages.ffmpeg_runner import upload_av_options
+from pipeline.stages.file_errors import UnusableFile
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,8 @@ _BACKGROUND = (255, 255, 255)
 _PDFIUM_LOCK = threading.Lock()
 
 
-class ThumbnailError(Exception):
+class ThumbnailError(UnusableFile):
     """No thumbnail can be made for this file."""
-
-    retryable = False
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def make_thumbnails(

@@ -27,14 +27,12 @@ from pipeline.workers import runtime  # the broker before any actor
 from pipeline.workers.notify import public_base_url, send_deliveries
 from pipeline.workers.resources import db_pool, invalidate_cache, storage
 from recommender.embeddings import EMBEDDING_KEY, TextEmbedder, content_text
-from t2m.enqueue import Enqueuer
 from t2m.queues import EMBED_TEXT, PACKAGE_HLS, PROCESS_UPLOAD
 from t2m.scratch import attempt_dir
 
 log = logging.getLogger(__name__)
 
 _embedder = TextEmbedder()
-_enqueuer: Enqueuer | None = None
 
 
 def warm_embedder() -> None:
@@ -71,13 +69,7 @@ def _text_embedding(row: Mapping[str, Any]) -> list[float] | None:
     return [round(float(v), 5) for v in vector]
 
 
-@dramatiq.actor(
-    actor_name=PROCESS_UPLOAD.actor_name,
-    queue_name=PROCESS_UPLOAD.queue_name,
-    max_retries=5,
-    min_backoff=1000,
-    time_limit=15 * 60 * 1000,
-)
+@runtime.actor(PROCESS_UPLOAD, max_retries=5, min_backoff=1000, time_limit=15 * 60 * 1000)
 async def process_upload(file_id: str) -> None:
     """Idempotent: a redelivered message redoes the same work into the same keys."""
     pool = await db_pool()
@@ -134,10 +126,7 @@ async def process_upload(file_id: str) -> None:
     await invalidate_cache(row["owner_id"])  # metadata, thumbnails, final status
     await send_deliveries(deliveries)
     if row["file_type"] == "video" and result.status == "completed":
-        global _enqueuer
-        if _enqueuer is None:
-            _enqueuer = Enqueuer(runtime.broker)
-        _enqueuer.send_now(PACKAGE_HLS, file_id)
+        runtime.enqueuer().send_now(PACKAGE_HLS, file_id)
     log.info("processed upload %s: %s", file_id, result.status)
 
 
@@ -182,13 +171,7 @@ async def _ladder(
     return renditions
 
 
-@dramatiq.actor(
-    actor_name=EMBED_TEXT.actor_name,
-    queue_name=EMBED_TEXT.queue_name,
-    max_retries=3,
-    min_backoff=1000,
-    time_limit=5 * 60 * 1000,
-)
+@runtime.actor(EMBED_TEXT, max_retries=3, min_backoff=1000, time_limit=5 * 60 * 1000)
 async def embed_file_text(file_id: str) -> None:
     """Embed a generated video's text (title, description, script excerpt) into its
     metadata. Idempotent; a file deleted meanwhile is skipped."""

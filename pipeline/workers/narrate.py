@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
 
 import dramatiq
 
+from db import files as file_rows
 from pipeline.stages.narrate import SynthesisCancelled, SynthesisError
 from pipeline.stages.narrate import engines as engine_pool
+from pipeline.stages.narrate.recording import RecordingError, recording_problem
 from pipeline.stages.narrate.stage import NarrationError, NarrationOptions, Narrator, narrate_script
 from pipeline.stages.narrate.voices import get_voice
 from pipeline.stages.script import Script
@@ -24,6 +27,7 @@ from pipeline.workers.jobs import StageRun, stage_run
 from pipeline.workers.resources import storage
 from t2m.enqueue import Enqueuer
 from t2m.queues import BUILD_STORYBOARD, NARRATE_SCRIPT, VOICE_SAMPLE
+from t2m.scratch import attempt_dir
 
 log = logging.getLogger(__name__)
 NARRATE_AT, NARRATE_END = 2, 5
@@ -52,6 +56,30 @@ def _next(job_id: str) -> None:
     _enqueuer.send_now(BUILD_STORYBOARD, job_id)
 
 
+class OwnRecordings:
+    """The job owner's uploads, for scenes narrated by a recording."""
+
+    def __init__(self, run: StageRun) -> None:
+        self.run = run
+        self._keys: dict[str, str] = {}
+
+    async def content_sha256(self, file_id: str) -> str:
+        async with self.run.pool.acquire() as conn:
+            row = await file_rows.visible_file(
+                conn, file_id, viewer_id=self.run.job["owner_id"], is_admin=False
+            )
+        if row is None:
+            raise RecordingError("is not one of your files")
+        problem = recording_problem(row["file_type"], row["processing_status"], row["metadata"])
+        if problem is not None:
+            raise RecordingError(problem)
+        self._keys[file_id] = row["storage_key"]
+        return str(row["blob_sha256"])
+
+    async def download(self, file_id: str, dest: Path) -> None:
+        await storage().download_to(self._keys[file_id], dest)
+
+
 async def _poll_cancel(run: StageRun, cancelled: asyncio.Event) -> None:
     while True:
         if await run.status() != "processing":
@@ -78,9 +106,10 @@ async def narrate_script_stage(job_id: str) -> None:
         async def on_scene(done: int, total: int) -> None:
             await run.progress(NARRATE_AT + (NARRATE_END - NARRATE_AT) * done // max(1, total))
 
-        narrator = Narrator(storage())
         try:
-            plan = await narrate_script(script, options, narrator, on_scene=on_scene)
+            with attempt_dir(runtime.settings, "narrate", job_id) as scratch:
+                narrator = Narrator(storage(), recordings=OwnRecordings(run), scratch=scratch)
+                plan = await narrate_script(script, options, narrator, on_scene=on_scene)
         except (SynthesisCancelled, SynthesisError) as exc:
             if cancelled.is_set():
                 await run.log("INFO", "Narration stopped: the job was cancelled")

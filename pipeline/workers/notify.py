@@ -11,12 +11,10 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.workers import runtime
-from t2m.enqueue import Enqueuer
 from t2m.errors import ServiceUnavailable
 from t2m.queues import DELIVER_WEBHOOK
 
 log = logging.getLogger(__name__)
-_enqueuer: Enqueuer | None = None
 
 
 def public_base_url() -> str:
@@ -26,13 +24,8 @@ def public_base_url() -> str:
 async def send_deliveries(delivery_ids: Sequence[str], *, delay_ms: int | None = None) -> None:
     """Enqueue deliveries whose rows are committed.  A failed enqueue only
     delays them: the maintenance sweep re-sends overdue pending deliveries."""
-    global _enqueuer
-    if not delivery_ids:
-        return
-    if _enqueuer is None:
-        _enqueuer = Enqueuer(runtime.broker)
     for delivery_id in delivery_ids:
         try:
-            await _enqueuer.send(DELIVER_WEBHOOK, delivery_id, delay_ms=delay_ms)
+            await runtime.enqueuer().send(DELIVER_WEBHOOK, delivery_id, delay_ms=delay_ms)
         except ServiceUnavailable:
             log.warning("could not enqueue webhook delivery %s; the sweep will", delivery_id)

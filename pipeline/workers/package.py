@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import dramatiq
-
 from db import files as file_rows
 from pipeline.stages.hls_package import can_stream_copy, content_type, package_hls
 from pipeline.stages.seek_previews import make_storyboard
@@ -34,12 +32,7 @@ def hls_prefix(file_id: str) -> str:
     return f"hls/{file_id}/"
 
 
-@dramatiq.actor(
-    actor_name=PACKAGE_HLS.actor_name,
-    queue_name=PACKAGE_HLS.queue_name,
-    max_retries=3,
-    time_limit=3600 * 1000,
-)
+@runtime.actor(PACKAGE_HLS, max_retries=3, time_limit=3600 * 1000)
 async def package_hls_stage(file_id: str) -> None:
     pool = await db_pool()
     async with pool.acquire() as conn:

@@ -14,12 +14,11 @@ import logging
 import time
 
 import asyncpg
-import dramatiq
 import torch
 
 from db import recommender as rec_rows
 from pipeline.stages.rl_update import logged_rounds, off_policy_report, training_batch
-from pipeline.workers import runtime  # noqa: F401  (the broker before any actor)
+from pipeline.workers import runtime
 from pipeline.workers.resources import db_pool, storage
 from recommender import checkpoint
 from recommender.agent import Agent
@@ -57,12 +56,7 @@ async def _load_agent(version_row: asyncpg.Record | None) -> Agent:
     return _agent[1]
 
 
-@dramatiq.actor(
-    actor_name=UPDATE_RECOMMENDER.actor_name,
-    queue_name=UPDATE_RECOMMENDER.queue_name,
-    max_retries=5,
-    time_limit=30 * 60 * 1000,
-)
+@runtime.actor(UPDATE_RECOMMENDER, max_retries=5, time_limit=30 * 60 * 1000)
 async def update_recommender() -> None:
     global _agent
     pool = await db_pool()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 
-import dramatiq
 import redis
 
 from pipeline.maintenance.context import build_context
@@ -19,16 +18,14 @@ from t2m.redis_client import create_redis, redis_key
 log = logging.getLogger(__name__)
 
 
-@dramatiq.actor(actor_name=PING.actor_name, queue_name=PING.queue_name, max_retries=0)
+@runtime.actor(PING, max_retries=0)
 def ping(nonce: str) -> None:
     """Record that a worker took a message; used by health checks and tests."""
     client = redis.Redis.from_url(runtime.settings.redis_url, socket_timeout=2)
     client.set(redis_key(runtime.settings, "pong", nonce), str(time.time()), ex=300)
 
 
-@dramatiq.actor(
-    actor_name=RUN_MAINTENANCE.actor_name, queue_name=RUN_MAINTENANCE.queue_name, max_retries=3
-)
+@runtime.actor(RUN_MAINTENANCE, max_retries=3)
 async def run_maintenance(task_name: str, slot: int | None = None) -> None:
     """``slot``: the schedule slot a scheduler claimed for this run (recorded)."""
     if task_name not in MAINTENANCE_TASKS:

@@ -11,10 +11,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import dramatiq
 
 from db import files as file_rows
 from db import jobs as job_rows
@@ -25,14 +24,14 @@ from pipeline.stages.render import RenderResult, render_video
 from pipeline.stages.render_budget import check_render_budget
 from pipeline.stages.script import Script, parse_script
 from pipeline.stages.segment_plan import with_plan
-from pipeline.stages.storyboard import Storyboard, build_storyboard
+from pipeline.stages.storyboard import Storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from pipeline.stages.thumbnails import make_thumbnails
 from pipeline.workers import runtime
 from pipeline.workers.finalize import finalize_video
 from pipeline.workers.jobs import StageRun, stage_run
 from pipeline.workers.resources import invalidate_cache, storage
 from pipeline.workers.segment_dispatch import dispatch_segments
-from t2m.enqueue import Enqueuer
 from t2m.errors import ValidationFailed
 from t2m.job_status import JobStatus
 from t2m.queues import (
@@ -43,13 +42,13 @@ from t2m.queues import (
     PACKAGE_HLS,
     PARSE_SCRIPT,
     RENDER_VIDEO,
+    ActorRef,
 )
 from t2m.scratch import attempt_dir
 
 CAPTION_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip"}
 
 log = logging.getLogger(__name__)
-_enqueuer: Enqueuer | None = None
 
 SCRIPT_EXCERPT_CHARS = 4000
 
@@ -57,11 +56,8 @@ SCRIPT_EXCERPT_CHARS = 4000
 PARSE_AT, STORYBOARD_AT, RENDER_AT, RENDER_END, THUMBNAILS_AT = 1, 5, 10, 90, 92
 
 
-def _next(ref: Any, job_id: str) -> None:
-    global _enqueuer
-    if _enqueuer is None:
-        _enqueuer = Enqueuer(runtime.broker)
-    _enqueuer.send_now(ref, job_id)
+def _next(ref: ActorRef, job_id: str) -> None:
+    runtime.enqueuer().send_now(ref, job_id)
 
 
 def _parsed_key(job_id: str) -> str:
@@ -76,9 +72,7 @@ def _storyboard_key(job_id: str) -> str:
     return f"storyboards/{job_id}.json"
 
 
-@dramatiq.actor(
-    actor_name=PARSE_SCRIPT.actor_name, queue_name=PARSE_SCRIPT.queue_name, max_retries=3
-)
+@runtime.actor(PARSE_SCRIPT, max_retries=3)
 async def parse_script_stage(job_id: str) -> None:
     async with stage_run(job_id, "parse", PARSE_AT) as run:
         if run is None:
@@ -96,7 +90,7 @@ async def parse_script_stage(job_id: str) -> None:
         # A silent video (narration "none", or every scene [silent]) needs no
         # speech engine: it goes straight on to the storyboard.
         silent = run.job["parameters"].get("narration") == "none" or not any(
-            scene.spoken_text for scene in script.scenes
+            scene.narrated for scene in script.scenes
         )
         _next(BUILD_STORYBOARD if silent else NARRATE_SCRIPT, job_id)
 
@@ -130,9 +124,7 @@ def _storyboard_assets(storyboard: Storyboard) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-@dramatiq.actor(
-    actor_name=BUILD_STORYBOARD.actor_name, queue_name=BUILD_STORYBOARD.queue_name, max_retries=3
-)
+@runtime.actor(BUILD_STORYBOARD, max_retries=3)
 async def build_storyboard_stage(job_id: str) -> None:
     async with stage_run(job_id, "storyboard", STORYBOARD_AT) as run:
         if run is None:
@@ -212,12 +204,7 @@ class _RenderWatch:
             await asyncio.sleep(0.3)
 
 
-@dramatiq.actor(
-    actor_name=RENDER_VIDEO.actor_name,
-    queue_name=RENDER_VIDEO.queue_name,
-    max_retries=3,
-    time_limit=3 * 3600 * 1000,
-)
+@runtime.actor(RENDER_VIDEO, max_retries=3, time_limit=3 * 3600 * 1000)
 async def render_video_stage(job_id: str) -> None:
     async with stage_run(job_id, "render", RENDER_AT) as run:
         if run is None:
@@ -239,25 +226,38 @@ async def render_video_stage(job_id: str) -> None:
             await _render(run, storyboard, work)
 
 
-async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
-    asset_paths: dict[str, Path] = {}
+async def fetch_assets(run: StageRun, ids: Iterable[str], work: Path) -> dict[str, Path]:
+    """Download the given assets (each once) under ``work/assets``: id → local file."""
+    paths: dict[str, Path] = {}
     async with run.pool.acquire() as conn:
-        for asset_id in _storyboard_assets(storyboard):
+        for asset_id in dict.fromkeys(ids):
             row = await file_rows.file_by_id(conn, asset_id)
             if row is None:
                 raise ValidationFailed(f"asset {asset_id} was deleted")
             local = work / "assets" / asset_id
             local.parent.mkdir(parents=True, exist_ok=True)
             await storage().download_to(row["storage_key"], local)
-            asset_paths[asset_id] = local
-    # Narration clips are content-addressed under tts/ (the narrate stage
-    # wrote them); the same sentence spoken twice is fetched once.
-    narration_paths: dict[str, Path] = {}
+            paths[asset_id] = local
+    return paths
+
+
+async def fetch_narration(storyboard: Storyboard, work: Path) -> dict[str, Path]:
+    """Download the narration clips under ``work/tts``: audio key → local WAV.
+
+    The clips are content-addressed under tts/ (the narrate stage wrote
+    them); the same sentence spoken twice is fetched once."""
+    paths: dict[str, Path] = {}
     for number, key in enumerate(dict.fromkeys(c.audio_key for c in storyboard.narration)):
         local = work / "tts" / f"clip_{number:05d}.wav"
         local.parent.mkdir(parents=True, exist_ok=True)
         await storage().download_to(key, local)
-        narration_paths[key] = local
+        paths[key] = local
+    return paths
+
+
+async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
+    asset_paths = await fetch_assets(run, _storyboard_assets(storyboard), work)
+    narration_paths = await fetch_narration(storyboard, work)
     watch = _RenderWatch(run, asyncio.get_running_loop())
     poller = asyncio.create_task(watch.poll_cancel())
     started = time.monotonic()
@@ -279,8 +279,13 @@ async def _render(run: StageRun, storyboard: Storyboard, work: Path) -> None:
     await store_render_result(run, result, started)
 
 
-async def store_render_result(run: StageRun, result: RenderResult, started: float) -> None:
-    """Store the renditions and captions, record them on the job, hand on."""
+async def store_render_result(
+    run: StageRun, result: RenderResult, started: float, *, add_render_seconds: bool = False
+) -> None:
+    """Store the renditions and captions, record them on the job, hand on.
+
+    ``render_seconds`` becomes the time since ``started``, or (a segmented
+    join, ``add_render_seconds``) grows by it: the pieces added theirs."""
     job_id = run.job["id"]
     renditions: dict[str, dict[str, Any]] = {}
     for quality, path in result.renditions.items():
@@ -298,11 +303,15 @@ async def store_render_result(run: StageRun, result: RenderResult, started: floa
         await storage().put_file(
             f"videos/{job_id}/subtitles.{kind}", path, content_type=CAPTION_TYPES[kind]
         )
-    async with run.pool.acquire() as conn:
+    elapsed = time.monotonic() - started
+    async with run.pool.acquire() as conn, conn.transaction():
+        if add_render_seconds:
+            await job_rows.add_render_seconds(conn, job_id, elapsed)
+        else:
+            await job_rows.update_job(conn, job_id, render_seconds=elapsed)
         await job_rows.update_job(
             conn,
             job_id,
-            render_seconds=time.monotonic() - started,
             result={
                 "renditions": renditions,
                 "primary": next(iter(result.renditions)),
@@ -315,9 +324,7 @@ async def store_render_result(run: StageRun, result: RenderResult, started: floa
     _next(MAKE_THUMBNAILS, job_id)
 
 
-@dramatiq.actor(
-    actor_name=MAKE_THUMBNAILS.actor_name, queue_name=MAKE_THUMBNAILS.queue_name, max_retries=3
-)
+@runtime.actor(MAKE_THUMBNAILS, max_retries=3)
 async def make_video_thumbnails_stage(job_id: str) -> None:
     async with stage_run(job_id, "thumbnails", THUMBNAILS_AT) as run:
         if run is None:

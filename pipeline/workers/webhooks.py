@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import asyncpg
-import dramatiq
 
 from db import webhooks as webhook_rows
 from pipeline.stages import webhooks as delivery
@@ -56,9 +55,8 @@ def _allowed() -> tuple[delivery.IPNetwork, ...]:
     return delivery.allowed_networks(runtime.settings.webhook_allowed_cidrs)
 
 
-@dramatiq.actor(
-    actor_name=DELIVER_WEBHOOK.actor_name,
-    queue_name=DELIVER_WEBHOOK.queue_name,
+@runtime.actor(
+    DELIVER_WEBHOOK,
     # Only for infrastructure errors (database down); the receiver's failures
     # are retried through the row, with the webhook backoff.
     max_retries=3,

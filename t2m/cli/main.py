@@ -168,7 +168,7 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     from t2m.cli.dev import run_dev
 
-    return run_dev(Path(args.procfile))
+    return run_dev(Path(args.procfile) if args.procfile else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,7 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     dev = sub.add_parser("dev", help="run everything locally (embedded PostgreSQL/Redis)")
-    dev.add_argument("--procfile", default="Procfile")
+    dev.add_argument(
+        "--procfile",
+        help="the processes to run (default: ./Procfile, else the one installed with T2M)",
+    )
     dev.set_defaults(func=cmd_dev)
 
     # The client side: login, upload, generate, jobs, download, files.

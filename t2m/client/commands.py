@@ -211,22 +211,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
             f"cannot read {args.script}: {getattr(exc, 'strerror', None) or exc}", 2
         ) from exc
     body: dict[str, Any] = {"script": script, "quality": args.quality, "aspect": args.aspect}
-    if args.title:
-        body["title"] = args.title
-    if args.duration:
-        body["duration"] = args.duration
-    if args.asset:
-        body["assets"] = args.asset
-    if args.music:
-        body["music"] = args.music
-    if args.subtitles:
-        body["subtitles"] = args.subtitles
-    if args.voice:
-        body["voice"] = args.voice
-    if args.silent:
-        body["narration"] = "none"
-    if args.speech_rate:
-        body["speech_rate"] = args.speech_rate
+    optional = {
+        "title": args.title,
+        "duration": args.duration,
+        "assets": args.asset,
+        "music": args.music,
+        "subtitles": args.subtitles,
+        "voice": args.voice,
+        "narration": "none" if args.silent else None,
+        "speech_rate": args.speech_rate,
+    }
+    body.update((field, value) for field, value in optional.items() if value)
     job = api.post_data("/api/v1/videos/generate", body)
     if not args.wait:
         if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import secrets
 from typing import Any
 
 import aiohttp
@@ -19,8 +20,8 @@ def form(
     data = aiohttp.FormData(quote_fields=False)
     value = io.BytesIO(content) if len(content) > _RAW_BYTES_LIMIT else content
     data.add_field(field, value, filename=filename, content_type="application/octet-stream")
-    for name, value in fields.items():
-        data.add_field(name, value)
+    for name, text in fields.items():
+        data.add_field(name, text)
     return data
 
 
@@ -32,3 +33,28 @@ async def upload(
     )
     assert response.status == 201, await response.text()
     return (await response.json())["data"]
+
+
+async def completed_video_job(
+    client: Any, db: Any, user: Any, picture: bytes, *, title: str | None = None
+) -> tuple[str, str]:
+    """A completed job of ``user`` and its generated video file (job id, file id);
+    the file's bytes are ``picture``, what is in storage for the job is the caller's."""
+    job_id = "job_" + secrets.token_hex(12)
+    file_id = (await upload(client, user, picture, "v.png"))["id"]
+    async with db.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO jobs (id, owner_id, status, output_file_id, result)"
+            " VALUES ($1, $2, 'completed', $3, '{}'::jsonb)",
+            job_id,
+            user.id,
+            file_id,
+        )
+        await conn.execute(
+            "UPDATE files SET file_type = 'video', source = 'generated', job_id = $2,"
+            " title = coalesce($3, title) WHERE id = $1",
+            file_id,
+            job_id,
+            title,
+        )
+    return job_id, file_id

@@ -9,7 +9,7 @@ from typing import Any
 from api.keys import STORAGE
 from pipeline.stages.hls_package import content_type, package_hls
 from pipeline.stages.seek_previews import make_storyboard
-from tests.api.files_helpers import upload
+from tests.api.files_helpers import completed_video_job
 from tests.support.media import h264_mp4, png_bytes
 
 VTT = "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nHello there.\n"
@@ -38,23 +38,8 @@ def tree_files(tree: Path) -> list[Path]:
 async def stored_video(client: Any, db: Any, user: Any, tree: Path) -> tuple[str, str]:
     """A completed job of ``user`` whose video file has ``tree`` and sidecar
     captions in storage (job id, file id)."""
-    job_id = "job_" + secrets.token_hex(12)
     picture = png_bytes(color=(secrets.randbelow(256), 2, 3))
-    file_id = (await upload(client, user, picture, "v.png"))["id"]
-    async with db.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO jobs (id, owner_id, status, output_file_id, result)"
-            " VALUES ($1, $2, 'completed', $3, '{}'::jsonb)",
-            job_id,
-            user.id,
-            file_id,
-        )
-        await conn.execute(
-            "UPDATE files SET file_type = 'video', source = 'generated', job_id = $2,"
-            " title = 'Pattern' WHERE id = $1",
-            file_id,
-            job_id,
-        )
+    job_id, file_id = await completed_video_job(client, db, user, picture, title="Pattern")
     storage = client.server.app[STORAGE]
     for path in tree_files(tree):
         name = path.relative_to(tree).as_posix()

@@ -182,7 +182,7 @@ async def test_bad_tokens(client, settings, make_user):
     user = await make_user()
     claims = jwt.decode(user.token, options={"verify_signature": False})
 
-    unsigned = jwt.encode({**claims}, key=None, algorithm="none")
+    unsigned = jwt.encode({**claims}, key="", algorithm="none")
     await _error(
         await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {unsigned}"}),
         401,
@@ -406,6 +406,7 @@ async def test_the_throttle_works_on_the_embedded_redis(tmp_path, settings):
         assert int(refused.value.headers["Retry-After"]) > 0
         # A success gives the address its try back and clears the account.
         claim = await throttle.claim("other", "192.0.2.9")
+        assert claim is not None
         await throttle.succeeded(claim)
         assert await client.get(claim.keys[2]) is None
     finally:

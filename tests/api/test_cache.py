@@ -449,10 +449,10 @@ async def _coalesce(client: Any, db: asyncpg.Pool, path: str, user: Any, kind: s
         tasks = [
             asyncio.ensure_future(client.get(path, headers=user.headers)) for _ in range(requests)
         ]
-        for _ in range(600):
-            if flights.coalesced[kind] - joined == requests - 1:
-                break
-            await asyncio.sleep(0.05)
+        await until(
+            lambda: flights.coalesced[kind] - joined == requests - 1,
+            "every other request joined the one computation",
+        )
         assert flights.coalesced[kind] - joined == requests - 1
         # The one computation reaches the database a moment after the others join.
         await until(lambda: _waiting_on(db, "%FROM files f%", 1), "one query on files")

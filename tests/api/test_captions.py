@@ -3,11 +3,10 @@ content types, and the job's result listing them."""
 
 from __future__ import annotations
 
-import secrets
 from urllib.parse import parse_qs, urlsplit
 
 from api.keys import STORAGE
-from tests.api.files_helpers import upload
+from tests.api.files_helpers import completed_video_job, upload
 from tests.support.media import png_bytes
 
 VTT = "WEBVTT\n\n1\n00:00:00.500 --> 00:00:01.700\nShort <00:00:00.900>and <00:00:01.200>sweet.\n"
@@ -16,21 +15,7 @@ SRT = "1\n00:00:00,500 --> 00:00:01,700\nShort and sweet.\n"
 
 async def _video(client, db, user, *, captions: bool = True) -> tuple[str, str]:
     """A completed job of ``user`` and its video file (job id, file id)."""
-    job_id = "job_" + secrets.token_hex(12)
-    file_id = (await upload(client, user, png_bytes(), "v.png"))["id"]
-    async with db.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO jobs (id, owner_id, status, output_file_id, result)"
-            " VALUES ($1, $2, 'completed', $3, '{}'::jsonb)",
-            job_id,
-            user.id,
-            file_id,
-        )
-        await conn.execute(
-            "UPDATE files SET file_type = 'video', source = 'generated', job_id = $2 WHERE id = $1",
-            file_id,
-            job_id,
-        )
+    job_id, file_id = await completed_video_job(client, db, user, png_bytes())
     if captions:
         storage = client.server.app[STORAGE]
         await storage.put_bytes(f"videos/{job_id}/subtitles.vtt", VTT.encode())

@@ -7,15 +7,9 @@ import asyncio
 import pytest
 
 from tests.api.files_helpers import form, upload
+from tests.support.errors import assert_error
 from tests.support.media import ELF_BYTES, png_bytes
-
-
-async def _error(response, status: int, code: str) -> dict:
-    assert response.status == status, await response.text()
-    body = await response.json()
-    assert body["success"] is False
-    assert body["error"]["code"] == code
-    return body
+from tests.support.polling import until
 
 
 async def _stored_keys(client, prefix: str) -> list[str]:
@@ -110,7 +104,7 @@ async def test_bad_ranges_are_416(client, make_user, range_header):
     response = await client.get(
         f"/api/v1/files/{file_id}/download", headers={**user.headers, "Range": range_header}
     )
-    body = await _error(response, 416, "RANGE_NOT_SATISFIABLE")
+    body = await assert_error(response, 416, "RANGE_NOT_SATISFIABLE")
     assert body["error"]["message"]
     assert response.headers["Content-Range"].startswith("bytes */")
 
@@ -142,17 +136,17 @@ async def test_users_see_only_their_own_files(client, make_user):
     admin = await make_user("ADMIN", verified=True)
     file_id = (await upload(client, alice, png_bytes()))["id"]
     for path in ("", "/metadata", "/download", "/stream", "/thumbnail", "/analytics"):
-        await _error(
+        await assert_error(
             await client.get(f"/api/v1/files/{file_id}{path}", headers=bob.headers),
             404,
             "RESOURCE_NOT_FOUND",
         )
-    await _error(
+    await assert_error(
         await client.delete(f"/api/v1/files/{file_id}", headers=bob.headers),
         404,
         "RESOURCE_NOT_FOUND",
     )
-    await _error(
+    await assert_error(
         await client.post(f"/api/v1/files/{file_id}/signed-url", headers=bob.headers, json={}),
         404,
         "RESOURCE_NOT_FOUND",
@@ -181,7 +175,7 @@ async def test_bad_uploads_leave_nothing_behind(
     response = await client.post(
         "/api/v1/files/upload", data=form(content, filename, **fields), headers=user.headers
     )
-    body = await _error(response, 400, "VALIDATION_ERROR")
+    body = await assert_error(response, 400, "VALIDATION_ERROR")
     assert field in body["error"]["details"]
     assert await _stored_keys(client, "tmp/") == []
     assert await _stored_keys(client, "uploads/") == []
@@ -192,18 +186,18 @@ async def test_bad_uploads_leave_nothing_behind(
 async def test_missing_file_field_and_non_multipart(client, make_user):
     user = await make_user()
     data = form(png_bytes(), field="attachment")
-    body = await _error(
+    body = await assert_error(
         await client.post("/api/v1/files/upload", data=data, headers=user.headers),
         400,
         "VALIDATION_ERROR",
     )
     assert "file" in body["error"]["details"]
-    await _error(
+    await assert_error(
         await client.post("/api/v1/files/upload", json={"file": "x"}, headers=user.headers),
         400,
         "VALIDATION_ERROR",
     )
-    await _error(
+    await assert_error(
         await client.post(
             "/api/v1/files/upload",
             data=b"--xx\r\nbroken",
@@ -212,7 +206,7 @@ async def test_missing_file_field_and_non_multipart(client, make_user):
         400,
         "VALIDATION_ERROR",
     )
-    await _error(
+    await assert_error(
         await client.post("/api/v1/files/upload", data=form(png_bytes())), 401, "AUTH_REQUIRED"
     )
 
@@ -228,7 +222,7 @@ async def test_oversized_upload_is_413_and_removed(aiohttp_client, settings, db,
         data=form(png_bytes() + b"\0" * 20_000),
         headers=user.headers,
     )
-    await _error(response, 413, "PAYLOAD_TOO_LARGE")
+    await assert_error(response, 413, "PAYLOAD_TOO_LARGE")
     assert [i async for i in client.app[STORAGE].list("tmp/")] == []
 
 
@@ -253,10 +247,11 @@ async def test_disconnect_mid_upload_leaves_no_record_or_object(client, make_use
     await writer.drain()
     await asyncio.sleep(0.3)
     writer.close()  # gone, mid-body
-    for _ in range(50):
-        await asyncio.sleep(0.1)
-        if not await _stored_keys(client, "tmp/"):
-            break
+
+    async def tmp_emptied() -> bool:
+        return not await _stored_keys(client, "tmp/")
+
+    await until(tmp_emptied, "the partial upload removed from tmp/", interval_s=0.1)
     assert await _stored_keys(client, "tmp/") == []
     assert await _stored_keys(client, "uploads/") == []
     async with db.acquire() as conn:
@@ -275,7 +270,7 @@ async def test_disconnect_mid_upload_leaves_no_record_or_object(client, make_use
 )
 async def test_list_validation(client, make_user, query, field):
     user = await make_user()
-    body = await _error(
+    body = await assert_error(
         await client.get(f"/api/v1/files?{query}", headers=user.headers), 400, "VALIDATION_ERROR"
     )
     assert field in body["error"]["details"]
@@ -312,7 +307,7 @@ async def test_wrong_shape_and_missing_ids_are_404(client, make_user):
     user = await make_user()
     for file_id in ("nope", "file_" + "0" * 24, "../etc/passwd", "file_XYZ"):
         response = await client.get(f"/api/v1/files/{file_id}", headers=user.headers)
-        await _error(response, 404, "RESOURCE_NOT_FOUND")
+        await assert_error(response, 404, "RESOURCE_NOT_FOUND")
 
 
 async def test_batch_upload(client, make_user):
@@ -386,7 +381,7 @@ async def test_stream_quality_validation(client, make_user):
     )
     assert response.status == 200
     assert response.headers["X-T2M-Quality"] == "original"  # no renditions: falls back
-    await _error(
+    await assert_error(
         await client.get(f"/api/v1/files/{file_id}/stream?quality=ultra", headers=user.headers),
         400,
         "VALIDATION_ERROR",

@@ -76,20 +76,13 @@ async def test_health_is_503_when_redis_is_unreachable(aiohttp_client, settings,
     assert "error" not in body["components"]["redis"]
     # An administrator gets the error text.
     from db.users import insert_user
-    from t2m.tokens import issue_token
+    from tests.support.tokens import access_token
 
     async with db.acquire() as conn:
         admin = await insert_user(
             conn, username="healthadmin", email="ha@example.test", password_hash=None, role="ADMIN"
         )
-    token = issue_token(
-        secret=down.jwt_secret,
-        issuer=down.jwt_issuer,
-        subject=admin["id"],
-        role="ADMIN",
-        kind="access",
-        ttl_s=60,
-    ).token
+    token = access_token(down, admin["id"], role="ADMIN")
     response = await client.get("/health", headers={"Authorization": f"Bearer {token}"})
     assert response.status == 503
     assert (await response.json())["components"]["redis"]["error"]

@@ -12,6 +12,7 @@ import pytest
 from db import jobs as job_rows
 from t2m.job_events import JobEvents
 from t2m.redis_client import create_redis
+from tests.support.polling import until
 from tests.support.sse import next_event, read_until_end
 from tests.support.tokens import access_token
 
@@ -253,13 +254,11 @@ async def test_many_followers_share_one_redis_read(client, make_user, events):
     streams = []
     for job_id in jobs:
         response = await client.get(f"/api/v1/jobs/{job_id}/events", headers=user.headers)
-        assert (await next_event(response)).type == "snapshot"
+        snapshot = await next_event(response)
+        assert snapshot is not None and snapshot.type == "snapshot"
         streams.append(response)
     hub = client.app[JOB_EVENT_HUB]
-    for _ in range(200):  # the streams' handlers reach the hub
-        if hub.followed == len(jobs):
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: hub.followed == len(jobs), "the streams' handlers to reach the hub")
     assert hub.followed == len(jobs)
     await asyncio.sleep(0.6)  # followers settled into waiting
     pool = client.app[REDIS].connection_pool
@@ -270,6 +269,7 @@ async def test_many_followers_share_one_redis_read(client, make_user, events):
         await events.publish_log(job_id, "INFO", f"hello {job_id}", "parse")
     for job_id, response in zip(jobs, streams, strict=True):
         event = await next_event(response)
+        assert event is not None
         assert (event.type, event.data["message"]) == ("log", f"hello {job_id}")
         response.close()
 

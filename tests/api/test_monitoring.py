@@ -19,6 +19,7 @@ from api.monitoring.request_metrics import BOUNDS, RequestMetrics
 from api.monitoring.system_stats import LoopMonitor
 from t2m.settings import Settings
 from tests.api.monitoring_helpers import job_with_stage_times
+from tests.support.polling import until
 
 
 async def test_requests_are_counted_per_route_pattern_not_raw_path(
@@ -51,7 +52,7 @@ async def test_requests_are_counted_per_route_pattern_not_raw_path(
 
 async def test_metrics_summary_for_everyone_detail_for_admins(client: Any, make_user: Any) -> None:
     user = await make_user()
-    for headers in ({}, user.headers):
+    for headers in (dict[str, str](), user.headers):
         response = await client.get("/api/v1/system/metrics", headers=headers)
         assert response.status == 200
         data = (await response.json())["data"]
@@ -157,12 +158,12 @@ async def test_event_loop_lag_is_sampled(client: Any, make_user: Any) -> None:
         response = await client.get("/api/v1/system/async", headers=admin.headers)
         return dict((await response.json())["data"])
 
-    data = await sampled()
-    for _ in range(40):  # the sampler wakes every 0.5 s
-        if data["event_loop_lag"]["samples"]:
-            break
-        await asyncio.sleep(0.1)
+    async def with_samples() -> dict[str, Any] | None:
         data = await sampled()
+        return data if data["event_loop_lag"]["samples"] else None
+
+    # The sampler wakes every 0.5 s.
+    data = await until(with_samples, "a loop lag sample", interval_s=0.1)
     assert data["event_loop_lag"]["samples"] >= 1
     assert data["event_loop_lag"]["max_ms"] >= data["event_loop_lag"]["p95_ms"] >= 0
     assert data["tasks"]["running"] >= 1

@@ -128,7 +128,7 @@ async def test_external_token_failures(oidc_client, provider, case, code):
         token = _token(other, "k1")
     elif case == "alg_none":
         token = jwt.encode(
-            {"iss": ISSUER, "sub": "x", "exp": int(time.time()) + 60}, None, algorithm="none"
+            {"iss": ISSUER, "sub": "x", "exp": int(time.time()) + 60}, "", algorithm="none"
         )
     else:
         # The classic confusion attack: HS256 keyed with the public key.

@@ -32,6 +32,7 @@ from t2m.queues import (
     RENDER_VIDEO,
 )
 from t2m.redis_client import create_redis
+from t2m.redis_text import redis_text
 from t2m.scratch import scratch_root
 from t2m.settings import Settings
 from t2m.storage import build_storage
@@ -220,8 +221,12 @@ async def test_stuck_job_is_requeued_then_failed(
         # The message is in the broker's render queue.
         sync = redis.Redis.from_url(settings.redis_url)
         queue = DramatiqKeys.of(settings).ready("render")
-        ids = [m.decode() for m in sync.lrange(queue, 0, -1)]
-        messages = [json.loads(sync.hget(queue + ".msgs", i)) for i in ids]
+        ids = [redis_text(m) for m in sync.lrange(queue, 0, -1)]
+        messages = []
+        for message_id in ids:
+            body = sync.hget(queue + ".msgs", message_id)
+            assert body is not None, message_id
+            messages.append(json.loads(body))
         assert [m["args"] for m in messages] == [[job_id]]
         assert messages[0]["actor_name"] == "render_video"
 

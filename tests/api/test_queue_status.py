@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import redis
+from dramatiq.brokers.redis import RedisBroker
 
 from t2m.broker import DramatiqKeys, build_broker
 from t2m.enqueue import Enqueuer
@@ -35,6 +36,7 @@ def _backlog(settings: Settings) -> None:
     # No maintenance pass: it would hand the dead worker's message back.
     quiet = settings.with_overrides(broker_maintenance_chance=0)
     broker, dead_broker = build_broker(quiet), build_broker(quiet)
+    assert isinstance(dead_broker, RedisBroker)
     try:
         enqueuer = Enqueuer(broker)
         for n in range(6):
@@ -147,7 +149,7 @@ async def test_queue_summary_for_everyone_detail_for_admins(
 ) -> None:
     _backlog(settings)
     user = await make_user()
-    for headers in ({}, user.headers):
+    for headers in (dict[str, str](), user.headers):
         response = await client.get("/api/v1/system/queue", headers=headers)
         assert response.status == 200
         data = (await response.json())["data"]

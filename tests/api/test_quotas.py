@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -160,12 +161,18 @@ async def test_identical_bytes_of_another_user_change_nothing_i_see(quota_client
 # -- stored bytes and files ------------------------------------------------------
 
 
+async def _room_for_one_picture(quota_client, make_user) -> tuple[Any, Any, bytes]:
+    """A client whose stored-bytes quota leaves room for one small PNG and a
+    little more; a user of it; the PNG."""
+    content = png_bytes()
+    client = await quota_client(quota_stored_bytes=len(content) + 100)
+    return client, await make_user(), content
+
+
 async def test_upload_declared_larger_than_free_space_is_refused_unread(
     quota_client, make_user, db
 ):
-    content = png_bytes()
-    client = await quota_client(quota_stored_bytes=len(content) + 100)
-    user = await make_user()
+    client, user, content = await _room_for_one_picture(quota_client, make_user)
     response = await client.post(
         "/api/v1/files/upload",
         data=form(content + b"\0" * (FORM_OVERHEAD + 1000)),
@@ -185,9 +192,7 @@ async def test_upload_declared_larger_than_free_space_is_refused_unread(
 async def test_upload_over_the_quota_by_a_little_is_refused_while_streaming(
     quota_client, make_user, db
 ):
-    content = png_bytes()
-    client = await quota_client(quota_stored_bytes=len(content) + 100)
-    user = await make_user()
+    client, user, content = await _room_for_one_picture(quota_client, make_user)
     response = await client.post(
         "/api/v1/files/upload", data=form(content + b"\0" * 1000), headers=user.headers
     )

@@ -19,14 +19,21 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Page, Response, async_playwright, expect
+from playwright.async_api import (
+    FilePayload,
+    Page,
+    Response,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
 
 from tests.support.media import jpeg_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 QUEUES = ["parse", "narrate", "storyboard", "render", "thumbnails", "media", "rl_update"]
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 860}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 WAIT_MS = 60_000
 RENDER_WAIT_MS = 240_000
 
@@ -162,11 +169,9 @@ async def test_console_end_to_end(client, db, make_user, start_worker):
             await expect(upload.get_by_role("heading", name="Upload")).to_be_visible()
             await upload.get_by_label("File", exact=True).set_input_files(
                 files=[
-                    {
-                        "name": "sunset.jpg",
-                        "mimeType": "image/jpeg",
-                        "buffer": jpeg_bytes(640, 400),
-                    }
+                    FilePayload(
+                        name="sunset.jpg", mimeType="image/jpeg", buffer=jpeg_bytes(640, 400)
+                    )
                 ]
             )
             await upload.get_by_label("Title").fill("Sunset")

@@ -30,9 +30,9 @@ import redis
 
 from t2m.embedded import free_port
 from t2m.settings import Settings
-from t2m.tokens import issue_token
 from tests.processes import REPO, ServiceProcess, start_worker_process, wait_for
 from tests.processes import service_env as shared_service_env
+from tests.support.tokens import access_token
 
 
 def _redis_binary() -> str:
@@ -261,14 +261,7 @@ async def user_token(database_url: str, settings: Settings, username: str) -> st
         )
     finally:
         await conn.close()
-    return issue_token(
-        secret=settings.jwt_secret,
-        issuer=settings.jwt_issuer,
-        subject=row["id"],
-        role="USER",
-        kind="access",
-        ttl_s=3600,
-    ).token
+    return access_token(settings, row["id"], ttl_s=3600)
 
 
 BOUNDARY = "faultboundary7d1c"

@@ -37,6 +37,7 @@ from db.migrate import migrate_dsn
 from t2m.settings import Settings
 from tests.faults.servers import ThrowawayPostgres, user_token
 from tests.processes import REPO, service_env, wait_for
+from tests.support.polling import until
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and ip netns"
@@ -142,7 +143,7 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def video_packets(data: bytes) -> list[str]:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.video[0]
         return [
             f"{p.pts}:{hashlib.sha256(bytes(p)).hexdigest()[:16]}"
@@ -152,7 +153,7 @@ def video_packets(data: bytes) -> list[str]:
 
 
 def script(tag: str) -> str:
-    # 24 cards of 5 s: 120 s, six segments of ~20 s.
+    # 24 cards of 5 s: 120 s, eight segments of 15 s.
     return "\n\n".join(f"[duration: 5s]\nCard {i} of the {tag} video." for i in range(24))
 
 
@@ -303,7 +304,7 @@ async def test_segments_render_on_two_hosts(tmp_path: Path, settings: Settings) 
                 job = await _wait(session, base, auth, third)
                 assert job["status"] == "completed", job["error"]
                 logs = await _logs(session, base, auth, third)
-                assert logs.count("Joined 6 segments") == 1, logs
+                assert logs.count("Joined 8 segments") == 1, logs
             conn = await asyncpg.connect(database)
             try:
                 files = await conn.fetchval("SELECT count(*) FROM files WHERE job_id = $1", third)
@@ -313,8 +314,11 @@ async def test_segments_render_on_two_hosts(tmp_path: Path, settings: Settings) 
             uploads = s3.list_multipart_uploads(Bucket="t2m-multi").get("Uploads", [])
             assert uploads == []
             keys = {o["Key"] for o in _objects(s3)}
-            segment_dirs = {k.rsplit("/", 1)[0] for k in keys if k.startswith("segments/")}
-            assert len(segment_dirs) == 12  # the second and third jobs' six each, complete
+            piece_dirs = {k.rsplit("/", 1)[0] for k in keys if k.startswith("segments/")}
+            sound_dirs = {d for d in piece_dirs if f"{d}/sound.m4a" in keys}
+            assert len(sound_dirs) == 2  # the second and third jobs' sounds
+            segment_dirs = piece_dirs - sound_dirs
+            assert len(segment_dirs) == 16  # the second and third jobs' eight each, complete
             assert all(f"{d}/480p.mp4" in keys for d in segment_dirs)
         finally:
             for proc in procs:
@@ -348,13 +352,12 @@ async def _generate(
 async def _wait(
     session: aiohttp.ClientSession, base: str, auth: dict[str, str], job_id: str
 ) -> dict:
-    for _ in range(3000):
+    async def finished() -> dict | None:
         async with session.get(f"{base}/api/v1/jobs/{job_id}", headers=auth) as response:
             job = (await response.json())["data"]
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return dict(job)
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"job {job_id} did not finish")
+        return dict(job) if job["status"] in ("completed", "failed", "cancelled") else None
+
+    return await until(finished, f"job {job_id} to finish", timeout_s=900, interval_s=0.3)
 
 
 async def _logs(

@@ -26,11 +26,11 @@ import pytest
 from aiohttp import web
 
 from api.keys import ENQUEUER
-from db import webhooks as webhook_rows
 from pipeline.maintenance.tasks import WEBHOOK_SWEEP_GRACE_S, requeue_webhook_deliveries
 from t2m.queues import DELIVER_WEBHOOK
 from t2m.settings import Settings
 from tests.faults.servers import start_worker
+from tests.support.webhooks import emit_progress
 
 pytestmark = pytest.mark.faults
 
@@ -131,15 +131,7 @@ async def test_deliveries_arrive_in_order_after_an_hour_long_outage(
     async with db.acquire() as conn:
         for step in STEPS:
             for job_id in job_ids:
-                async with conn.transaction():
-                    await webhook_rows.emit_event(
-                        conn,
-                        owner_id=user.id,
-                        event="job.progress",
-                        data={"job_id": job_id, "progress": step},
-                        job_id=job_id,
-                        progress_step=step,
-                    )
+                await emit_progress(conn, user.id, job_id, step)
         all_ids = [r["id"] for r in await conn.fetch("SELECT id FROM webhook_deliveries")]
     total = JOBS * len(STEPS)
     assert len(all_ids) == total

@@ -86,7 +86,8 @@ def _check_upload(step: Step, workdir: Path, steps: list[Step]) -> None:
 
 
 def _check_list(step: Step, workdir: Path, steps: list[Step]) -> None:
-    assert _uploaded(steps)["content_id"] in step.stdout
+    content_id = _uploaded(steps)["content_id"]
+    assert isinstance(content_id, str) and content_id in step.stdout
 
 
 def _check_details(step: Step, workdir: Path, steps: list[Step]) -> None:

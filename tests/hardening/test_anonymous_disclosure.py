@@ -27,10 +27,9 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
 from api.monitoring.health import VERSION
-from db.users import insert_user
 from t2m.redis_client import redis_key
 from t2m.settings import Settings
-from tests.conftest import _TEST_PASSWORD_HASH, TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, insert_test_user
 from tests.hardening.conftest import module_settings, serve_app
 from tests.infra import Infra
 
@@ -92,13 +91,7 @@ async def world(
 
         conn = await asyncpg.connect(settings.database_url)
         try:
-            row = await insert_user(
-                conn,
-                username="discloseadmin",
-                email="discloseadmin@example.test",
-                password_hash=_TEST_PASSWORD_HASH,
-                role="ADMIN",
-            )
+            row = await insert_test_user(conn, "discloseadmin", "ADMIN")
         finally:
             await conn.close()
         assert row is not None

@@ -34,9 +34,8 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from api.app import create_app
-from db.users import insert_user
 from t2m.settings import Settings
-from tests.conftest import _TEST_PASSWORD_HASH, TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, insert_test_user
 from tests.hardening.conftest import module_settings, serve_app
 from tests.infra import Infra
 from tests.support.media import png_bytes
@@ -413,13 +412,7 @@ async def _insert_user(settings: Settings, role: str) -> Caller:
     username = f"mx{role.lower()}{secrets.token_hex(4)}"
     conn = await asyncpg.connect(settings.database_url)
     try:
-        row = await insert_user(
-            conn,
-            username=username,
-            email=f"{username}@example.test",
-            password_hash=_TEST_PASSWORD_HASH,
-            role=role,
-        )
+        row = await insert_test_user(conn, username, role)
     finally:
         await conn.close()
     return Caller(row["id"], username)

@@ -94,7 +94,7 @@ from pipeline.stages.render_budget import segment_dynamic_cap
 from pipeline.stages.script import parse_script
 from pipeline.stages.segment_plan import segments, with_plan
 from pipeline.stages.segment_render import render_segment
-from pipeline.stages.storyboard import build_storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 count, quality, root = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 photo = root / "photo.png"
 Image.new("RGB", (640, 480), "#557799").save(photo)

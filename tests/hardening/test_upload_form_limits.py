@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,32 +57,31 @@ async def post_form(client: TestClient, user: Any, body: bytes, path: str) -> An
     return response.status, await response.json()
 
 
-async def test_field_count_is_capped_with_413(client: TestClient, make_user: Any) -> None:
+async def upload_after(client: TestClient, user: Any, fields: bytes) -> Any:
+    """An upload of the one file part, preceded by ``fields``: (status, body)."""
+    return await post_form(client, user, fields + file_part() + CLOSE, "/api/v1/files/upload")
+
+
+# Repeated names count too: a field is a part, whatever its name.
+@pytest.mark.parametrize(
+    ("name_of", "value"),
+    [(lambda i: f"f{i}", b"x"), (lambda i: "title", b"again")],
+    ids=["distinct-names", "repeated-names"],
+)
+async def test_field_count_is_capped_with_413(
+    client: TestClient, make_user: Any, name_of: Callable[[int], str], value: bytes
+) -> None:
     user = await make_user()
     limit = Settings().upload_max_fields
-    fields = b"".join(field_part(f"f{i}", b"x") for i in range(limit + 1))
-    status, body = await post_form(
-        client, user, fields + file_part() + CLOSE, "/api/v1/files/upload"
-    )
+    fields = b"".join(field_part(name_of(i), value) for i in range(limit + 1))
+    status, body = await upload_after(client, user, fields)
     assert status == 413, body
     assert body["error"]["code"] == "PAYLOAD_TOO_LARGE"
     assert "UPLOAD_MAX_FIELDS" in str(body["error"]["details"])
     # One fewer is an ordinary upload (unknown fields are ignored).
-    fields = b"".join(field_part(f"f{i}", b"x") for i in range(limit))
-    status, body = await post_form(
-        client, user, fields + file_part() + CLOSE, "/api/v1/files/upload"
-    )
+    fields = b"".join(field_part(name_of(i), value) for i in range(limit))
+    status, body = await upload_after(client, user, fields)
     assert status == 201, body
-
-
-async def test_repeated_field_names_count_too(client: TestClient, make_user: Any) -> None:
-    user = await make_user()
-    limit = Settings().upload_max_fields
-    fields = b"".join(field_part("title", b"again") for _ in range(limit + 1))
-    status, body = await post_form(
-        client, user, fields + file_part() + CLOSE, "/api/v1/files/upload"
-    )
-    assert status == 413, body
 
 
 async def test_fields_total_size_is_capped_with_413(client: TestClient, make_user: Any) -> None:
@@ -92,9 +91,7 @@ async def test_fields_total_size_is_capped_with_413(client: TestClient, make_use
     value = b"y" * 15_000
     count = total // len(value) + 1
     fields = b"".join(field_part(f"d{i}", value) for i in range(count))
-    status, body = await post_form(
-        client, user, fields + file_part() + CLOSE, "/api/v1/files/upload"
-    )
+    status, body = await upload_after(client, user, fields)
     assert status == 413, body
     assert body["error"]["code"] == "PAYLOAD_TOO_LARGE"
     assert "UPLOAD_MAX_FIELDS_BYTES" in str(body["error"]["details"])

@@ -102,6 +102,7 @@ def test_the_tuned_supervised_reference_is_no_worse_than_popularity():
     assert model.l2 in (0.0, 1e-6, 1e-5, 1e-4, 1e-3) and model.epochs > 0
 
 
+@pytest.mark.timeout(900)  # two tuned classifier fits (the agent's and the reference)
 def test_the_agent_meets_both_baselines_on_held_out_items():
     result = run_simulation(_items(500, 5), events=3000, seed=5, label_epochs=2)
     policies = result["policies"]

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from scheduler.jobs import ScheduledJob, parse_job_overrides
 from scheduler.main import claim_slot, slot_of
 from t2m.redis_client import redis_key
+from t2m.redis_text import redis_text
 from t2m.settings import Settings
 from tests.pipeline.workers.conftest import start_worker  # noqa: F401
 from tests.processes import REPO, ServiceProcess, service_env, wait_for
@@ -47,7 +48,7 @@ def _leader_pid(client: redis.Redis, settings: Settings) -> int | None:
     token = client.get(redis_key(settings, "scheduler", "leader"))
     if token is None:
         return None
-    return int(token.decode().split(":")[1])
+    return int(redis_text(token).split(":")[1])
 
 
 async def _slots(db: asyncpg.Pool) -> list[tuple[int, int]]:

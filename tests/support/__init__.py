@@ -1,2 +1,2 @@
 """Helpers shared by the test packages: polling, error assertions, tokens,
-media files and Server-Sent Events (one of each)."""
+media files, Server-Sent Events and webhook events (one of each)."""

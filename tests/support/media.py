@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def png_bytes(
@@ -24,6 +24,17 @@ def jpeg_bytes(width: int = 320, height: int = 200) -> bytes:
     image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
     image.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
+
+
+def striped_jpeg(path: Path, width: int, height: int, every: int) -> Path:
+    """A blue photo with yellow vertical stripes ``every`` pixels, so that a pan
+    or a zoom over it shows."""
+    image = Image.new("RGB", (width, height), "#336699")
+    draw = ImageDraw.Draw(image)
+    for x in range(0, width, every):
+        draw.line((x, 0, x, height), fill="yellow", width=6)
+    image.save(path, quality=90)
+    return path
 
 
 ELF_BYTES = b"\x7fELF\x02\x01\x01" + b"\x00" * 200

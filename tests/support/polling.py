@@ -6,13 +6,33 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, overload
 
 T = TypeVar("T")
 
 
+@overload
 async def until(
-    check: Callable[[], Awaitable[T] | T],
+    check: Callable[[], Awaitable[T | None]],
+    what: str,
+    *,
+    timeout_s: float = ...,
+    interval_s: float = ...,
+) -> T: ...
+
+
+@overload
+async def until(
+    check: Callable[[], T | None],
+    what: str,
+    *,
+    timeout_s: float = ...,
+    interval_s: float = ...,
+) -> T: ...
+
+
+async def until(
+    check: Callable[[], Awaitable[T | None] | T | None],
     what: str,
     *,
     timeout_s: float = 60.0,
@@ -36,7 +56,9 @@ async def until(
         await asyncio.sleep(interval_s)
 
 
-def wait_for(predicate: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1) -> T:
+def wait_for(
+    predicate: Callable[[], T | None], timeout_s: float, what: str, interval_s: float = 0.1
+) -> T:
     """:func:`until` for code without an event loop (process and thread helpers)."""
     deadline = time.monotonic() + timeout_s
     while True:

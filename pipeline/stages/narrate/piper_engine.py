@@ -32,6 +32,9 @@ def _voice_files(package: str) -> tuple[Path, Path]:
     return Path(module.model_path()), Path(module.config_path())
 
 
+MMAP_THRESHOLD_BYTES = 64 * 1024
+
+
 class PiperEngine:
     name = "piper"
 
@@ -72,8 +75,16 @@ class PiperEngine:
     def _start(self) -> subprocess.Popen[str]:
         model, config = _voice_files(self.voice_package)
         # One malloc arena: onnxruntime's per-thread arenas would hold freed
-        # tensors; see also piper_child._trim.
-        env = dict(os.environ, OMP_NUM_THREADS="1", MALLOC_ARENA_MAX="1")
+        # tensors; see also piper_child._trim.  A fixed mmap threshold: glibc
+        # otherwise raises it to the largest block freed, so the decoder's
+        # multi-MB activations come from the heap, where freed ones fragment
+        # and stay resident; mapped, each goes back to the system when freed.
+        env = dict(
+            os.environ,
+            OMP_NUM_THREADS="1",
+            MALLOC_ARENA_MAX="1",
+            MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD_BYTES),
+        )
         model = self._patched_model(model, env)
         proc = subprocess.Popen(
             [*CHILD, str(model), str(config)],

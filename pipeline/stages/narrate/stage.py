@@ -9,6 +9,11 @@ Audio is content-addressed: the key hashes engine, engine version, voice,
 text and rate, so the same sentence is synthesized once across jobs and
 re-renders, and a redelivered job writes nothing new.  The words' JSON is
 written after the WAV and marks the pair as complete.
+
+A scene narrated by an upload (``[narration: asset:<id>]``) is one clip:
+the recording converted once per upload content (keyed by the bytes'
+sha256, see pipeline.stages.narrate.recording), its words aligned to its
+speech without a recogniser.  It is played as recorded: never sped up.
 """
 
 from __future__ import annotations
@@ -17,14 +22,23 @@ import asyncio
 import hashlib
 import json
 import math
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from pipeline.stages.narrate import MAX_RATE, MIN_RATE, Synthesis, timing
 from pipeline.stages.narrate import engines as engine_pool
+from pipeline.stages.narrate.recording import (
+    RECORDING_VERSION,
+    Recording,
+    RecordingError,
+    convert_recording,
+)
 from pipeline.stages.narrate.sentences import split_sentences
 from pipeline.stages.narrate.voices import Voice, get_voice, voice_for
+from pipeline.stages.narrate.words import align_words, text_words
 from pipeline.stages.narration_plan import SpokenWord
 from pipeline.stages.reading_time import reading_seconds
 from pipeline.stages.script import Scene, Script
@@ -71,6 +85,7 @@ class SceneSpeech:
     voice: str
     rate: float
     clips: tuple[Clip, ...]
+    recording: str | None = None  # the upload's file id when a recording speaks it
 
     @property
     def speech_s(self) -> float:
@@ -82,6 +97,7 @@ class SceneSpeech:
             "voice": self.voice,
             "rate": self.rate,
             "clips": [c.to_dict() for c in self.clips],
+            "recording": self.recording,
         }
 
     @classmethod
@@ -91,6 +107,7 @@ class SceneSpeech:
             voice=str(data["voice"]),
             rate=float(data["rate"]),
             clips=tuple(Clip.from_dict(c) for c in data["clips"]),
+            recording=data.get("recording"),
         )
 
 
@@ -152,18 +169,71 @@ def words_key(key: str) -> str:
     return key.removesuffix(".wav") + ".json"
 
 
+def recording_key(content_sha256: str) -> str:
+    digest = hashlib.sha256(
+        json.dumps(["recording", RECORDING_VERSION, content_sha256]).encode()
+    ).hexdigest()
+    return f"tts/recordings/{digest[:2]}/{digest}.wav"
+
+
 Synthesize = Callable[[str, str, float], Synthesis]
+
+
+class Recordings(Protocol):
+    """Where the uploads narrating scenes come from (the worker's files)."""
+
+    async def content_sha256(self, file_id: str) -> str:
+        """The upload's content hash; raises RecordingError when it cannot narrate."""
+        ...
+
+    async def download(self, file_id: str, dest: Path) -> None: ...
 
 
 class Narrator:
     """Speaks sentences through the cache; one per stage run."""
 
-    def __init__(self, storage: Storage, synthesize: Synthesize | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        synthesize: Synthesize | None = None,
+        *,
+        recordings: Recordings | None = None,
+        scratch: Path | None = None,
+    ) -> None:
         self.storage = storage
         self.synthesize = synthesize or engine_pool.synthesize
+        self.recordings = recordings
+        self.scratch = scratch
         self.synthesized = 0
         self.reused = 0
         self._versions: dict[str, str] = {}
+
+    async def recording(self, index: int, file_id: str, text: str) -> SceneSpeech:
+        """The scene spoken by an upload: one clip, its words aligned to its speech."""
+        if self.recordings is None:
+            raise RecordingError("cannot be read here (no file access)")
+        key = recording_key(await self.recordings.content_sha256(file_id))
+        meta_key = words_key(key)
+        if await self.storage.exists(meta_key) and await self.storage.exists(key):
+            found = Recording.from_dict(json.loads(await self.storage.get_bytes(meta_key)))
+            self.reused += 1
+        else:
+            with tempfile.TemporaryDirectory(prefix="recording-", dir=self.scratch) as tmp:
+                source, wav = Path(tmp) / "source", Path(tmp) / "narration.wav"
+                await self.recordings.download(file_id, source)
+                found = await asyncio.to_thread(convert_recording, source, wav)
+                await self.storage.put_file(key, wav, content_type="audio/wav")
+            await self.storage.put_bytes(
+                meta_key, json.dumps(found.to_dict()).encode(), content_type="application/json"
+            )
+            self.synthesized += 1
+        clip = Clip(
+            sentence=text,
+            audio_key=key,
+            duration_s=found.duration_s,
+            words=align_words(text_words(text), found.spans),
+        )
+        return SceneSpeech(source_index=index, voice="", rate=1.0, clips=(clip,), recording=file_id)
 
     async def _version(self, voice: Voice) -> str:
         if voice.id not in self._versions:
@@ -246,7 +316,9 @@ async def narrate_script(
     total = len(script.scenes)
     for index, scene in enumerate(script.scenes):
         text = scene.spoken_text
-        if text:
+        if scene.recording is not None:
+            spoken.append(await _recorded_scene(narrator, index, scene))
+        elif text:
             voice = scene_voice(scene, options)
             speech = await narrator.scene(index, text, voice, options.rate)
             if scene.duration_s is not None and speech.clips:
@@ -265,6 +337,26 @@ async def narrate_script(
         synthesized=narrator.synthesized,
         reused=narrator.reused,
     )
+
+
+async def _recorded_scene(narrator: Narrator, index: int, scene: Scene) -> SceneSpeech:
+    assert scene.recording is not None
+    where = f"line {scene.line_no}: scene {index + 1}"
+    try:
+        speech = await narrator.recording(index, scene.recording, scene.caption_text)
+    except RecordingError as exc:
+        raise NarrationError(
+            f"{where}: narration file {scene.recording} {exc}",
+            details={"line": scene.line_no, "scene": index + 1},
+        ) from None
+    need = speech.speech_s + timing.pauses_s(1, timing.MIN_PAUSE_SCALE)
+    if scene.duration_s is not None and need > scene.duration_s + 1e-3:
+        raise NarrationError(
+            f"{where}: its recording needs {need:.1f} s but its "
+            f"[duration: {scene.duration_s:g}s] is shorter (a recording is never sped up)",
+            details={"line": scene.line_no, "scene": index + 1},
+        )
+    return speech
 
 
 async def _respeak(
@@ -315,6 +407,8 @@ async def _fit_target(
             fixed += scene.duration_s
         elif speech is None:
             fixed += min(reading_seconds(scene.text), 2.5)
+        elif speech.recording is not None:  # played as recorded
+            fixed += speech.speech_s + timing.pauses_s(1, timing.MIN_PAUSE_SCALE)
         else:
             free.append(speech)
             fixed += timing.pauses_s(len(speech.clips), timing.MIN_PAUSE_SCALE)

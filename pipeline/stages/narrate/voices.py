@@ -31,7 +31,7 @@ class Voice:
         }
 
 
-_ESPEAK_LICENCE = "GPL-3.0-or-later (espeak-ng, run as a separate program)"
+_ESPEAK_LICENCE = "GPL-3.0-or-later (espeak-ng, run in a separate process)"
 _ESPEAK = {
     "en": "en-us",
     "fr": "fr-fr",

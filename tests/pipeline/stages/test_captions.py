@@ -17,7 +17,8 @@ from pipeline.stages.fonts import resolve_chain
 from pipeline.stages.narration_plan import SpeechClip, SpokenWord
 from pipeline.stages.render import render_video
 from pipeline.stages.script import parse_script
-from pipeline.stages.storyboard import Storyboard, build_storyboard
+from pipeline.stages.storyboard import Storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from pipeline.stages.text_cards import TextMeasurer
 from tests.narration_clips import make_clips
 

@@ -22,7 +22,7 @@ from pipeline.stages.ffmpeg_runner import ffmpeg_executable, run_ffmpeg
 from pipeline.stages.probe import ProbeError, probe_media
 from pipeline.stages.render import RenderError, render_video
 from pipeline.stages.script import parse_script
-from pipeline.stages.storyboard import build_storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from pipeline.stages.thumbnails import ThumbnailError, make_thumbnails
 
 
@@ -79,6 +79,13 @@ def _hls(secret: Path, url: str) -> str:
     )
 
 
+def _hls_file(secret: Path, url: str, name: str) -> Path:
+    """An HLS playlist beside ``secret`` naming it and a URL of ``url``."""
+    playlist = secret.parent / name
+    playlist.write_text(_hls(secret, url))
+    return playlist
+
+
 def _playlists(secret: Path, url: str) -> dict[str, str]:
     return {
         "hls.m3u8": _hls(secret, url),
@@ -104,8 +111,7 @@ def test_render_refuses_a_playlist_background_and_music(
     tmp_path: Path, secret_clip: Path, url_server: tuple[str, list[str]]
 ) -> None:
     url, hits = url_server
-    playlist = secret_clip.parent / "background.m3u8"
-    playlist.write_text(_hls(secret_clip, url))
+    playlist = _hls_file(secret_clip, url, "background.m3u8")
     raw = b"[background: asset:clip]\n[duration: 1s]\nOver a clip."
     sb = build_storyboard(parse_script(raw), quality="480p", assets={"clip": "video/mp4"})
     with pytest.raises(RenderError) as info:
@@ -150,8 +156,7 @@ def test_thumbnails_refuse_a_playlist(
     tmp_path: Path, secret_clip: Path, url_server: tuple[str, list[str]]
 ) -> None:
     url, hits = url_server
-    playlist = secret_clip.parent / "thumbs.m3u8"
-    playlist.write_text(_hls(secret_clip, url))
+    playlist = _hls_file(secret_clip, url, "thumbs.m3u8")
     with pytest.raises(ThumbnailError, match="unreadable video"):
         make_thumbnails(playlist, "video", tmp_path / "thumbs")
     assert hits == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from pipeline.stages.narrate import SynthesisError
@@ -120,3 +122,23 @@ def test_symbol_heavy_text_is_spoken_in_pieces_within_the_phoneme_budget() -> No
     assert " ".join(p for p, _ in pieces).split() == text.split()
     assert len(pieces) > 1
     assert all(n <= budget or len(p.split()) == 1 for p, n in pieces)
+
+
+def test_espeak_word_times_come_from_its_word_events() -> None:
+    from pipeline.stages.narrate.wav import voiced_spans
+
+    text = "Then it runs away, far into the forest."
+    speech = synthesize(text, "espeak-en")
+    pcm, rate = read_wav(speech.wav)
+    spans = voiced_spans(pcm, rate)
+    # The comma's pause: the longest gap between voiced stretches.
+    gaps = [(b[0] - a[1], b[0]) for a, b in itertools.pairwise(spans)]
+    _pause, resumes = max(gaps)
+    by_text = {w.text: w for w in speech.words}
+    assert [w.text for w in speech.words] == text.split()
+    assert by_text["far"].start_s == pytest.approx(resumes, abs=0.12)
+    assert all(a.start_s < b.start_s for a, b in itertools.pairwise(speech.words))
+    # A number read as several words starts where its first is spoken.
+    numbers = synthesize("In 2026 we grew.", "espeak-en")
+    assert [w.text for w in numbers.words] == ["In", "2026", "we", "grew."]
+    assert numbers.words[2].start_s - numbers.words[1].start_s > 0.8  # "two thousand twenty six"

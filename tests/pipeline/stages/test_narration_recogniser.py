@@ -20,7 +20,7 @@ import pytest
 from pipeline.stages.narrate.stage import NarrationOptions, Narrator, narrate_script
 from pipeline.stages.render import render_video
 from pipeline.stages.script import parse_script
-from pipeline.stages.storyboard import build_storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from t2m.storage.local import LocalStorage
 from tests.samples import SCRIPTS
 

@@ -14,7 +14,7 @@ from pipeline.stages.narrate.stage import (
     narrate_script,
 )
 from pipeline.stages.script import parse_script
-from pipeline.stages.storyboard import build_storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from t2m.storage.local import LocalStorage
 
 SCRIPT = b"""# Welcome
@@ -73,7 +73,10 @@ async def test_spoken_scenes_last_their_speech_and_reuse_the_cache(store) -> Non
 
 
 async def test_a_short_duration_speeds_the_voice_up(store) -> None:
-    text = b"[duration: 3.6s]\nThe quick brown fox jumps over the lazy dog near the river."
+    # piper's durations vary by a few per cent from one synthesis to the next
+    # (its duration predictor is sampled): 3.9 s sits between this sentence at
+    # 1.25x (about 3.7 s with its pauses) and at 1x (about 4.1 s).
+    text = b"[duration: 3.9s]\nThe quick brown fox jumps over the lazy dog near the river."
     script = parse_script(text)
     normal = await narrate_script(
         parse_script(text.split(b"\n", 1)[1]), NarrationOptions(), Narrator(store)
@@ -83,7 +86,7 @@ async def test_a_short_duration_speeds_the_voice_up(store) -> None:
     assert 1.0 < speech.rate <= timing.MAX_SPEEDUP
     assert speech.speech_s < normal.scenes[0].speech_s
     board = build_storyboard(script, quality="480p", speech=fitted)
-    assert board.duration_s == pytest.approx(3.6, abs=0.05)
+    assert board.duration_s == pytest.approx(3.9, abs=0.05)
     assert board.narration[-1].end_s <= board.duration_s
 
 

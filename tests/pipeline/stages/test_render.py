@@ -14,7 +14,6 @@ import av
 import numpy as np
 import psutil
 import pytest
-from PIL import Image, ImageDraw
 
 from pipeline.stages.ffmpeg_runner import ffmpeg_executable, is_permanent_failure, run_ffmpeg
 from pipeline.stages.render import (
@@ -26,7 +25,8 @@ from pipeline.stages.render import (
 )
 from pipeline.stages.render_graph import any_of
 from pipeline.stages.script import parse_script
-from pipeline.stages.storyboard import build_storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
+from tests.support.media import striped_jpeg
 
 SCRIPT = b"""# Welcome
 Plain text becomes a video.
@@ -41,12 +41,7 @@ Third card, back to a gradient.
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("media")
-    photo = root / "photo.jpg"
-    img = Image.new("RGB", (1200, 800), "#336699")
-    draw = ImageDraw.Draw(img)
-    for x in range(0, 1200, 60):
-        draw.line((x, 0, x, 800), fill="yellow", width=6)
-    img.save(photo, quality=90)
+    photo = striped_jpeg(root / "photo.jpg", 1200, 800, every=60)
     tone = root / "tone.wav"
     clip = root / "clip.mp4"
     ff = ffmpeg_executable()

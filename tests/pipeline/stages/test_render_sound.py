@@ -17,7 +17,8 @@ from pipeline.stages.ffmpeg_runner import ffmpeg_executable
 from pipeline.stages.narration_mix import RATE, mix_narration
 from pipeline.stages.render import RenderError, render_video
 from pipeline.stages.script import parse_script
-from pipeline.stages.storyboard import Storyboard, build_storyboard
+from pipeline.stages.storyboard import Storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
 from tests.narration_clips import make_clips
 
 TONE_HZ = 1000

@@ -15,7 +15,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from pipeline.stages.ffmpeg_runner import ffmpeg_executable
 from pipeline.stages.render import render_video
@@ -25,7 +24,10 @@ from pipeline.stages.script import parse_script
 from pipeline.stages.segment_assemble import assemble_video
 from pipeline.stages.segment_plan import plan_bounds, segments
 from pipeline.stages.segment_render import render_segment, segment_key
-from pipeline.stages.storyboard import Storyboard, build_storyboard
+from pipeline.stages.segment_sound import render_sound, sound_key
+from pipeline.stages.storyboard import Storyboard
+from pipeline.stages.storyboard_planner import build_storyboard
+from tests.support.media import striped_jpeg
 
 SCENES = [
     "# Opening\nA gradient card.",
@@ -41,12 +43,7 @@ SCENES = [
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("media")
-    photo = root / "photo.jpg"
-    img = Image.new("RGB", (1000, 700), "#336699")
-    draw = ImageDraw.Draw(img)
-    for x in range(0, 1000, 50):
-        draw.line((x, 0, x, 700), fill="yellow", width=6)
-    img.save(photo, quality=90)
+    photo = striped_jpeg(root / "photo.jpg", 1000, 700, every=50)
     tone = root / "tone.wav"
     subprocess.run(
         [
@@ -72,7 +69,9 @@ def frames(path: Path) -> tuple[list[float], list[np.ndarray]]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         times, pictures = [], []
+        assert stream.time_base is not None
         for frame in container.decode(stream):
+            assert frame.pts is not None
             times.append(round(float(frame.pts * stream.time_base), 4))
             pictures.append(frame.to_ndarray(format="gray").astype(np.int16))
     return times, pictures
@@ -127,6 +126,28 @@ def test_segment_keys_follow_content_only(media: dict[str, Path]) -> None:
     assert segment_key(sb, parts[0], sums, EncodeSettings(preset="medium")) != keys[0]
 
 
+def test_the_sound_key_follows_the_sound_inputs_only() -> None:
+    sb = storyboard()
+    sums = {"photo": "a" * 64, "tone": "c" * 64}
+    key = sound_key(sb, sums)
+    assert key.startswith("segments/")
+    assert key not in {segment_key(sb, p, sums) for p in segments(sb, list(sb.segments))}
+    # Another photo or an edited card text leaves the sound as it was ...
+    assert sound_key(sb, {**sums, "photo": "b" * 64}) == key
+    edited = dataclasses.replace(
+        sb, scenes=(dataclasses.replace(sb.scenes[0], lines=("Edited.",)), *sb.scenes[1:])
+    )
+    assert sound_key(edited, sums) == key
+    # ... other music, a louder one, no music or another length do not.
+    assert sound_key(sb, {**sums, "tone": "d" * 64}) != key
+    assert sb.music is not None
+    louder = dataclasses.replace(sb, music=dataclasses.replace(sb.music, volume=1.0))
+    assert sound_key(louder, sums) != key
+    assert sound_key(storyboard(music=False), sums) != key
+    assert sound_key(dataclasses.replace(sb, total_frames=sb.total_frames + 1), sums) != key
+    assert sound_key(sb, sums, EncodeSettings(audio_bitrate="96k")) != key
+
+
 def test_joined_segments_match_a_single_pass(tmp_path: Path, media: dict[str, Path]) -> None:
     sb = storyboard()
     assets = {"photo": media["photo"], "tone": media["tone"]}
@@ -137,7 +158,8 @@ def test_joined_segments_match_a_single_pass(tmp_path: Path, media: dict[str, Pa
         out = render_segment(sb, part, tmp_path / f"seg{part.index}", asset_paths=assets)
         for quality, path in out.items():
             files[quality].append(path)
-    joined = assemble_video(sb, files, tmp_path / "joined", asset_paths=assets)
+    track = render_sound(sb, tmp_path / "sound", asset_paths=assets)
+    joined = assemble_video(sb, files, track, tmp_path / "joined")
     for quality in single.renditions:
         times_a, pics_a = frames(single.renditions[quality])
         times_b, pics_b = frames(joined.renditions[quality])

@@ -4,18 +4,20 @@ import json
 
 import pytest
 
+from pipeline.stages.reading_time import reading_seconds
 from pipeline.stages.script import parse_script
 from pipeline.stages.storyboard import (
-    CROSSFADE_S,
-    MAX_AUTO_S,
-    MIN_AUTO_S,
     RESOLUTIONS,
     AssetInfo,
     Storyboard,
     StoryboardError,
     Style,
+)
+from pipeline.stages.storyboard_planner import (
+    CROSSFADE_S,
+    MAX_AUTO_S,
+    MIN_AUTO_S,
     build_storyboard,
-    reading_seconds,
 )
 from pipeline.stages.text_cards import CardFonts, _lines_per_card
 from tests.samples import SCRIPTS

@@ -50,7 +50,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def open_all(paths: dict[str, Path]) -> dict[str, Image.Image]:
     assert list(paths) == ["small", "medium", "large"]
-    images = {}
+    images: dict[str, Image.Image] = {}
     for name, path in paths.items():
         with Image.open(path) as image:
             assert image.format == "JPEG" and image.mode == "RGB"

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import socket
 
 import aiohttp
 import pytest
@@ -88,10 +89,10 @@ async def test_check_target_resolves_and_checks_every_address():
 async def test_guarded_resolver_returns_only_checked_addresses():
     resolve = resolver_for({"ok.test": ["93.184.216.34"], "rebind.test": ["127.0.0.1"]})
     guard = stage.GuardedResolver((), resolve)
-    (result,) = await guard.resolve("ok.test", 443, 0)
+    (result,) = await guard.resolve("ok.test", 443, socket.AF_UNSPEC)
     assert result["host"] == "93.184.216.34" and result["port"] == 443
     with pytest.raises(stage.TargetRefused, match="loopback"):
-        await guard.resolve("rebind.test", 80, 0)
+        await guard.resolve("rebind.test", 80, socket.AF_UNSPEC)
 
 
 async def test_attempt_refuses_a_host_that_resolves_to_a_forbidden_address(aiohttp_server):
@@ -107,30 +108,25 @@ async def test_attempt_refuses_a_host_that_resolves_to_a_forbidden_address(aioht
     app.router.add_post("/{tail:.*}", handler)
     server = await aiohttp_server(app)
     resolve = resolver_for({"rebind.test": ["127.0.0.1"]})
-    async with stage.build_session((), resolver=resolve) as session:
-        outcome = await stage.attempt_delivery(
-            session,
-            url=f"http://rebind.test:{server.port}/hook",
-            secret="s" * 20,
-            body="{}",
-            event="ping",
-            delivery_id="dlv_x",
-            timeouts=aiohttp.ClientTimeout(total=2),
-        )
+
+    async def ping(allow: tuple[stage.IPNetwork, ...]) -> stage.AttemptOutcome:
+        async with stage.build_session(allow, resolver=resolve) as session:
+            return await stage.attempt_delivery(
+                session,
+                url=f"http://rebind.test:{server.port}/hook",
+                secret="s" * 20,
+                body="{}",
+                event="ping",
+                delivery_id="dlv_x",
+                timeouts=aiohttp.ClientTimeout(total=2),
+            )
+
+    outcome = await ping(())
     assert not outcome.ok and outcome.permanent
     assert "loopback" in (outcome.error or "")
     assert hits == []
     # The same receiver, allow-listed, is reached through the pinned address.
-    async with stage.build_session(ALLOW_LOOPBACK, resolver=resolve) as session:
-        outcome = await stage.attempt_delivery(
-            session,
-            url=f"http://rebind.test:{server.port}/hook",
-            secret="s" * 20,
-            body="{}",
-            event="ping",
-            delivery_id="dlv_x",
-            timeouts=aiohttp.ClientTimeout(total=2),
-        )
+    outcome = await ping(ALLOW_LOOPBACK)
     assert outcome.ok, outcome
     assert hits == ["/hook"]
 

@@ -4,7 +4,6 @@ API serves, and the job's result lists them."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 
@@ -12,23 +11,21 @@ import av
 import numpy as np
 
 from tests.pipeline.workers.test_video_pipeline import VIDEO_QUEUES, wait_job
+from tests.support.jobs import submit_video
+from tests.support.polling import until
 
 
 async def test_sidecar_captions_are_served_and_listed(client, make_user, start_worker):
     user = await make_user()
     start_worker(VIDEO_QUEUES)
-    response = await client.post(
-        "/api/v1/videos/generate",
-        json={
-            "script": "First card.\n\nSecond card, last.",
-            "quality": "480p",
-            "duration": 3,
-            "subtitles": "sidecar",
-        },
-        headers=user.headers,
+    job_id = await submit_video(
+        client,
+        user,
+        script="First card.\n\nSecond card, last.",
+        quality="480p",
+        duration=3,
+        subtitles="sidecar",
     )
-    assert response.status == 202, await response.text()
-    job_id = (await response.json())["data"]["id"]
     job = await wait_job(client, user, job_id, ("completed", "failed"))
     assert job["status"] == "completed", job["error"]
     captions = job["result"]["captions"]
@@ -64,24 +61,18 @@ async def test_a_narrated_storyboard_renders_with_its_speech(
 
     user = await make_user()
     start_worker(["parse", "storyboard"])
-    response = await client.post(
-        "/api/v1/videos/generate",
-        json={
-            "script": "A spoken card.",
-            "quality": "480p",
-            "duration": 4,
-            "narration": "none",  # the clips are put in by hand below
-        },
-        headers=user.headers,
+    # No narration: the clips are put in by hand below.
+    job_id = await submit_video(
+        client, user, script="A spoken card.", quality="480p", duration=4, narration="none"
     )
-    job_id = (await response.json())["data"]["id"]
-    for _ in range(600):
+
+    async def planned() -> dict | None:
         job = (await (await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)).json())[
             "data"
         ]
-        if job["storyboard"]:
-            break
-        await asyncio.sleep(0.2)
+        return job if job["storyboard"] else None
+
+    job = await until(planned, f"job {job_id}'s storyboard", timeout_s=120, interval_s=0.2)
     assert job["storyboard"], job
     storage = client.server.app[STORAGE]
     key = f"storyboards/{job_id}.json"
@@ -99,7 +90,7 @@ async def test_a_narrated_storyboard_renders_with_its_speech(
     assert "This <00:00:" in vtt and "aloud." in vtt
     video = await client.get(f"/api/v1/videos/{job_id}/download", headers=user.headers)
     data = await video.read()
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         assert [s.codec_context.name for s in container.streams.audio] == ["aac"]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=48000)
         samples = np.concatenate(

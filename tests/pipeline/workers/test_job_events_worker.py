@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.pipeline.workers.test_video_pipeline import VIDEO_QUEUES
 from tests.samples import SCRIPTS
+from tests.support.jobs import submit_video
 from tests.support.sse import Event, next_event, read_until_end
 
 
@@ -11,13 +12,9 @@ async def test_a_followed_render_streams_stages_progress_and_end(client, make_us
     user = await make_user()
     start_worker(VIDEO_QUEUES)
     script = (SCRIPTS / "sample_video_script.txt").read_text()
-    response = await client.post(
-        "/api/v1/videos/generate",
-        json={"script": script, "title": "Live", "quality": "480p", "duration": 8},
-        headers=user.headers,
+    job_id = await submit_video(
+        client, user, script=script, title="Live", quality="480p", duration=8
     )
-    assert response.status == 202, await response.text()
-    job_id = (await response.json())["data"]["id"]
     url = f"/api/v1/jobs/{job_id}/events"
 
     # Follow until the render reports progress, then drop the connection...
@@ -39,8 +36,10 @@ async def test_a_followed_render_streams_stages_progress_and_end(client, make_us
 
     events = first[1:] + rest
     ids = [e.id for e in events]
+    start = first[0].id
+    assert start is not None
     # No duplicate and no gap across the reconnection.
-    assert ids == list(range(first[0].id + 1, first[0].id + 1 + len(ids)))
+    assert ids == list(range(start + 1, start + 1 + len(ids)))
     assert "snapshot" not in [e.type for e in rest]
     stages = [e.data["stage"] for e in events if e.type == "stage"]
     assert stages[-3:] == ["storyboard", "render", "thumbnails"]

@@ -8,6 +8,7 @@ import signal
 import psutil
 
 from tests.pipeline.workers.test_video_pipeline import wait_job
+from tests.support.polling import until
 
 QUEUES = ["parse", "narrate", "storyboard", "render", "thumbnails"]
 SCRIPT = "# Hello\nThis video speaks. It has two sentences.\n\n[silent]\nA quiet card.\n\nThe end."
@@ -35,15 +36,16 @@ async def _submit(client, user, script: str, **options) -> str:
 
 
 async def _wait_stage(client, user, job_id: str, stage: str) -> dict:
-    for _ in range(1200):
+    async def reached() -> dict | None:
         job = (await (await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)).json())[
             "data"
         ]
         if job["current_stage"] == stage:
             return job
         assert job["status"] in ("queued", "processing"), job
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} never reached {stage}")
+        return None
+
+    return await until(reached, f"job {job_id} to reach {stage}", interval_s=0.05)
 
 
 async def test_a_narrated_job_reuses_cached_speech(client, make_user, start_worker):

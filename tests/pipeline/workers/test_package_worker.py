@@ -16,24 +16,25 @@ from tests.support.polling import until
 
 
 async def _wait_for(client, user, path: str, timeout_s: float = 120) -> str:
-    for _ in range(int(timeout_s * 5)):
+    async def served() -> str | None:
         response = await client.get(path, headers=user.headers)
-        if response.status == 200:
-            return await response.text()
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{path} never appeared")
+        return await response.text() if response.status == 200 else None
+
+    return await until(served, f"{path} to appear", timeout_s=timeout_s, interval_s=0.2)
 
 
 async def _packaged_detail(client, user, file_id: str, timeout_s: float = 60) -> dict:
     """The file detail once the package worker has recorded its tree (just
     after storing the master playlist)."""
-    for _ in range(int(timeout_s * 5)):
+
+    async def packaged() -> dict | None:
         response = await client.get(f"/api/v1/files/{file_id}", headers=user.headers)
         detail: dict = (await response.json())["data"]
-        if detail["hls_url"] is not None:
-            return detail
-        await asyncio.sleep(0.2)
-    raise AssertionError("the file detail never listed its HLS tree")
+        return detail if detail["hls_url"] is not None else None
+
+    return await until(
+        packaged, "the file detail to list its HLS tree", timeout_s=timeout_s, interval_s=0.2
+    )
 
 
 async def test_an_uploaded_video_is_packaged(client, make_user, start_worker, tmp_path: Path):

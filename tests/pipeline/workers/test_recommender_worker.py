@@ -14,6 +14,7 @@ from t2m.enqueue import Enqueuer
 from t2m.queues import UPDATE_RECOMMENDER
 from tests.api.files_helpers import upload
 from tests.support.media import png_bytes
+from tests.support.polling import until
 
 TOPICS = {
     "Waves rolling onto the sand at dawn": "beach ocean sand",
@@ -51,6 +52,25 @@ async def _pending(db) -> int:
         )
 
 
+async def _feedback(client, user, **event) -> None:
+    response = await client.post("/api/v1/feedback", json=event, headers=user.headers)
+    assert response.status == 202, await response.text()
+
+
+async def _recommended(client, user, file_id: str, k: int) -> dict:
+    response = await client.get(
+        f"/api/v1/files/{file_id}/recommended-tags?k={k}", headers=user.headers
+    )
+    return (await response.json())["data"]
+
+
+async def _all_processed(db, timeout_s: float = 60.0) -> None:
+    async def drained() -> bool:
+        return await _pending(db) == 0
+
+    await until(drained, "every feedback event processed", timeout_s=timeout_s)
+
+
 async def _latest_scorer(client, db) -> tuple[int, TagScorer]:
     from api.keys import STORAGE
 
@@ -66,7 +86,7 @@ async def _latest_scorer(client, db) -> tuple[int, TagScorer]:
 def _rank_of_true_tags(scorer: TagScorer, file_row: dict) -> list[int]:
     context = file_content_features(file_row, scorer.config)
     tags = scorer.tags
-    order = list(np.argsort(-scorer.score(context, tags)))
+    order = list(np.argsort(-scorer.gated_score(context, tags)))
     return sorted(order.index(tags.index(t)) for t in TRUE_TAGS)
 
 
@@ -76,36 +96,20 @@ async def test_feedback_teaches_the_agent(client, make_user, db, start_worker):
     start_worker(["rl_update"])
     for round_no in range(40):
         if round_no % 5 == 0:  # now and then the viewer names the tags themselves
-            response = await client.post(
-                "/api/v1/feedback",
-                json={"content_id": target, "event_type": "tag_accept", "tags": sorted(TRUE_TAGS)},
-                headers=user.headers,
+            await _feedback(
+                client, user, content_id=target, event_type="tag_accept", tags=sorted(TRUE_TAGS)
             )
-            assert response.status == 202
-        body = (
-            await (
-                await client.get(
-                    f"/api/v1/files/{target}/recommended-tags?k=3", headers=user.headers
-                )
-            ).json()
-        )["data"]
+        body = await _recommended(client, user, target, k=3)
         for shown in body["tags"]:
-            event = "tag_accept" if shown["tag"] in TRUE_TAGS else "tag_reject"
-            response = await client.post(
-                "/api/v1/feedback",
-                json={
-                    "content_id": target,
-                    "event_type": event,
-                    "tags": [shown["tag"]],
-                    "recommendation_id": body["recommendation_id"],
-                },
-                headers=user.headers,
+            await _feedback(
+                client,
+                user,
+                content_id=target,
+                event_type="tag_accept" if shown["tag"] in TRUE_TAGS else "tag_reject",
+                tags=[shown["tag"]],
+                recommendation_id=body["recommendation_id"],
             )
-            assert response.status == 202
-    for _ in range(300):
-        if await _pending(db) == 0:
-            break
-        await asyncio.sleep(0.2)
+    await _all_processed(db)
     assert await _pending(db) == 0
 
     version, scorer = await _latest_scorer(client, db)
@@ -113,18 +117,18 @@ async def test_feedback_teaches_the_agent(client, make_user, db, start_worker):
     async with db.acquire() as conn:
         row = dict(await conn.fetchrow("SELECT * FROM files WHERE id = $1", target))
     assert _rank_of_true_tags(scorer, row) == [0, 1]  # both true tags rank first
+    # the answered file is the bandit's now; a library file nobody answered stays cold
+    async with db.acquire() as conn:
+        other = dict(await conn.fetchrow("SELECT * FROM files WHERE id <> $1 LIMIT 1", target))
+    assert scorer.evidence(file_content_features(row, scorer.config)) >= 40
+    assert scorer.gate(file_content_features(row, scorer.config)) > 0.9
+    assert scorer.gate(file_content_features(other, scorer.config)) == 0.0
 
     # The API picks the new version up without a restart and now suggests them.
     await asyncio.sleep(2.1)
     hits = 0
     for _ in range(10):
-        body = (
-            await (
-                await client.get(
-                    f"/api/v1/files/{target}/recommended-tags?k=2", headers=user.headers
-                )
-            ).json()
-        )["data"]
+        body = await _recommended(client, user, target, k=2)
         assert body["model_version"] == version
         hits += bool(TRUE_TAGS & {t["tag"] for t in body["tags"]})
     assert hits >= 8
@@ -154,14 +158,14 @@ async def test_killed_updater_loses_no_event_and_reloads_its_checkpoint(
     enqueuer = Enqueuer(build_broker(settings))
     updater = start_worker(["rl_update"])
     enqueuer.send_now(UPDATE_RECOMMENDER)
-    for _ in range(200):  # wait until training holds the rows
+
+    async def training_holds_the_rows() -> int:
         async with db.acquire() as conn:
-            locked = await conn.fetchval(
+            return await conn.fetchval(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
             )
-        if locked:
-            break
-        await asyncio.sleep(0.05)
+
+    await until(training_holds_the_rows, "the updater's advisory lock", interval_s=0.05)
     await asyncio.sleep(0.5)
     updater.kill(signal.SIGKILL)
     updater.process.wait()
@@ -172,26 +176,15 @@ async def test_killed_updater_loses_no_event_and_reloads_its_checkpoint(
 
     start_worker(["rl_update"])
     enqueuer.send_now(UPDATE_RECOMMENDER)
-    for _ in range(600):
-        if await _pending(db) == 0:
-            break
-        await asyncio.sleep(0.2)
+    await _all_processed(db, timeout_s=120)
     async with db.acquire() as conn:
         trained = await conn.fetchval("SELECT sum(events_trained) FROM model_versions")
     assert trained == 30000
 
     # A further update runs in a fresh process that must load the checkpoint.
     start_worker(["rl_update"])
-    response = await client.post(
-        "/api/v1/feedback",
-        json={"content_id": target, "event_type": "tag_accept", "tags": ["puppy"]},
-        headers=user.headers,
-    )
-    assert response.status == 202
-    for _ in range(300):
-        if await _pending(db) == 0:
-            break
-        await asyncio.sleep(0.2)
+    await _feedback(client, user, content_id=target, event_type="tag_accept", tags=["puppy"])
+    await _all_processed(db)
     async with db.acquire() as conn:
         rows = await conn.fetch("SELECT version, total_events FROM model_versions ORDER BY version")
     assert rows[-1]["total_events"] > rows[-2]["total_events"]  # training resumed, not restarted
@@ -202,16 +195,8 @@ async def test_owner_tags_are_learned_once_as_labels(client, make_user, db, star
     target = await _library(client, user)
     start_worker(["rl_update"])
     # one event triggers an update; the owners' tags of the library go in with it
-    response = await client.post(
-        "/api/v1/feedback",
-        json={"content_id": target, "event_type": "view", "watch_time_ms": 100},
-        headers=user.headers,
-    )
-    assert response.status == 202
-    for _ in range(300):
-        if await _pending(db) == 0:
-            break
-        await asyncio.sleep(0.2)
+    await _feedback(client, user, content_id=target, event_type="view", watch_time_ms=100)
+    await _all_processed(db)
     async with db.acquire() as conn:
         unlearned = await conn.fetchval(
             "SELECT count(*) FROM files WHERE tags <> '{}' AND tags_learned_at IS NULL"

@@ -16,8 +16,9 @@ import av
 
 from tests.pipeline.workers.test_video_pipeline import wait_job
 
-# 13 cards of 5 s: 65 s, past the 60 s one-pass threshold: segments of 20, 20, 20, 5 s.
+# 13 cards of 5 s: 65 s, past the 60 s one-pass threshold: segments of 15, 15, 15, 15, 5 s.
 SCENES = [f"[duration: 5s]\nScene {i}: a line of text for the card." for i in range(13)]
+SCENES[1] = "[silent]\n[duration: 5s]\nA card shown, not spoken."
 
 
 async def _submit(client, user, script: str) -> str:
@@ -33,7 +34,18 @@ async def _logs(client, user, job_id: str) -> list[str]:
     return [entry["message"] for entry in body["data"]["logs"]]
 
 
-async def test_segments_render_on_both_workers_and_are_reused(client, make_user, start_worker):
+def _seconds(messages: list[str]) -> float:
+    """The time the pieces logged as rendered ("... rendered on host:pid in 3.2 s")."""
+    found = [re.search(r" rendered on \S+ in ([\d.]+) s$", m) for m in messages]
+    return sum(float(m.group(1)) for m in found if m)
+
+
+async def _render_seconds(db, job_id: str) -> float:
+    async with db.acquire() as conn:
+        return float(await conn.fetchval("SELECT render_seconds FROM jobs WHERE id = $1", job_id))
+
+
+async def test_segments_render_on_both_workers_and_are_reused(client, make_user, start_worker, db):
     user = await make_user()
     start_worker(["parse", "narrate", "storyboard", "thumbnails"])
     start_worker(["render"])
@@ -43,18 +55,28 @@ async def test_segments_render_on_both_workers_and_are_reused(client, make_user,
     assert job["status"] == "completed", job["error"]
     assert job["_progress_seen"] == sorted(job["_progress_seen"])
     messages = await _logs(client, user, job_id)
-    assert "Rendering in 4 segments" in messages
+    assert "Rendering in 5 segments" in messages
     rendered = [m for m in messages if re.match(r"segment \d \(scenes? [\d-]+\) rendered on ", m)]
-    assert len(rendered) == 4, messages
+    assert len(rendered) == 5, messages
     hosts = {m.split(" rendered on ")[1].split(" ")[0] for m in rendered}
     assert len(hosts) == 2, rendered  # both workers took part
-    assert "Joined 4 segments" in messages
+    # The sound is a piece of its own, rendered once beside the segments.
+    assert len([m for m in messages if m.startswith("the sound rendered on ")]) == 1, messages
+    assert "Joined 5 segments" in messages
+    # render_seconds counts every piece's render time, then the join's.
+    assert await _render_seconds(db, job_id) >= _seconds(messages) > 0
     data = await (
         await client.get(f"/api/v1/videos/{job_id}/download", headers=user.headers)
     ).read()
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.video[0]
-        times = [float(p.pts * stream.time_base) for p in container.demux(stream) if p.size]
+        time_base = stream.time_base
+        assert time_base is not None
+        times = []
+        for packet in container.demux(stream):
+            if packet.size:
+                assert packet.pts is not None
+                times.append(float(packet.pts * time_base))
         assert container.streams.audio
     assert len(times) == 65 * 30
     assert sorted(round(t * 30) for t in times) == list(range(65 * 30))
@@ -67,16 +89,19 @@ async def test_segments_render_on_both_workers_and_are_reused(client, make_user,
     # (Once every segment is found stored the job moves on: later segment
     # messages are dropped without a log line.)
     assert [m for m in messages if m.endswith(" reused")], messages
-    assert not [m for m in messages if " rendered on " in m]
+    assert not [m for m in messages if " rendered on " in m]  # nor the sound
 
-    # One scene edited: only its segment renders.
+    # One unspoken card edited: only its segment renders; the sound (its
+    # narration and music unchanged) is reused.
     edited = [*SCENES]
-    edited[1] = "[duration: 5s]\nAn edited second scene."
+    edited[1] = "[silent]\n[duration: 5s]\nAn edited second card."
     third = await _submit(client, user, "\n\n".join(edited))
     job = await wait_job(client, user, third, ("completed", "failed"), timeout_s=400)
     assert job["status"] == "completed", job["error"]
     messages = await _logs(client, user, third)
-    assert len([m for m in messages if " rendered on " in m]) == 1, messages
+    rendered = [m for m in messages if " rendered on " in m]
+    assert len(rendered) == 1 and rendered[0].startswith("segment 1 "), messages
+    assert "the sound reused" in messages
 
 
 async def test_a_failing_segment_fails_the_job_naming_its_scenes(
@@ -105,7 +130,8 @@ async def test_a_failing_segment_fails_the_job_naming_its_scenes(
     job_id = await _submit(client, user, "\n\n".join(scenes))
     job = await wait_job(client, user, job_id, ("completed", "failed"), timeout_s=400)
     assert job["status"] == "failed"
-    assert re.search(r"segment \d \(scenes? [\d-]*8", job["error"]), job["error"]
+    named = re.search(r"segment \d \(scenes (\d+)-(\d+)\)", job["error"])
+    assert named and int(named[1]) <= 8 <= int(named[2]), job["error"]
     assert "cannot be read" in job["error"]
 
 

@@ -14,6 +14,7 @@ from t2m.scratch import scratch_root
 from t2m.settings import Settings
 from tests.samples import SCRIPTS
 from tests.support import polling
+from tests.support.jobs import submit_video
 
 # The job's stages, and the package worker that follows a finished video.
 VIDEO_QUEUES = [*queues.VIDEO_QUEUES, "package"]
@@ -58,31 +59,21 @@ def top_level_boxes(data: bytes) -> list[str]:
 async def test_sample_script_becomes_a_video(client, make_user, start_worker):
     user = await make_user()
     start_worker(VIDEO_QUEUES)
-    script = (SCRIPTS / "sample_video_script.txt").read_text()
-    response = await client.post(
-        "/api/v1/videos/generate",
-        json={
-            "script": script,
+    request = {
+        "json": {
+            "script": (SCRIPTS / "sample_video_script.txt").read_text(),
             "title": "Product tour",
             "quality": "480p",
             "duration": 12,
             "narration": "none",
         },
-        headers={**user.headers, "Idempotency-Key": "tour-1"},
-    )
+        "headers": {**user.headers, "Idempotency-Key": "tour-1"},
+    }
+    response = await client.post("/api/v1/videos/generate", **request)
     assert response.status == 202, await response.text()
     job_id = (await response.json())["data"]["id"]
-    again = await client.post(
-        "/api/v1/videos/generate",
-        json={
-            "script": script,
-            "title": "Product tour",
-            "quality": "480p",
-            "duration": 12,
-            "narration": "none",
-        },
-        headers={**user.headers, "Idempotency-Key": "tour-1"},
-    )
+    # The same request again, with the same key: the same job.
+    again = await client.post("/api/v1/videos/generate", **request)
     assert again.status == 200
     assert (await again.json())["data"]["id"] == job_id
 
@@ -101,11 +92,12 @@ async def test_sample_script_becomes_a_video(client, make_user, start_worker):
     data = await response.read()
     boxes = top_level_boxes(data)
     assert boxes.index("moov") < boxes.index("mdat")  # faststart
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         video = container.streams.video[0]
         assert video.codec_context.name == "h264"
         assert (video.codec_context.width, video.codec_context.height) == (854, 480)
         assert video.codec_context.pix_fmt == "yuv420p"
+        assert video.average_rate is not None and container.duration is not None
         assert round(float(video.average_rate)) == 30
         duration = float(container.duration) / av.time_base
         assert abs(duration - storyboard["duration_s"]) <= 0.1
@@ -140,16 +132,13 @@ async def test_sample_script_becomes_a_video(client, make_user, start_worker):
     assert response.status == 409
 
     # After the job: the package worker's HLS tree, re-using the 480p encode.
-    master = None
-    for _ in range(300):
+    async def packaged() -> m3u8.M3U8 | None:
         response = await client.get(
             f"/api/v1/videos/{job_id}/hls/master.m3u8", headers=user.headers
         )
-        if response.status == 200:
-            master = m3u8.loads(await response.text())
-            break
-        await asyncio.sleep(0.2)
-    assert master is not None, "no HLS master playlist"
+        return m3u8.loads(await response.text()) if response.status == 200 else None
+
+    master = await polling.until(packaged, "the HLS master playlist", interval_s=0.2)
     assert [p.uri for p in master.playlists] == ["480p/index.m3u8"]
     assert master.playlists[0].stream_info.resolution == (854, 480)
     assert master.playlists[0].stream_info.frame_rate == 30.0
@@ -159,20 +148,16 @@ async def test_cancel_stops_a_running_render(client, make_user, start_worker, se
     user = await make_user()
     start_worker(VIDEO_QUEUES)
     script = (SCRIPTS / "long_60_scenes.txt").read_text()
-    response = await client.post(
-        "/api/v1/videos/generate",
-        json={"script": script, "quality": "720p", "narration": "none"},
-        headers=user.headers,
-    )
-    job_id = (await response.json())["data"]["id"]
-    for _ in range(600):
+    job_id = await submit_video(client, user, script=script, quality="720p", narration="none")
+
+    async def rendering() -> bool:
         job = (await (await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)).json())[
             "data"
         ]
-        if job["current_stage"] == "render" and job["progress"] > 10:
-            break
         assert job["status"] in ("queued", "processing"), job
-        await asyncio.sleep(0.1)
+        return job["current_stage"] == "render" and job["progress"] > 10
+
+    await polling.until(rendering, "the render past 10 %", interval_s=0.1)
     response = await client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)
     assert response.status == 200
     assert (await response.json())["data"]["status"] == "cancelled"
@@ -233,19 +218,15 @@ async def test_killed_render_worker_is_redelivered_and_completes_once(
     start_worker(["parse", "storyboard", "thumbnails"])
     render = start_worker(["render"])
     script = "\n\n".join(f"Scene {i}: a line of text for the card." for i in range(12))
-    response = await client.post(
-        "/api/v1/videos/generate",
-        json={"script": script, "quality": "720p", "narration": "none"},
-        headers=user.headers,
-    )
-    job_id = (await response.json())["data"]["id"]
-    for _ in range(600):
+    job_id = await submit_video(client, user, script=script, quality="720p", narration="none")
+
+    async def rendering() -> dict | None:
         job = (await (await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)).json())[
             "data"
         ]
-        if job["current_stage"] == "render" and job["progress"] >= 15:
-            break
-        await asyncio.sleep(0.1)
+        return job if job["current_stage"] == "render" and job["progress"] >= 15 else None
+
+    job = await polling.until(rendering, "the render at 15 %", interval_s=0.1)
     assert job["current_stage"] == "render", job
     render.kill(signal.SIGKILL)  # the whole process group, ffmpeg included
     render.process.wait()
@@ -271,18 +252,14 @@ async def test_a_plan_past_the_daily_render_quota_fails_before_rendering(
     the storyboard knows the length, and the job fails there, never rendered."""
     user = await make_user()
     start_worker(["parse", "storyboard"], QUOTA_RENDER_SECONDS_PER_DAY="5")
-    response = await client.post(
-        "/api/v1/videos/generate",
-        json={
-            "script": "A first scene. A second scene.",
-            "quality": "480p",
-            "duration": 12,
-            "narration": "none",
-        },
-        headers=user.headers,
+    job_id = await submit_video(
+        client,
+        user,
+        script="A first scene. A second scene.",
+        quality="480p",
+        duration=12,
+        narration="none",
     )
-    assert response.status == 202, await response.text()
-    job_id = (await response.json())["data"]["id"]
     job = await wait_job(client, user, job_id, ("completed", "failed"), timeout_s=120)
     assert job["status"] == "failed"
     assert "render quota" in job["error"]

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from db import webhooks as webhook_rows
 from pipeline.maintenance.tasks import requeue_webhook_deliveries
 from tests.api.files_helpers import upload
 from tests.pipeline.workers.spec_webhook_snippet import verify_webhook
 from tests.pipeline.workers.test_video_pipeline import VIDEO_QUEUES, wait_job
+from tests.support.jobs import submit_video
 from tests.support.media import jpeg_bytes, png_bytes
 from tests.support.polling import until
+from tests.support.webhooks import emit_progress
 
 PUBLIC_BASE = "https://t2m.example.test"
 # Fast retries: 1 s base, so the second gap is 1-2 s.
@@ -349,21 +350,10 @@ async def test_held_in_order_and_lost_messages_are_swept(
     and the later ones wait for it."""
     user = await make_user()
     hook = await subscribe(client, user, receiver.url("first500"), ["job.progress"])
-    response = await client.post(
-        "/api/v1/videos/generate", json={"script": "Queued only."}, headers=user.headers
-    )
-    job_id = (await response.json())["data"]["id"]
+    job_id = await submit_video(client, user, script="Queued only.")
     async with db.acquire() as conn:
         for step in (10, 20, 30):
-            async with conn.transaction():
-                await webhook_rows.emit_event(
-                    conn,
-                    owner_id=user.id,
-                    event="job.progress",
-                    data={"job_id": job_id, "progress": step},
-                    job_id=job_id,
-                    progress_step=step,
-                )
+            await emit_progress(conn, user.id, job_id, step)
         await conn.execute(
             "UPDATE webhook_deliveries SET next_attempt_at = now() - interval '5 minutes'"
         )
