@@ -83,4 +83,6 @@ def content_view(row: asyncpg.Record) -> dict[str, Any]:
         "download_url": f"/download/{row['id']}",
         "stream_url": f"/stream/{row['id']}",
         "thumbnail_url": f"{V1}/{row['id']}/thumbnail" if row["thumbnails"] else None,
+        # The same HLS and seek-preview URLs as the file detail (null until packaged).
+        **file_hls_links(row["id"], row["metadata"]),
     }

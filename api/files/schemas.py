@@ -116,6 +116,26 @@ class CleanupRequestSchema(Schema):
     dry_run = fields.Bool(load_default=True)
 
 
+class StreamingLinksSchema(Schema):
+    """Where a packaged video streams from (``t2m.hls_links``): in the file
+    detail and the root-path content view alike."""
+
+    hls_url = fields.Str(
+        allow_none=True,
+        metadata={
+            "description": "The HLS master playlist (videos, once packaged; null until then)"
+        },
+    )
+    storyboard_vtt_url = fields.Str(
+        allow_none=True,
+        metadata={"description": "Seek previews: the WebVTT thumbnails track (null: none yet)"},
+    )
+    storyboard_jpg_url = fields.Str(
+        allow_none=True,
+        metadata={"description": "Seek previews: the sprite sheet (null: none yet)"},
+    )
+
+
 class FileSummarySchema(Schema):
     id = fields.Str(required=True)
     filename = fields.Str(required=True)
@@ -128,7 +148,7 @@ class FileSummarySchema(Schema):
     created_at = fields.DateTime(required=True)
 
 
-class FileDetailSchema(FileSummarySchema):
+class FileDetailSchema(FileSummarySchema, StreamingLinksSchema):
     description = fields.Str(allow_none=True)
     subdirectory = fields.Str(allow_none=True)
     source = fields.Str()
@@ -145,20 +165,6 @@ class FileDetailSchema(FileSummarySchema):
     stream_url = fields.Str()
     thumbnail_url = fields.Str()
     metadata_url = fields.Str()
-    hls_url = fields.Str(
-        allow_none=True,
-        metadata={
-            "description": "The HLS master playlist (videos, once packaged; null until then)"
-        },
-    )
-    storyboard_vtt_url = fields.Str(
-        allow_none=True,
-        metadata={"description": "Seek previews: the WebVTT thumbnails track (null: none yet)"},
-    )
-    storyboard_jpg_url = fields.Str(
-        allow_none=True,
-        metadata={"description": "Seek previews: the sprite sheet (null: none yet)"},
-    )
 
 
 class FileListSchema(Schema):

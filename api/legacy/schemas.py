@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from api.files.schemas import StreamingLinksSchema
+
 
 class LegacyTokenSchema(Schema):
     access_token = fields.Str(required=True)
@@ -12,7 +14,7 @@ class LegacyTokenSchema(Schema):
     expires_in = fields.Int(required=True)
 
 
-class ContentSchema(Schema):
+class ContentSchema(StreamingLinksSchema):
     content_id = fields.Str(required=True)
     title = fields.Str(allow_none=True)
     description = fields.Str(allow_none=True)

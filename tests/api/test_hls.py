@@ -226,6 +226,8 @@ async def test_file_detail_and_job_result_list_the_tree_once_packaged(
     )
     job = (await (await client.get(job_url, headers=alice.headers)).json())["data"]
     assert "hls_url" not in job["result"]
+    content = await (await client.get(f"/content/{file_id}", headers=alice.headers)).json()
+    assert [content[k] for k in URL_KEYS] == [None, None, None]
 
     # What the worker does once the tree is stored.
     async with db.acquire() as conn:
@@ -242,6 +244,9 @@ async def test_file_detail_and_job_result_list_the_tree_once_packaged(
     assert detail["hls_url"] == f"/api/v1/files/{file_id}/hls/master.m3u8"
     assert detail["storyboard_vtt_url"] == f"/api/v1/files/{file_id}/storyboard.vtt"
     assert detail["storyboard_jpg_url"] == f"/api/v1/files/{file_id}/storyboard.jpg"
+    # The root path's content view lists the same tree.
+    content = await (await client.get(f"/content/{file_id}", headers=alice.headers)).json()
+    assert [content[k] for k in URL_KEYS] == [detail[k] for k in URL_KEYS]
     result = (await (await client.get(job_url, headers=alice.headers)).json())["data"]["result"]
     assert result["hls_url"] == f"/api/v1/videos/{job_id}/hls/master.m3u8"
     assert result["storyboard_vtt_url"] == f"/api/v1/videos/{job_id}/hls/storyboard.vtt"
